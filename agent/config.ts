@@ -1,0 +1,71 @@
+/**
+ * The agent's configuration: schema (validated at start) and its type. The documented defaults
+ * live in config/agent.yaml; see docs/configuration.md for every key.
+ */
+import { type Static, Type } from 'typebox';
+import { loadConfig } from '../common/config.js';
+import { LOG_LEVELS } from '../common/log.js';
+import { Millis, Strict } from '../common/schema-util.js';
+
+export const AgentConfigSchema = Strict({
+  identity: Strict({
+    box_id: Type.Integer({ minimum: 0 }),
+    slot_id: Type.Integer({ minimum: 0 }),
+    cpu_id: Type.Integer({ minimum: 0 }),
+    srio_id: Type.Integer({ minimum: 0 }),
+    box_type: Type.String(),
+    board_type: Type.String(),
+    resource_type: Type.String(),
+    cpu_type: Type.String({ description: 'override of the detected cpu type; "" = detect' }),
+    os_type: Type.String({ description: 'override of the detected os type; "" = detect' }),
+  }),
+  service: Strict({
+    host: Type.String({ description: 'address the command service listens on' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  }),
+  multicast: Strict({
+    group: Type.String({ format: 'ipv4' }),
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    interface: Type.String({ description: 'interface name or IPv4 address to join on; "" = the default' }),
+    rejoin_interval_ms: Millis('how often the group membership is checked and renewed', 1000),
+  }),
+  report: Strict({
+    jitter_ms: Millis('largest random delay before a report when the query suggests none'),
+    timeout_ms: Millis('time limit of one report POST', 100),
+    max_in_flight: Type.Integer({ minimum: 1, maximum: 64, description: 'reports of one url under way at once' }),
+    host_ip: Type.String({
+      description: 'override of the detected host_ip; "" = the interface routing to the manager',
+    }),
+  }),
+  collect: Strict({
+    interval_ms: Millis('sampling interval of cpu, load, memory, network and sensors', 100),
+    disk_interval_ms: Millis('sampling interval of disks', 100),
+    gpu_interval_ms: Millis('sampling interval of GPUs', 100),
+    timeout_ms: Millis('time limit of one collector run; a mount or nvidia-smi slower than this is skipped', 50),
+    proc_root: Type.String(),
+    sys_root: Type.String(),
+    nvidia_smi: Type.String({ description: 'nvidia-smi command; absent = no GPUs' }),
+    network_exclude: Type.Array(Type.String(), { description: 'interface names to leave out; * matches any run' }),
+    disk_exclude_fstypes: Type.Array(Type.String()),
+    disk_exclude_mounts: Type.Array(Type.String(), { description: 'mount points to leave out; * matches any run' }),
+    cpu_temperature_sensor: Type.String({ description: 'hwmon "chip/label" or thermal zone type; "" = auto' }),
+    cpu_power_chip: Type.String({ description: 'hwmon chip with the cpu voltage/current/power; "" = auto' }),
+  }),
+  auth: Strict({
+    token: Type.String({ description: 'bearer token the manager must send to /deploy' }),
+    token_file: Type.String({ description: 'file holding the token; wins over token' }),
+    disabled: Type.Boolean({ description: 'accept /deploy without a token (legacy managers)' }),
+  }),
+  data_dir: Type.String(),
+  log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),
+});
+/** The agent's validated configuration. */
+export type AgentConfig = Static<typeof AgentConfigSchema>;
+
+/**
+ * Loads the agent config: defaults, `file`, `MUSTER_AGENT_*` env vars, then `--set` overrides.
+ * @throws ConfigError naming the key and what was expected.
+ */
+export function loadAgentConfig(file?: string, sets?: readonly string[], env?: NodeJS.ProcessEnv): AgentConfig {
+  return loadConfig<AgentConfig>(AgentConfigSchema, { name: 'agent', file, sets, env });
+}
