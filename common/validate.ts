@@ -54,6 +54,7 @@ export function describeErrors(errors: readonly RawError[]): FieldError {
   }
   const first = sameField.find((e) => e.keyword !== 'anyOf') ?? (sameField[0] as RawError);
   if (first.keyword === 'required') return { field, message: 'is required' };
+  if (first.keyword === 'const') return { field, message: `must be ${JSON.stringify(first.params?.allowedValue)}` };
   if (first.keyword === 'additionalProperties') {
     const extra = (first.params?.additionalProperties as string[] | undefined)?.[0] ?? first.params?.additionalProperty;
     return { field: `${field === '/' ? '' : field}/${String(extra)}`, message: 'is not a known key' };

@@ -1,0 +1,187 @@
+/**
+ * The agent's side of the multicast query (seed 003 "manager查询"): joins the group, parses and
+ * validates each datagram, and hands valid queries on. Bad datagrams are counted by reason,
+ * logged at a rate limit, and otherwise ignored; the listener never stops on bad input.
+ */
+import dgram from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { MAX_QUERY_BYTES } from '../common/constants.js';
+import { type Logger, RateLimitedLog } from '../common/log.js';
+import { interfaceAddress } from '../common/net.js';
+import { QueryBody } from '../common/protocol.js';
+import { compile } from '../common/validate.js';
+
+const checkQuery = compile<QueryBody>(QueryBody);
+
+/** Why a datagram was not a query. */
+export type RejectReason = 'oversize' | 'json' | 'api_version' | 'manager_ip' | 'manager_port' | 'url' | 'schema';
+
+/** Result of parsing one datagram. */
+export type ParsedQuery = { ok: true; query: QueryBody } | { ok: false; reason: RejectReason; detail: string };
+
+/**
+ * Parses and validates one query datagram.
+ * @param buf the datagram payload (UTF-8 JSON)
+ * @returns the query, or why it is refused (reason for the metric, detail naming the field)
+ */
+export function parseQuery(buf: Buffer): ParsedQuery {
+  if (buf.length > MAX_QUERY_BYTES)
+    return { ok: false, reason: 'oversize', detail: `${buf.length} bytes > ${MAX_QUERY_BYTES}` };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(buf.toString('utf8'));
+  } catch (err) {
+    return { ok: false, reason: 'json', detail: (err as Error).message };
+  }
+  const r = checkQuery.check(doc);
+  if (r.ok) return { ok: true, query: r.value };
+  const f = r.error.field;
+  const reason: RejectReason =
+    f === '/api_version'
+      ? 'api_version'
+      : f === '/data/manager_ip'
+        ? 'manager_ip'
+        : f === '/data/manager_port'
+          ? 'manager_port'
+          : f === '/data/url'
+            ? 'url'
+            : 'schema';
+  return { ok: false, reason, detail: `${f} ${r.error.message}` };
+}
+
+/** Where and how to listen. */
+export interface ListenerOptions {
+  group: string;
+  port: number;
+  /** Interface name or IPv4 address; '' = the kernel's default. */
+  interface: string;
+  /** How often membership is renewed, ms. */
+  rejoinIntervalMs: number;
+  /** How often the interface's address is checked for coming back or changing, ms. */
+  checkIntervalMs?: number;
+  /** Address to bind; defaults to the group address itself, so unicast to the port is not taken. */
+  bindAddress?: string;
+}
+
+/**
+ * Emits `query` (QueryBody, sender address) for each valid datagram and `reject`
+ * (reason, detail, sender) for each refused one.
+ */
+export class MulticastListener extends EventEmitter {
+  private sock: dgram.Socket | undefined;
+  private joinedOn: string | null | undefined; // undefined = not joined; null = default interface
+  private timers: NodeJS.Timeout[] = [];
+  private lastRenew = 0;
+  private readonly rl: RateLimitedLog;
+
+  constructor(
+    private readonly opts: ListenerOptions,
+    private readonly log: Logger,
+  ) {
+    super();
+    this.rl = new RateLimitedLog(log);
+  }
+
+  /** True while the socket holds a membership of the group. */
+  get joined(): boolean {
+    return this.joinedOn !== undefined;
+  }
+
+  /** Binds the port and joins the group (now, or as soon as the interface appears). */
+  async start(): Promise<void> {
+    const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    this.sock = sock;
+    sock.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
+    sock.on('error', (err) => this.log.error({ err: err.message }, 'multicast socket error'));
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind({ port: this.opts.port, address: this.opts.bindAddress ?? this.opts.group, exclusive: false }, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    this.join('start');
+    const check = setInterval(
+      () => this.check(),
+      this.opts.checkIntervalMs ?? Math.min(2000, this.opts.rejoinIntervalMs),
+    );
+    check.unref();
+    this.timers.push(check);
+  }
+
+  /** Leaves the group and closes the socket. */
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    try {
+      this.sock?.close();
+    } catch {
+      // already closed
+    }
+    this.sock = undefined;
+    this.joinedOn = undefined;
+  }
+
+  private wantedAddress(): string | null | undefined {
+    if (this.opts.interface === '') return null;
+    return interfaceAddress(this.opts.interface); // undefined = not there now
+  }
+
+  private join(why: string): void {
+    const sock = this.sock;
+    if (!sock) return;
+    const addr = this.wantedAddress();
+    if (addr === undefined) {
+      if (this.joinedOn !== undefined)
+        this.log.warn({ interface: this.opts.interface }, 'multicast interface is gone; waiting for it');
+      this.joinedOn = undefined;
+      return;
+    }
+    if (this.joinedOn !== undefined && this.joinedOn !== addr) {
+      try {
+        sock.dropMembership(this.opts.group, this.joinedOn ?? undefined);
+      } catch {
+        // the old interface is gone with its membership
+      }
+    }
+    try {
+      sock.addMembership(this.opts.group, addr ?? undefined);
+      this.log.info({ group: this.opts.group, interface: addr ?? 'default', why }, 'joined multicast group');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRINUSE') {
+        this.rl.warn(
+          'join',
+          { err: (err as Error).message, interface: addr ?? 'default' },
+          'cannot join multicast group; will retry',
+        );
+        this.joinedOn = undefined;
+        return;
+      }
+      // EADDRINUSE: the membership is still held; nothing to renew.
+    }
+    this.joinedOn = addr;
+    this.lastRenew = Date.now();
+  }
+
+  /** Re-joins when the interface came back or changed address, and renews periodically. */
+  private check(): void {
+    const addr = this.wantedAddress();
+    if (addr !== this.joinedOn) this.join(addr === undefined ? 'interface gone' : 'interface changed or came back');
+    else if (Date.now() - this.lastRenew >= this.opts.rejoinIntervalMs) this.join('periodic renewal');
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const parsed = parseQuery(msg);
+    if (parsed.ok) {
+      this.emit('query', parsed.query, rinfo.address);
+      return;
+    }
+    this.emit('reject', parsed.reason, parsed.detail, rinfo.address);
+    this.rl.warn(
+      `reject:${parsed.reason}`,
+      { from: rinfo.address, reason: parsed.reason, detail: parsed.detail },
+      'ignored a bad query datagram',
+    );
+  }
+}

@@ -1,0 +1,57 @@
+/** Running a daemon from the CLI: load config, start, stop cleanly on SIGTERM/SIGINT. */
+import { ConfigError } from '../common/config.js';
+import { createLogger } from '../common/log.js';
+
+/** Something with start/stop that the CLI runs until a signal. */
+interface Daemon {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Loads the config with `load`, builds the daemon and runs it until SIGTERM or SIGINT.
+ * A ConfigError prints its message and exits 2; a failure to start exits 1 (systemd restarts it).
+ */
+export async function runDaemon<C extends { log: { level: string } }>(
+  name: 'agent' | 'manager',
+  load: () => C,
+  build: (cfg: C, log: ReturnType<typeof createLogger>) => Daemon,
+): Promise<void> {
+  let cfg: C;
+  try {
+    cfg = load();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`muster ${name}: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(name, cfg.log.level as Parameters<typeof createLogger>[1]);
+  const daemon = build(cfg, log);
+  process.on('uncaughtException', (err) => {
+    log.fatal({ err: err.stack ?? err.message }, 'uncaught exception; exiting');
+    process.exit(1);
+  });
+  process.on('unhandledRejection', (err) => {
+    log.error({ err: (err as Error)?.stack ?? String(err) }, 'unhandled rejection');
+  });
+  try {
+    await daemon.start();
+  } catch (err) {
+    log.fatal({ err: (err as Error).message }, `${name} cannot start`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, `${name} stopping`);
+    const force = setTimeout(() => process.exit(1), 5000);
+    force.unref();
+    await daemon.stop().catch((err: Error) => log.error({ err: err.message }, 'error while stopping'));
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

@@ -1,0 +1,145 @@
+/** Human-readable renderings of the manager's node views for `muster nodes` and `muster node`. */
+import type { NodeDetail, NodeSummary } from '../manager/views.js';
+import { ago, bytes, num, table } from './format.js';
+
+/** The `muster nodes` table: one row per node, one per claimant when a position is in conflict. */
+export function renderNodes(nodes: NodeSummary[], now = Date.now()): string {
+  if (nodes.length === 0) return 'no nodes have reported yet';
+  const rows: (string | number | null)[][] = [];
+  for (const n of nodes) {
+    const base = [num(n.cpu_percent), num(n.memory_percent), num(n.temperature), n.gpu_count, n.component_count];
+    if (n.conflict) {
+      for (const c of n.conflict) {
+        rows.push([
+          n.id,
+          c.hostname,
+          c.host_ip,
+          'CONFLICT',
+          ...(c.host_ip === n.host_ip ? base : [null, null, null, null, null]),
+          ago(c.last_seen, now),
+        ]);
+      }
+    } else {
+      rows.push([n.id, n.hostname, n.host_ip, n.state.toUpperCase(), ...base, ago(n.last_seen, now)]);
+    }
+  }
+  const counts = { online: 0, suspect: 0, offline: 0 };
+  for (const n of nodes) counts[n.state]++;
+  return `${table(['NODE', 'HOSTNAME', 'IP', 'STATE', 'CPU%', 'MEM%', 'TEMP°C', 'GPUS', 'COMPS', 'LAST SEEN'], rows)}\n\n${nodes.length} nodes: ${counts.online} online, ${counts.suspect} suspect, ${counts.offline} offline`;
+}
+
+/** The `muster node <id>` report: identity, liveness and everything last reported. */
+export function renderNode(n: NodeDetail, now = Date.now()): string {
+  const out: string[] = [];
+  const h = n.heartbeat;
+  out.push(`node ${n.id}  (box ${n.box_id}, slot ${n.slot_id}, cpu ${n.cpu_id})`);
+  out.push(
+    `state      ${n.state.toUpperCase()} since ${n.state_since} (${ago(n.state_since, now)}), last heartbeat ${ago(n.last_seen, now) ?? 'never'}, missed rounds ${n.missed_rounds}`,
+  );
+  if (n.conflict)
+    out.push(
+      `CONFLICT   position claimed by ${n.conflict.map((c) => `${c.host_ip} (${c.hostname ?? '?'})`).join(', ')}`,
+    );
+  if (h) {
+    out.push(`host       ${h.hostname}  ${h.host_ip}  service port ${h.service_port}  srio ${h.srio_id}`);
+    out.push(
+      `hardware   ${h.cpu_type} (${h.cpu_arch}), box type ${h.box_type || '-'}, board ${h.board_type || '-'}, resource ${h.resource_type || '-'}`,
+    );
+    out.push(`os         ${h.os_type}`);
+  }
+  const r = n.resource?.resource;
+  if (!r) {
+    out.push('resource   no report yet');
+  } else {
+    const c = r.cpu;
+    out.push(
+      `cpu        ${num(c.usage_percent)}% of ${c.core_count} cores, load ${num(c.load_avg_1m, 2)} ${num(c.load_avg_5m, 2)} ${num(c.load_avg_15m, 2)}, allocated ${c.core_allocated}/${c.core_count} (free ${c.core_count - c.core_allocated})`,
+    );
+    out.push(
+      `sensors    temperature ${num(c.temperature) ?? '-'} °C, voltage ${num(c.voltage, 2) ?? '-'} V, current ${num(c.current, 2) ?? '-'} A, power ${num(c.power) ?? '-'} W`,
+    );
+    out.push(
+      `memory     ${bytes(r.memory.used)} used of ${bytes(r.memory.total)} (${num(r.memory.usage_percent)}%), ${bytes(r.memory.free)} free`,
+    );
+    out.push(`reported   ${n.resource_at} (${ago(n.resource_at, now)})`);
+    out.push('', 'network');
+    out.push(
+      table(
+        ['INTERFACE', 'RX', 'TX', 'RX PKTS', 'TX PKTS', 'RX ERR', 'TX ERR'],
+        r.network.map((x) => [
+          x.interface,
+          bytes(x.rx_bytes),
+          bytes(x.tx_bytes),
+          x.rx_packets,
+          x.tx_packets,
+          x.rx_errors,
+          x.tx_errors,
+        ]),
+      ),
+    );
+    out.push('', 'disks');
+    out.push(
+      table(
+        ['DEVICE', 'MOUNT', 'SIZE', 'USED', 'FREE', 'USE%'],
+        r.disk.map((d) => [
+          d.device,
+          d.mount_point,
+          bytes(d.total),
+          bytes(d.used),
+          bytes(d.free),
+          num(d.usage_percent),
+        ]),
+      ),
+    );
+    out.push('', 'gpus');
+    out.push(
+      r.gpu.length === 0
+        ? 'none'
+        : table(
+            ['INDEX', 'NAME', 'UTIL%', 'MEM%', 'MEM USED', 'MEM TOTAL', 'TEMP°C', 'POWER W'],
+            r.gpu.map((g) => [
+              g.index,
+              g.name,
+              num(g.compute_usage),
+              num(g.mem_usage),
+              bytes(g.mem_used),
+              bytes(g.mem_total),
+              num(g.temperature),
+              num(g.power),
+            ]),
+          ),
+    );
+    const comps = n.resource?.component ?? [];
+    out.push('', 'components');
+    out.push(
+      comps.length === 0
+        ? 'none'
+        : table(
+            ['UUID', 'INSTANCE', 'INDEX', 'NAME', 'ID', 'STATE', 'CPU%', 'MEM USED', 'MEM LIMIT', 'TX', 'RX'],
+            comps.map((x) => [
+              x.uuid,
+              x.instance_id,
+              x.index,
+              x.config.name,
+              x.config.id.slice(0, 12),
+              x.state,
+              num(x.resource.cpu.load),
+              bytes(x.resource.memory.mem_used),
+              bytes(x.resource.memory.mem_limit),
+              bytes(x.resource.network.tx),
+              bytes(x.resource.network.rx),
+            ]),
+          ),
+    );
+  }
+  if (n.transitions.length > 0) {
+    out.push('', 'recent transitions');
+    out.push(
+      table(
+        ['AT', 'FROM', 'TO', 'REASON'],
+        n.transitions.slice(-10).map((t) => [t.at, t.from, t.to, t.reason]),
+      ),
+    );
+  }
+  return out.join('\n');
+}

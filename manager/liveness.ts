@@ -1,0 +1,53 @@
+/**
+ * Node liveness (DESIGN.md "Liveness"): online → suspect → offline, counted in missed heartbeat
+ * rounds, so that one lost UDP datagram never marks a board offline. Pure logic, no clock.
+ */
+
+/** A board's liveness state. */
+export type NodeState = 'online' | 'suspect' | 'offline';
+
+/** Thresholds, in missed heartbeat rounds. */
+export interface LivenessThresholds {
+  suspect_after_rounds: number;
+  offline_after_rounds: number;
+}
+
+/** A change of state with its reason. */
+export interface Transition {
+  /** Node id `box-slot-cpu`. */
+  node: string;
+  from: NodeState | null;
+  to: NodeState;
+  /** ISO-8601 time of the change. */
+  at: string;
+  reason: string;
+}
+
+/**
+ * The state a node should be in after `missed` heartbeat rounds without a heartbeat.
+ * @param missed rounds completed since the node's last heartbeat (0 = answered the last round)
+ */
+export function stateFor(missed: number, t: LivenessThresholds): NodeState {
+  if (missed >= t.offline_after_rounds) return 'offline';
+  if (missed >= t.suspect_after_rounds) return 'suspect';
+  return 'online';
+}
+
+/**
+ * Evaluates a node at the end of a round.
+ * @returns the new state and the reason when it changes, otherwise null
+ */
+export function evaluate(
+  current: NodeState,
+  missed: number,
+  t: LivenessThresholds,
+): { to: NodeState; reason: string } | null {
+  const to = stateFor(missed, t);
+  // A heartbeat is the only way back up: rounds alone never raise a node.
+  if (to === current || rank(to) < rank(current)) return null;
+  return { to, reason: `missed ${missed} heartbeat round${missed === 1 ? '' : 's'}` };
+}
+
+function rank(s: NodeState): number {
+  return s === 'online' ? 0 : s === 'suspect' ? 1 : 2;
+}
