@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Starts (or stops) a manager and an agent on this machine, multicast over the loopback interface
+# so nothing leaves the machine. State, logs and pid files live in .run/.
+#   scripts/run-local.sh start | stop | status
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUN=.run
+MANAGER_URL=http://127.0.0.1:3926
+mkdir -p "$RUN"
+
+start_one() { # name, args...
+  local name=$1; shift
+  if [ -f "$RUN/$name.pid" ] && kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then
+    echo "$name already running (pid $(cat "$RUN/$name.pid"))"; return
+  fi
+  nohup ./bin/muster.js "$name" "$@" >>"$RUN/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+  echo "started $name (pid $!, log $RUN/$name.log)"
+}
+
+stop_one() {
+  local name=$1
+  if [ -f "$RUN/$name.pid" ]; then
+    kill "$(cat "$RUN/$name.pid")" 2>/dev/null || true
+    rm -f "$RUN/$name.pid"
+    echo "stopped $name"
+  fi
+}
+
+case "${1:-start}" in
+  start)
+    start_one manager --set multicast.interface=127.0.0.1 --set "data_dir=$PWD/$RUN/manager"
+    start_one agent --set multicast.interface=127.0.0.1 --set "data_dir=$PWD/$RUN/agent" --set auth.token_file="$PWD/$RUN/agent.token"
+    echo "waiting for the agent to show up in 'muster nodes'..."
+    for _ in $(seq 1 60); do
+      if ./bin/muster.js --manager "$MANAGER_URL" nodes --json 2>/dev/null | grep -q '"resource_at": "'; then
+        ./bin/muster.js --manager "$MANAGER_URL" nodes
+        echo; echo "manager: $MANAGER_URL   try: ./bin/muster.js node 1-1-0   stop: make down"
+        exit 0
+      fi
+      sleep 0.5
+    done
+    echo "the agent did not report within 30 s; see $RUN/manager.log and $RUN/agent.log" >&2
+    exit 1
+    ;;
+  stop) stop_one agent; stop_one manager ;;
+  status) ./bin/muster.js --manager "$MANAGER_URL" nodes ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,126 @@
+/** Starting real muster daemons (child processes) for end-to-end tests, and polling helpers. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The CLI entry point. */
+export const MUSTER = path.join(ROOT, 'bin', 'muster.js');
+
+/** A running daemon or CLI process. */
+export interface Proc {
+  proc: ChildProcess;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  /** Resolves with the exit code (or signal name) when it exits. */
+  exited: Promise<number | string | null>;
+  /** Sends `signal` (default SIGTERM) and waits for the exit, SIGKILL after 5 s. */
+  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
+}
+
+/**
+ * Starts `muster <args>`, optionally inside network namespace `netns` (`ip netns exec`).
+ * The process is killed when the test process exits.
+ */
+export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+  const argv = opts.netns
+    ? ['ip', ['netns', 'exec', opts.netns, process.execPath, MUSTER, ...args]]
+    : [process.execPath, [MUSTER, ...args]];
+  const proc = spawn(argv[0] as string, argv[1] as string[], {
+    cwd: ROOT,
+    env: { ...process.env, MUSTER_FROM_SOURCE: '1', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | string | null>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
+  const kill = () => proc.kill('SIGKILL');
+  process.once('exit', kill);
+  return {
+    proc,
+    output: () => out,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode;
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      const r = await exited;
+      clearTimeout(t);
+      process.off('exit', kill);
+      return r;
+    },
+  };
+}
+
+/** Runs `muster <args>` to completion; resolves with its exit code and output. */
+export async function runMuster(args: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const p = startMuster(args, opts);
+  const code = await p.exited;
+  return { code, output: p.output() };
+}
+
+/**
+ * Polls `fn` until it returns a truthy value.
+ * @throws after `timeoutMs` with `what` and the last error in the message
+ */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 15_000,
+  intervalMs = 200,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`,
+      );
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** GETs a URL and parses JSON; throws on a non-2xx status. */
+export async function getJson<T = unknown>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Reads one counter or gauge (summing matching label sets) from a Prometheus text page. */
+export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const set = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
