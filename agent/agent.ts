@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReportUrl } from '../common/constants.js';
 import { createHttpServer } from '../common/http.js';
-import type { Logger } from '../common/log.js';
+import { type Logger, RateLimitedLog } from '../common/log.js';
 import { routeSourceAddress } from '../common/net.js';
 import type { QueryBody } from '../common/protocol.js';
 import { VERSION } from '../common/version.js';
@@ -98,12 +98,14 @@ export class AgentDaemon {
   private readonly startedAt = Date.now();
   private lastQueryAt = 0;
   private server: FastifyInstance | undefined;
+  private readonly rl: RateLimitedLog;
 
   constructor(
     readonly cfg: AgentConfig,
     private readonly log: Logger,
     opts: AgentOptions = {},
   ) {
+    this.rl = new RateLimitedLog(log);
     collectDefaultMetrics({ register: this.registry });
     const ctx: CollectorContext = {
       procRoot: cfg.collect.proc_root,
@@ -241,9 +243,10 @@ export class AgentDaemon {
         this.m.send.observe({ url }, d.ms / 1000);
       } else {
         this.m.dropped.inc({ url, reason: d.reason });
-        this.log.debug(
+        this.rl.warn(
+          `drop:${url}:${d.reason}`,
           { url, manager: `${manager_ip}:${manager_port}`, reason: d.reason, detail: d.detail },
-          'report dropped',
+          'report dropped (not retried)',
         );
       }
     } finally {

@@ -5,15 +5,14 @@
  * the node keeps its last good data.
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import { REPORT_URLS, type ReportUrl } from '../common/constants.js';
+import type { ReportUrl } from '../common/constants.js';
 import { createHttpServer } from '../common/http.js';
 import type { Logger } from '../common/log.js';
-import { HeartbeatBody, ResourceBody } from '../common/protocol.js';
 import { describeErrors, type RawError } from '../common/validate.js';
 import { VERSION } from '../common/version.js';
 import type { Manager } from './manager.js';
-import { detail, listNodes } from './views.js';
+import { nodeRoutes } from './routes/nodes.js';
+import { reportRoutes } from './routes/reports.js';
 
 /** An API error body. */
 export interface ApiError {
@@ -56,51 +55,10 @@ export function buildServer(manager: Manager, log: Logger): FastifyInstance {
     return reply.code(status).send(body);
   });
 
-  // --- seed 003 report endpoints -------------------------------------------------------------
-  app.post('/heartbeat', { schema: { body: HeartbeatBody } }, async (req, reply) => {
-    manager.ingestHeartbeat((req.body as HeartbeatBody).data);
-    return reply.code(200).send();
-  });
-  app.post('/resource', { schema: { body: ResourceBody } }, async (req, reply) => {
-    manager.ingestResource((req.body as ResourceBody).data);
-    return reply.code(200).send();
-  });
+  reportRoutes(app, manager);
+  nodeRoutes(app, manager);
+  // Later capabilities register their routes here, one file each under manager/routes/.
 
-  // --- REST API for the CLI ------------------------------------------------------------------
-  app.get('/api/v1/nodes', async () => ({ round: manager.registry.round, nodes: listNodes(manager.registry) }));
-  app.get(
-    '/api/v1/nodes/:id',
-    { schema: { params: Type.Object({ id: Type.String({ pattern: '^[0-9]+-[0-9]+-[0-9]+$' }) }) } },
-    async (req, reply) => {
-      const { id } = req.params as { id: string };
-      const n = manager.registry.nodes.get(id);
-      if (!n) return reply.code(404).send({ error: 'not_found', message: `no node ${id}` } satisfies ApiError);
-      return detail(manager.registry, n);
-    },
-  );
-  app.post(
-    '/api/v1/query',
-    {
-      schema: {
-        body: Type.Object({
-          url: Type.Union(REPORT_URLS.map((u) => Type.Literal(u))),
-          wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 60000 })),
-        }),
-      },
-    },
-    async (req) => {
-      const { url, wait_ms } = req.body as { url: ReportUrl; wait_ms?: number };
-      return manager.queryNow(url, wait_ms);
-    },
-  );
-  app.get('/api/v1/status', async () => ({
-    version: VERSION,
-    uptime_s: Math.round(process.uptime()),
-    round: manager.registry.round,
-    manager_ip: manager.advertiseIp,
-    manager_port: cfg.http.port,
-    nodes: manager.registry.countByState(),
-  }));
   app.get('/healthz', async () => ({ status: 'ok', version: VERSION }));
   app.get('/metrics', async (_req, reply) => {
     manager.refreshGauges();

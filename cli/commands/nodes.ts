@@ -1,0 +1,41 @@
+/** `muster nodes` and `muster node <id>`: what the manager knows of every board. */
+import { type Command, Option } from 'commander';
+import type { NodeDetail, NodeSummary } from '../../manager/views.js';
+import { api, CliError, managerUrl } from '../client.js';
+import { renderNode, renderNodes } from '../render.js';
+
+/** Registers the node commands on `p` (whose `--manager` option names the manager). */
+export function register(p: Command): void {
+  p.command('nodes')
+    .description('list every board the manager knows, with state and headline figures')
+    .option('--json', 'print the API response as JSON')
+    .addOption(new Option('-w, --watch [seconds]', 'refresh every few seconds').argParser(Number.parseFloat))
+    .action(async (o: { json?: boolean; watch?: number | true }) => {
+      const base = managerUrl(p.opts().manager);
+      const once = async () => {
+        const r = await api<{ nodes: NodeSummary[] }>(base, 'GET', '/api/v1/nodes');
+        return o.json ? JSON.stringify(r.nodes, null, 2) : renderNodes(r.nodes);
+      };
+      if (o.watch === undefined) {
+        console.log(await once());
+        return;
+      }
+      const every = (o.watch === true ? 2 : o.watch) * 1000;
+      for (;;) {
+        const text = await once().catch((e: Error) => e.message);
+        process.stdout.write(`\x1b[2J\x1b[H${new Date().toISOString()}  ${base}\n\n${text}\n`);
+        await new Promise((r) => setTimeout(r, every));
+      }
+    });
+
+  p.command('node')
+    .description('show everything a board last reported')
+    .argument('<id>', 'node id box-slot-cpu, e.g. 1-3-0')
+    .option('--json', 'print the API response as JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      if (!/^\d+-\d+-\d+$/.test(id))
+        throw new CliError(`node id ${JSON.stringify(id)}: expected box-slot-cpu, e.g. 1-3-0`, 2);
+      const n = await api<NodeDetail>(managerUrl(p.opts().manager), 'GET', `/api/v1/nodes/${id}`);
+      console.log(o.json ? JSON.stringify(n, null, 2) : renderNode(n));
+    });
+}
