@@ -60,14 +60,16 @@ export function parseProcStat(text: string): ProcStat {
 
 /**
  * Busy share between two counter snapshots, % (0..100, 2 decimals). When `prev` is absent or
- * the counters went backwards (e.g. a cpu went offline), `cur` is taken as is (since boot).
+ * the total did not grow (counters reset, e.g. a cpu went offline), `cur` is taken as is (since
+ * boot). The idle delta is clamped to [0, total delta]: iowait may decrease between two reads
+ * (proc(5)), which must not discard the interval.
  */
 export function cpuUsage(cur: CpuTimes, prev?: CpuTimes): number {
   let total = cur.total;
   let idle = cur.idle;
-  if (prev && cur.total > prev.total && cur.idle >= prev.idle) {
+  if (prev && cur.total > prev.total) {
     total = cur.total - prev.total;
-    idle = cur.idle - prev.idle;
+    idle = Math.min(total, Math.max(0, cur.idle - prev.idle));
   }
   if (total <= 0) return 0;
   return round2(Math.min(100, Math.max(0, ((total - idle) / total) * 100)));

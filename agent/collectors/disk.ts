@@ -149,8 +149,8 @@ export function createDiskCollector(ctx: CollectorContext, opts: DiskCollectorOp
       let onAbort: (() => void) | undefined;
       const TIMED_OUT = Symbol('timed out');
       const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+        // Not unref'd: the sample awaits this timer, and it is cleared as soon as the sample ends.
         timer = setTimeout(() => resolve(TIMED_OUT), Math.max(0, budgetMs - (Date.now() - started)));
-        timer.unref();
         onAbort = () => resolve(TIMED_OUT);
         if (signal.aborted) onAbort();
         else signal.addEventListener('abort', onAbort, { once: true });
