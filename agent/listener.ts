@@ -19,6 +19,16 @@ export type RejectReason = 'oversize' | 'json' | 'api_version' | 'manager_ip' | 
 /** Result of parsing one datagram. */
 export type ParsedQuery = { ok: true; query: QueryBody } | { ok: false; reason: RejectReason; detail: string };
 
+/** Why a dotted IPv4 cannot be a manager to report to (unspecified, multicast, broadcast), or null. */
+export function unusableManagerIp(ip: string): string | null {
+  const first = Number(ip.split('.')[0]);
+  if (ip === '0.0.0.0') return 'must not be the unspecified address 0.0.0.0';
+  if (ip === '255.255.255.255') return 'must not be the broadcast address';
+  if (first >= 224 && first <= 239) return 'must not be a multicast address';
+  if (first >= 240) return 'must not be a reserved (class E) address';
+  return null;
+}
+
 /**
  * Parses and validates one query datagram.
  * @param buf the datagram payload (UTF-8 JSON)
@@ -34,7 +44,11 @@ export function parseQuery(buf: Buffer): ParsedQuery {
     return { ok: false, reason: 'json', detail: (err as Error).message };
   }
   const r = checkQuery.check(doc);
-  if (r.ok) return { ok: true, query: r.value };
+  if (r.ok) {
+    const bad = unusableManagerIp(r.value.data.manager_ip);
+    if (bad) return { ok: false, reason: 'manager_ip', detail: `/data/manager_ip ${bad}` };
+    return { ok: true, query: r.value };
+  }
   const f = r.error.field;
   const reason: RejectReason =
     f === '/api_version'

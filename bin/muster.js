@@ -1,12 +1,30 @@
 #!/usr/bin/env node
-// The `muster` binary: runs the compiled CLI from dist/, or the TypeScript sources through tsx
-// when no build is present (a development checkout) or MUSTER_FROM_SOURCE=1 (the tests).
-import { existsSync } from 'node:fs';
+// The `muster` binary: runs the compiled CLI from dist/ when it is up to date, otherwise the
+// TypeScript sources through tsx (a development checkout whose sources changed since the last
+// `npm run build`). MUSTER_FROM_SOURCE=1 forces the sources (the tests set it).
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const built = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
+const built = `${root}dist/cli/main.js`;
+
+/** Newest mtime (ms) of the .ts sources under the given dirs; 0 when there are none (an install). */
+function newestSource(dirs) {
+  let newest = 0;
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = `${dir}/${e.name}`;
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of dirs) if (existsSync(`${root}${d}`)) walk(`${root}${d}`);
+  return newest;
+}
+
+const fresh = existsSync(built) && statSync(built).mtimeMs >= newestSource(['common', 'agent', 'manager', 'cli']);
 let entry;
-if (existsSync(built) && process.env.MUSTER_FROM_SOURCE !== '1') {
+if (fresh && process.env.MUSTER_FROM_SOURCE !== '1') {
   entry = pathToFileURL(built).href;
 } else {
   const { register } = await import('tsx/esm/api');

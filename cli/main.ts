@@ -15,7 +15,10 @@ export function program(): Command {
   const p = new Command('muster')
     .description('resource manager for embedded compute chassis')
     .version(VERSION)
-    .option('--manager <url>', 'manager base URL (default $MUSTER_MANAGER_URL or http://127.0.0.1:3926)')
+    .option(
+      '--manager <url>',
+      'manager base URL (default: $MUSTER_MANAGER_URL, then manager: in ~/.config/muster/cli.yaml, then http://127.0.0.1:3926)',
+    )
     .showHelpAfterError();
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.

@@ -105,9 +105,13 @@ export function loadConfig<T>(schema: TSchema, src: ConfigSources): T {
   let cfg = readYaml(path.join(packageRoot(), 'config', `${src.name}.yaml`));
   if (src.file) cfg = merge(cfg, readYaml(src.file));
   const env = src.env ?? process.env;
+  const origin = new Map<string, string>();
   for (const [dotted, leaf] of leaves) {
-    const v = env[envName(src.name, dotted)];
-    if (v !== undefined) setPath(cfg, dotted, parseValue(v, leaf));
+    const name = envName(src.name, dotted);
+    const v = env[name];
+    if (v === undefined) continue;
+    setPath(cfg, dotted, parseValue(v, leaf));
+    origin.set(dotted, `from ${name}`);
   }
   for (const set of src.sets ?? []) {
     const eq = set.indexOf('=');
@@ -116,11 +120,13 @@ export function loadConfig<T>(schema: TSchema, src: ConfigSources): T {
     const leaf = leaves.get(dotted);
     if (!leaf) throw new ConfigError(`--set ${dotted}: unknown key (known: ${[...leaves.keys()].join(', ')})`);
     setPath(cfg, dotted, parseValue(set.slice(eq + 1), leaf));
+    origin.set(dotted, 'from --set');
   }
   const result = compile<T>(schema).check(cfg);
   if (!result.ok) {
     const key = result.error.field.replace(/^\//, '').replace(/\//g, '.') || '(top level)';
-    const where = src.file ? ` (config ${src.file} over the defaults)` : '';
+    const from = [...origin].find(([k]) => key === k || key.startsWith(`${k}.`))?.[1];
+    const where = from ? ` (${from})` : src.file ? ` (config ${src.file} over the defaults)` : '';
     throw new ConfigError(`config key ${key}: ${result.error.message}${where}`);
   }
   return result.value;

@@ -40,6 +40,9 @@ function envelope<T extends Parameters<typeof Type.Object>[0]>(
 // Query (seed 003 "manager查询"): UDP multicast to 239.192.168.80:3980
 // ---------------------------------------------------------------------------------------------
 
+/** Largest reply window a query may suggest, ms. */
+export const MAX_JITTER_MS = 60000;
+
 /** Data of a multicast query. `jitter_ms` is muster's optional extension (the reply window). */
 export const QueryData = Type.Object({
   manager_ip: IPv4('address the agent reports to'),
@@ -50,7 +53,7 @@ export const QueryData = Type.Object({
   jitter_ms: Type.Optional(
     Type.Integer({
       minimum: 0,
-      maximum: 60000,
+      maximum: MAX_JITTER_MS,
       description: 'muster extension: suggested reply window in ms; an agent waits a random delay in [0, jitter_ms]',
     }),
   ),
@@ -173,7 +176,13 @@ export const Component = Type.Object({
     id: Type.String({ description: 'container id, or the bar process pid as a string' }),
   }),
   state: Type.Union(
-    COMPONENT_STATES.map((s) => Type.Literal(s)),
+    [
+      Type.Literal('PENDING'),
+      Type.Literal('RUNNING'),
+      Type.Literal('FAILED'),
+      Type.Literal('STOPPED'),
+      Type.Literal('SLEEPING'),
+    ],
     { description: 'PENDING/RUNNING/FAILED/STOPPED/SLEEPING' },
   ),
   resource: Type.Object({

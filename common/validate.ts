@@ -53,6 +53,8 @@ export function describeErrors(errors: readonly RawError[]): FieldError {
     if (options.size > 0) return { field, message: `must be one of ${[...options].join(', ')}` };
   }
   const first = sameField.find((e) => e.keyword !== 'anyOf') ?? (sameField[0] as RawError);
+  // additionalProperties: false reports the extra key itself as a "boolean schema" failure.
+  if (first.keyword === 'boolean') return { field, message: 'is not a known key' };
   if (first.keyword === 'required') return { field, message: 'is required' };
   if (first.keyword === 'const') return { field, message: `must be ${JSON.stringify(first.params?.allowedValue)}` };
   if (first.keyword === 'additionalProperties') {

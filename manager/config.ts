@@ -24,7 +24,11 @@ export const ManagerConfigSchema = Strict({
   query: Strict({
     heartbeat_interval_ms: Millis('interval of /heartbeat queries (one liveness round)', 100),
     resource_interval_ms: Millis('interval of /resource queries', 100),
-    jitter_ms: Millis('smallest reply window suggested to agents; 0 = suggest none'),
+    jitter_ms: Type.Integer({
+      minimum: 0,
+      maximum: 60000,
+      description: 'smallest reply window suggested to agents, ms; 0 = suggest none',
+    }),
     jitter_per_node_ms: Type.Number({ minimum: 0, description: 'window grows by this per known node, ms' }),
   }),
   liveness: Strict({

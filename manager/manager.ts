@@ -7,6 +7,7 @@ import type { ReportUrl } from '../common/constants.js';
 import { type Logger, RateLimitedLog } from '../common/log.js';
 import { interfaceAddress, primaryAddress } from '../common/net.js';
 import type { HeartbeatData, ResourceData } from '../common/protocol.js';
+import { MAX_JITTER_MS } from '../common/protocol.js';
 import { VERSION } from '../common/version.js';
 import type { ManagerConfig } from './config.js';
 import type { Transition } from './liveness.js';
@@ -108,10 +109,9 @@ export class Manager {
   jitterMs(): number {
     const q = this.cfg.query;
     if (q.jitter_ms === 0) return 0;
-    return Math.min(
-      Math.max(q.jitter_ms, this.registry.boards.size * q.jitter_per_node_ms),
-      q.heartbeat_interval_ms / 2,
-    );
+    const wanted = Math.max(q.jitter_ms, this.registry.nodes.size * q.jitter_per_node_ms);
+    // Capped at half a round, and at the protocol's bound so that every agent accepts the query.
+    return Math.min(wanted, q.heartbeat_interval_ms / 2, MAX_JITTER_MS);
   }
 
   /** Sends one query now; failures are counted and logged, never thrown. */
@@ -168,8 +168,12 @@ export class Manager {
     const wait = waitMs ?? this.jitterMs() + 1000;
     const answers: Answer[] = [];
     const t0 = performance.now();
+    const seen = new Set<string>();
     const watcher = (u: ReportUrl, a: Omit<Answer, 'ms'>) => {
-      if (u === url) answers.push({ ...a, ms: Math.round(performance.now() - t0) });
+      // One answer per board: a regular round's report in the same window is not counted twice.
+      if (u !== url || seen.has(a.host_ip)) return;
+      seen.add(a.host_ip);
+      answers.push({ ...a, ms: Math.round(performance.now() - t0) });
     };
     this.reportWatchers.add(watcher);
     const sentAt = new Date().toISOString();

@@ -50,7 +50,7 @@ export const nodeIdOf = (h: Pick<HeartbeatData, 'box_id' | 'slot_id' | 'cpu_id'>
  * `conflict-cleared` ({ node }), `moved` ({ node, from, to }).
  */
 export class NodeRegistry extends EventEmitter {
-  /** Number of heartbeat rounds completed. */
+  /** Number of the heartbeat round under way; rounds 0..round-1 are completed. */
   round = 0;
   readonly nodes = new Map<string, NodeRecord>();
   readonly boards = new Map<string, Board>();
@@ -82,9 +82,12 @@ export class NodeRegistry extends EventEmitter {
     this.emit('transition', tr);
   }
 
-  /** Rounds a board has missed: completed rounds since its last heartbeat. */
+  /**
+   * Completed rounds a board has not answered since its last heartbeat: 0 when it answered the
+   * last completed round (or answers the current one).
+   */
   missed(b: Board): number {
-    return Math.max(0, this.round - b.lastRound);
+    return Math.max(0, this.round - 1 - b.lastRound);
   }
 
   /** Records a valid heartbeat (seed 003 /heartbeat). Returns the node id. */
@@ -151,8 +154,10 @@ export class NodeRegistry extends EventEmitter {
   private release(id: string, ip: string): void {
     const n = this.nodes.get(id);
     if (!n) return;
+    const wasConflict = n.claimants.size > 1;
     n.claimants.delete(ip);
     if (n.primary === ip && n.claimants.size > 0) n.primary = [...n.claimants][0] as string;
+    if (wasConflict && n.claimants.size === 1) this.emit('conflict-cleared', { node: id });
   }
 
   /**
@@ -171,17 +176,7 @@ export class NodeRegistry extends EventEmitter {
     this.round++;
     const out: Transition[] = [];
     for (const n of this.nodes.values()) {
-      // Claimants that stay quiet past the offline threshold are dropped; so is a conflict.
-      if (n.claimants.size > 1) {
-        for (const ip of [...n.claimants]) {
-          const b = this.boards.get(ip);
-          if (ip !== n.primary && (!b || this.missed(b) >= this.t.offline_after_rounds)) {
-            n.claimants.delete(ip);
-            if (this.claims.get(ip) === n.id) this.claims.delete(ip);
-          }
-        }
-        if (n.claimants.size === 1) this.emit('conflict-cleared', { node: n.id });
-      }
+      if (n.claimants.size > 1) this.settleConflict(n);
       // A position no board claims any more counts as never heard from.
       const b = n.claimants.has(n.primary) ? this.boards.get(n.primary) : undefined;
       const change = evaluate(n.state, b ? this.missed(b) : Number.POSITIVE_INFINITY, this.t);
@@ -191,6 +186,35 @@ export class NodeRegistry extends EventEmitter {
       }
     }
     return out;
+  }
+
+  /**
+   * In a conflict, the position shows the board that still answers: when the shown board has gone
+   * quiet (suspect threshold) and another claimant answers, that one is shown instead. Claimants
+   * quiet past the offline threshold are dropped; when one is left, the conflict is over.
+   */
+  private settleConflict(n: NodeRecord): void {
+    const missedOf = (ip: string) => {
+      const b = this.boards.get(ip);
+      return b ? this.missed(b) : Number.POSITIVE_INFINITY;
+    };
+    if (missedOf(n.primary) >= this.t.suspect_after_rounds) {
+      const fresher = [...n.claimants].filter((ip) => ip !== n.primary).sort((a, b) => missedOf(a) - missedOf(b))[0];
+      if (fresher !== undefined && missedOf(fresher) < this.t.suspect_after_rounds) {
+        const from = n.primary;
+        n.primary = fresher;
+        this.emit('moved', { node: n.id, from, to: fresher });
+        if (n.state !== 'online')
+          this.transition(n, 'online', `heartbeat received from ${fresher}, another board claiming this position`);
+      }
+    }
+    for (const ip of [...n.claimants]) {
+      if (ip !== n.primary && missedOf(ip) >= this.t.offline_after_rounds) {
+        n.claimants.delete(ip);
+        if (this.claims.get(ip) === n.id) this.claims.delete(ip);
+      }
+    }
+    if (n.claimants.size === 1) this.emit('conflict-cleared', { node: n.id });
   }
 
   /** Whether more than one board claims the node's position now. */

@@ -55,6 +55,9 @@ export function buildServer(manager: Manager, log: Logger): FastifyInstance {
     return reply.code(status).send(body);
   });
 
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url}` } satisfies ApiError),
+  );
   reportRoutes(app, manager);
   nodeRoutes(app, manager);
   // Later capabilities register their routes here, one file each under manager/routes/.
