@@ -172,7 +172,12 @@ export class MulticastListener extends EventEmitter {
         this.joinedOn = undefined;
         return;
       }
-      // EADDRINUSE: the membership is still held; nothing to renew.
+      // EADDRINUSE: the kernel kept the membership; nothing to renew.
+      if (this.joinedOn === undefined)
+        this.log.info(
+          { group: this.opts.group, interface: addr ?? 'default', why },
+          'multicast interface is back; membership held',
+        );
     }
     this.joinedOn = addr;
     this.lastRenew = Date.now();

@@ -43,6 +43,7 @@ export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS
   const exited = new Promise<number | string | null>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
   const kill = () => proc.kill('SIGKILL');
   process.once('exit', kill);
+  proc.once('exit', () => process.off('exit', kill));
   return {
     proc,
     output: () => out,

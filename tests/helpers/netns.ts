@@ -79,6 +79,27 @@ export function deleteNamespace(name: string): void {
   }
 }
 
+/**
+ * A reason when the kernel has no netem qdisc (CONFIG_NET_SCH_NETEM), for `needs()`: probes by
+ * adding netem to `lo` of a throw-away namespace. False when netem works.
+ */
+export function missingNetem(): string | false {
+  const probe = `netem-probe-${process.pid}`;
+  try {
+    run('ip', ['netns', 'add', probe]);
+    run('tc', ['-n', probe, 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
+    return false;
+  } catch (err) {
+    return `needs tc netem (kernel CONFIG_NET_SCH_NETEM): ${(err as Error).message}`;
+  } finally {
+    try {
+      deleteNamespace(probe);
+    } catch {
+      // nothing to clean up
+    }
+  }
+}
+
 function parseSubnet(subnet: string): { base: number; len: number } {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(subnet);
   const octets = m ? m.slice(1, 5).map(Number) : [];
