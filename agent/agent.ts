@@ -2,7 +2,9 @@
  * The agent daemon (`muster agent`): answers multicast queries with reports (seed 003 状态协议)
  * and serves the command port (GET /healthz, GET /metrics; POST /deploy with the deploy issue).
  */
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ReportUrl } from '../common/constants.js';
@@ -15,18 +17,24 @@ import type { CollectorContext } from './collectors/collector.js';
 import { createComponentsCollector } from './collectors/components.js';
 import { createCollectors } from './collectors/index.js';
 import type { AgentConfig } from './config.js';
+import type { Capacity } from './deploy/admission.js';
+import { type DeployAuth, deployRoutes } from './deploy/route.js';
+import { Supervisor } from './deploy/supervisor.js';
+import { createBarDriver } from './drivers/bar.js';
+import { createDockerDriver } from './drivers/docker.js';
+import type { WorkloadDriver } from './drivers/driver.js';
 import { MulticastListener } from './listener.js';
 import { buildHeartbeat, buildResource } from './report.js';
 import { Reporter } from './reporter.js';
 import { Sampler } from './sampler.js';
-import { noWorkloads, type WorkloadSource } from './workloads.js';
 
 /** How long a detected host_ip is reused for one manager address, ms. */
 const HOST_IP_TTL_MS = 30_000;
 
 /** Optional parts a caller (or a test) may supply. */
 export interface AgentOptions {
-  workloads?: WorkloadSource;
+  /** Workload drivers; default: docker (when deploy.docker_socket is set) and bar. */
+  drivers?: Partial<Record<'docker' | 'bar', WorkloadDriver>>;
   /** /etc/os-release to read os_type from (tests feed a recorded one). */
   osReleasePath?: string;
 }
@@ -86,6 +94,52 @@ function agentMetrics(registry: Registry) {
   };
 }
 
+/** The drivers of a board: bar always, docker when a socket is configured. */
+function defaultDrivers(cfg: AgentConfig, log: Logger): Partial<Record<'docker' | 'bar', WorkloadDriver>> {
+  const d = cfg.deploy;
+  const common = { fetchTimeoutMs: d.fetch_timeout_ms, maxBundleBytes: d.max_bundle_bytes, log };
+  return {
+    bar: createBarDriver({
+      ...common,
+      cgroupRoot: d.cgroup_root,
+      logMaxBytes: d.log_max_bytes,
+      cacheDir: path.join(cfg.data_dir, 'cache'),
+    }),
+    ...(d.docker_socket ? { docker: createDockerDriver({ ...common, socketPath: d.docker_socket }) } : {}),
+  };
+}
+
+/** Online core ids from `<sys>/devices/system/cpu/online` (`0-3,6`), else 0..n-1 of os.cpus(). */
+async function onlineCores(sysRoot: string): Promise<number[]> {
+  try {
+    const text = (await readFile(path.join(sysRoot, 'devices/system/cpu/online'), 'utf8')).trim();
+    const out: number[] = [];
+    for (const part of text.split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      if (a === undefined || Number.isNaN(a)) continue;
+      for (let c = a; c <= (b ?? a); c++) out.push(c);
+    }
+    if (out.length > 0) return out;
+  } catch {
+    // no sysfs: fall back
+  }
+  return os.cpus().map((_, i) => i);
+}
+
+/** The /deploy token: token_file's content when the file exists, else auth.token, else none. */
+async function loadAuth(a: AgentConfig['auth']): Promise<DeployAuth> {
+  let token = a.token || null;
+  if (a.token_file) {
+    try {
+      token = (await readFile(a.token_file, 'utf8')).trim() || token;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`auth.token_file ${a.token_file}: ${(err as Error).message}`);
+    }
+  }
+  return { token, disabled: a.disabled };
+}
+
 /** A running agent: sampler, multicast listener, reporter and command service. */
 export class AgentDaemon {
   readonly registry = new Registry();
@@ -99,6 +153,9 @@ export class AgentDaemon {
   private lastQueryAt = 0;
   private server: FastifyInstance | undefined;
   private readonly rl: RateLimitedLog;
+  /** Runs the workloads of POST /deploy; the `component` list of /resource. */
+  readonly supervisor: Supervisor;
+  private onlineCores: number[] = [];
 
   constructor(
     readonly cfg: AgentConfig,
@@ -113,13 +170,20 @@ export class AgentDaemon {
       config: cfg.collect,
       log,
     };
+    const drivers = opts.drivers ?? defaultDrivers(cfg, log);
+    this.supervisor = new Supervisor(
+      drivers,
+      () => this.capacity(),
+      { dataDir: cfg.data_dir, stopGraceMs: cfg.deploy.stop_grace_ms, keepEndedMs: cfg.deploy.keep_ended_ms },
+      log,
+    );
     const collectors = {
       ...createCollectors(ctx, {
         cpuTypeOverride: cfg.identity.cpu_type,
         osTypeOverride: cfg.identity.os_type,
         ...(opts.osReleasePath ? { osReleasePath: opts.osReleasePath } : {}),
       }),
-      components: createComponentsCollector(opts.workloads ?? noWorkloads),
+      components: createComponentsCollector(this.supervisor),
     };
     this.sampler = new Sampler(collectors, cfg.collect, log, this.m.collector);
     this.listener = new MulticastListener(
@@ -144,11 +208,29 @@ export class AgentDaemon {
 
   /** Takes first samples, opens the command port, then joins the multicast group. */
   async start(): Promise<void> {
+    this.onlineCores = await onlineCores(this.cfg.collect.sys_root);
+    await this.supervisor.init();
     await this.sampler.start();
+    const auth = await loadAuth(this.cfg.auth);
+    if (auth.disabled)
+      this.log.warn('auth.disabled is true: /deploy accepts requests WITHOUT a token (legacy managers only)');
+    else if (auth.token === null)
+      this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
     this.server = this.buildServer();
+    deployRoutes(this.server, this.supervisor, auth, this.log);
     await this.server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });
     await this.listener.start();
     this.log.info({ node: this.nodeId, service_port: this.cfg.service.port, version: VERSION }, 'agent started');
+  }
+
+  /** What workloads may be given: online cores minus reserved, memory minus reserve, GPUs. */
+  capacity(): Capacity {
+    const reserved = new Set(this.cfg.deploy.reserved_cores);
+    return {
+      cores: this.onlineCores.filter((c) => !reserved.has(c)),
+      memoryBytes: Math.max(0, this.sampler.latest('memory').value.total - this.cfg.deploy.reserve_memory_bytes),
+      gpus: this.sampler.latest('gpu').value.map((g) => g.index),
+    };
   }
 
   /** Stops answering, closes the port and connections. Workloads are left running. */

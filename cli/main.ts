@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { VERSION } from '../common/version.js';
 import { CliError } from './client.js';
 import { register as daemons } from './commands/daemons.js';
+import { register as deploy } from './commands/deploy.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
 
@@ -22,7 +23,7 @@ export function program(): Command {
     .showHelpAfterError();
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, nodes, query]) register(p);
+  for (const register of [daemons, nodes, query, deploy]) register(p);
   return p;
 }
 

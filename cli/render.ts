@@ -61,6 +61,10 @@ export function renderNode(n: NodeDetail, now = Date.now()): string {
     out.push(
       `memory     ${bytes(r.memory.used)} used of ${bytes(r.memory.total)} (${num(r.memory.usage_percent)}%), ${bytes(r.memory.free)} free`,
     );
+    if (n.free)
+      out.push(
+        `free       ${n.free.cores} of ${c.core_count} cores, ${bytes(n.free.memory_bytes)} memory, GPUs: ${n.free.gpus_total} present (how many are free is not reported)`,
+      );
     out.push(`reported   ${n.resource_at} (${ago(n.resource_at, now)})`);
     out.push('', 'network');
     out.push(

@@ -35,6 +35,15 @@ export const ManagerConfigSchema = Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),
     offline_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before offline' }),
   }),
+  deploy: Strict({
+    token: Type.String({ description: 'bearer token sent to the agents\' POST /deploy; "" = none' }),
+    token_file: Type.String({ description: 'file holding the token (read at start); wins over token when it exists' }),
+    tokens: Type.Record(Type.String({ pattern: '^[0-9]+-[0-9]+-[0-9]+$' }), Type.String(), {
+      description: 'per-node tokens, node id box-slot-cpu → token; win over token_file and token',
+    }),
+    timeout_ms: Millis('time limit of one POST /deploy to an agent (an image pull can be slow)', 100),
+    progress_poll_ms: Millis("how often the agent's GET /deploy/:uuid is polled for progress lines", 50),
+  }),
   data_dir: Type.String(),
   log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),
 });

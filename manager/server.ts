@@ -11,6 +11,7 @@ import type { Logger } from '../common/log.js';
 import { describeErrors, type RawError } from '../common/validate.js';
 import { VERSION } from '../common/version.js';
 import type { Manager } from './manager.js';
+import { deployRoutes } from './routes/deploy.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { reportRoutes } from './routes/reports.js';
 
@@ -60,6 +61,7 @@ export function buildServer(manager: Manager, log: Logger): FastifyInstance {
   );
   reportRoutes(app, manager);
   nodeRoutes(app, manager);
+  deployRoutes(app, manager, log);
   // Later capabilities register their routes here, one file each under manager/routes/.
 
   app.get('/healthz', async () => ({ status: 'ok', version: VERSION }));

@@ -2,7 +2,7 @@
  * The REST API's view of nodes (`/api/v1/nodes`), shared by the server and the CLI. Times are
  * ISO-8601 strings; figures keep the spec's units (%, °C, bytes).
  */
-import type { HeartbeatData, ResourceData } from '../common/protocol.js';
+import type { Component, HeartbeatData, ResourceData } from '../common/protocol.js';
 import type { NodeState, Transition } from './liveness.js';
 import type { Board, NodeRecord, NodeRegistry } from './registry.js';
 
@@ -40,12 +40,34 @@ export interface NodeSummary {
   conflict: ClaimantView[] | null;
 }
 
+/**
+ * What a node has left for workloads, from its latest resource report (null before the first).
+ * GPUs: a spec report says which GPUs exist but not which ones running components hold, so the
+ * manager cannot know how many are free; `gpus` is null and `gpus_total` is the count present.
+ * The agent's own admission is what decides a start (it refuses one that does not fit).
+ */
+export interface FreeResources {
+  /** core_count - core_allocated. */
+  cores: number;
+  /** memory.free of the report (available memory), bytes. */
+  memory_bytes: number;
+  /** Free GPUs: unknown to the manager (not in the spec report), always null. */
+  gpus: null;
+  /** GPUs present on the board. */
+  gpus_total: number;
+}
+
 /** `muster node <id>`: the summary plus everything last reported and the recent transitions. */
 export interface NodeDetail extends NodeSummary {
   heartbeat: HeartbeatData | null;
   resource: ResourceData | null;
+  /** What is left for workloads per the latest report; null when there is no report yet. */
+  free: FreeResources | null;
   transitions: Transition[];
 }
+
+/** One row of `GET /api/v1/components`: a component of a node's latest resource report. */
+export type ComponentView = { node: string; host_ip: string } & Component;
 
 const iso = (ms: number): string | null => (ms > 0 ? new Date(ms).toISOString() : null);
 
@@ -91,12 +113,32 @@ export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
 /** The full view of one node. */
 export function detail(reg: NodeRegistry, n: NodeRecord): NodeDetail {
   const b = reg.boards.get(n.primary);
+  const r = b?.resource?.resource;
   return {
     ...summarize(reg, n),
     heartbeat: b?.heartbeat ?? null,
     resource: b?.resource ?? null,
+    free: r
+      ? {
+          cores: Math.max(0, r.cpu.core_count - r.cpu.core_allocated),
+          memory_bytes: r.memory.free,
+          gpus: null,
+          gpus_total: r.gpu.length,
+        }
+      : null,
     transitions: [...n.transitions],
   };
+}
+
+/** Components of the nodes' latest resource reports (of node `only` when given), by node, in report order. */
+export function listComponents(reg: NodeRegistry, only?: string): ComponentView[] {
+  const out: ComponentView[] = [];
+  for (const n of listNodes(reg)) {
+    if (only !== undefined && n.id !== only) continue;
+    const res = reg.boards.get(n.host_ip)?.resource;
+    for (const c of res?.component ?? []) out.push({ node: n.id, host_ip: n.host_ip, ...c });
+  }
+  return out;
 }
 
 /** Summaries of all nodes, ordered by box, slot, cpu. */

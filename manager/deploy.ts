@@ -1,0 +1,454 @@
+/**
+ * The manager's side of POST /deploy (seed 003 "加载命令"): sends a start or stop to the agent of
+ * a node at `http://<host_ip>:<service_port>/deploy` (both from the node's latest heartbeat), with
+ * the node's bearer token, and records every operation.
+ *
+ * The request body is the spec's `{ api_version: 1, data: { mode, type, uuid, id?, url, file,
+ * require, instance_id?, index? } }` (instance_id and index are muster's optional extensions).
+ * The reply is validated against DeployReplyBody; whatever goes wrong on the way (agent
+ * unreachable, time limit, a reply that is not the spec's shape) is a recorded failure with a
+ * negative `result` (MANAGER_RESULT), never a crash. Non-negative results are the agent's own
+ * (agent/deploy/results.ts: 0 ok, 1 bad request, 2 insufficient resources, ...).
+ *
+ * While a start is under way the agent's GET /deploy/:uuid (muster's progress extension) is
+ * polled, and new progress lines (image pull, bundle fetch) are kept with the record.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { request } from 'undici';
+import { API_VERSION } from '../common/constants.js';
+import type { Logger } from '../common/log.js';
+import { DeployReplyBody, type DeployReplyData, type DeployRequestData, type Require } from '../common/protocol.js';
+import { compile } from '../common/validate.js';
+import type { ManagerConfig } from './config.js';
+import type { NodeRegistry } from './registry.js';
+
+/** Results the manager records when no valid agent reply arrived (the agent's own are ≥ 0). */
+export const MANAGER_RESULT = {
+  /** The agent could not be reached (connection refused, no route, reset). */
+  UNREACHABLE: -1,
+  /** The agent did not answer within deploy.timeout_ms. */
+  TIMEOUT: -2,
+  /** The agent answered with something that is not a spec deploy reply. */
+  BAD_REPLY: -3,
+} as const;
+
+/** Most deployments kept in memory; the oldest go first. */
+export const DEPLOYMENTS_KEPT = 1000;
+/** Most progress lines kept per deployment. */
+const PROGRESS_KEPT = 500;
+
+/** A deploy operation as recorded (a plain object: it is persisted as is). */
+export interface DeploymentRecord {
+  /** uuid v4 of this operation. */
+  id: string;
+  /** Node id `box-slot-cpu`. */
+  node: string;
+  mode: 'start' | 'stop';
+  type: 'docker' | 'bar';
+  /** Component uuid. */
+  uuid: string;
+  /** The `data` sent to the agent. */
+  request: DeployRequestData;
+  /** Who asked: the `x-muster-user` header, or 'cli'. */
+  who: string;
+  /** ISO time the operation was asked for. */
+  at: string;
+  /** ISO time the reply (or the failure) arrived; null while under way. */
+  finished_at: string | null;
+  /** The reply's `result` (0 = success), a MANAGER_RESULT, or null while under way. */
+  result: number | null;
+  /** The reply's `message`, or what went wrong; null while under way. */
+  message: string | null;
+  /** The agent's reply `data` when it was valid. */
+  reply: DeployReplyData | null;
+  /** Progress lines reported by the agent while the operation ran. */
+  progress: string[];
+}
+
+/** What an operator asks for in a start. */
+export interface StartInput {
+  type: 'docker' | 'bar';
+  /** Component uuid; generated when absent. */
+  uuid?: string | undefined;
+  url: string;
+  file: string;
+  require: Require;
+  instance_id?: string | undefined;
+  index?: number | undefined;
+}
+
+/** What an operator asks for in a stop. */
+export interface StopInput {
+  uuid: string;
+  /** Defaults to the type the component was started with (deployments, then the latest report). */
+  type?: 'docker' | 'bar' | undefined;
+  /** Container id or bar pid; defaults to the id in the node's latest report. */
+  id?: string | number | undefined;
+}
+
+/** A refused operation: HTTP status, error code and message for the REST API. */
+export class DeployRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'DeployRefused';
+  }
+}
+
+/** An operation accepted: its record (updated in place) and a promise of the finished record. */
+export interface Submitted {
+  deployment: DeploymentRecord;
+  done: Promise<DeploymentRecord>;
+}
+
+type DeployConfig = ManagerConfig['deploy'];
+const checkReply = compile<DeployReplyBody>(DeployReplyBody);
+
+/**
+ * Appends to `have` the lines of `got` it does not hold yet. `got` is the agent's latest window
+ * of the stream (the agent keeps only its last lines), `have` what was taken so far: the longest
+ * suffix of `have` that is a prefix of `got` is the overlap.
+ */
+export function newLines(have: readonly string[], got: readonly string[]): string[] {
+  for (let k = Math.min(have.length, got.length); k > 0; k--) {
+    let match = true;
+    for (let i = 0; i < k; i++) {
+      if (have[have.length - k + i] !== got[i]) {
+        match = false;
+        break;
+      }
+    }
+    if (match) return got.slice(k);
+  }
+  return [...got];
+}
+
+/** The record of a component as the agent's GET /deploy/:uuid returns it (the fields used). */
+interface AgentProgress {
+  createdAt?: string;
+  progress?: unknown;
+}
+
+/**
+ * Sends deploy commands to agents and keeps their records. Events: `deployment` (a record was
+ * created), `finished` (a record got its result).
+ */
+export class Deployer extends EventEmitter {
+  private readonly records: DeploymentRecord[] = [];
+  private readonly fileToken: string | null;
+
+  constructor(
+    private readonly cfg: DeployConfig,
+    private readonly registry: NodeRegistry,
+    private readonly log: Logger,
+    private readonly keep = DEPLOYMENTS_KEPT,
+  ) {
+    super();
+    this.fileToken = readTokenFile(cfg.token_file);
+    if (!this.fileToken && !cfg.token) {
+      const perNode = Object.keys(cfg.tokens).length;
+      log.warn(
+        { token_file: cfg.token_file, per_node_tokens: perNode },
+        `no deploy token configured (deploy.token, deploy.token_file${perNode ? '; only per-node deploy.tokens' : ''}): deploys go out without Authorization and only agents with auth.disabled accept them`,
+      );
+    }
+  }
+
+  /** The bearer token for `node`: tokens[node], else token_file's content, else token, else none. */
+  tokenFor(node: string): string | null {
+    return this.cfg.tokens[node] || this.fileToken || this.cfg.token || null;
+  }
+
+  /** Deployments, oldest first (of `node` when given; the newest `limit` when given). */
+  list(filter: { node?: string | undefined; limit?: number | undefined } = {}): DeploymentRecord[] {
+    const mine = filter.node === undefined ? this.records : this.records.filter((r) => r.node === filter.node);
+    return filter.limit === undefined ? [...mine] : mine.slice(Math.max(0, mine.length - filter.limit));
+  }
+
+  /** One deployment by its id. */
+  get(id: string): DeploymentRecord | undefined {
+    return this.records.find((r) => r.id === id);
+  }
+
+  /**
+   * Sends a start to `node`'s agent. Returns at once; the call goes on in the background.
+   * @throws DeployRefused when the node is unknown (404) or offline (409)
+   */
+  start(node: string, input: StartInput, who = 'cli'): Submitted {
+    const target = this.target(node);
+    const data: DeployRequestData = {
+      mode: 'start',
+      type: input.type,
+      uuid: input.uuid || randomUUID(),
+      url: input.url,
+      file: input.file,
+      require: input.require,
+      ...(input.instance_id !== undefined ? { instance_id: input.instance_id } : {}),
+      ...(input.index !== undefined ? { index: input.index } : {}),
+    };
+    return this.submit(node, target, data, who);
+  }
+
+  /**
+   * Sends a stop to `node`'s agent. `type` and `id` default to what is known of the component
+   * (the spec names `id` as needed to stop, so a spec-only agent gets it too).
+   * @throws DeployRefused when the node is unknown (404) or offline (409), or the type cannot be told (400)
+   */
+  stop(node: string, input: StopInput, who = 'cli'): Submitted {
+    const target = this.target(node);
+    const known = this.componentOf(node, input.uuid);
+    const type = input.type ?? known.type;
+    if (!type) {
+      throw new DeployRefused(
+        400,
+        'bad_request',
+        `type: node ${node} reports no component ${input.uuid} and no start of it is recorded; give the type (docker or bar)`,
+        '/type',
+      );
+    }
+    const id = input.id ?? known.id;
+    const data: DeployRequestData = {
+      mode: 'stop',
+      type,
+      uuid: input.uuid,
+      ...(id !== undefined
+        ? { id: type === 'bar' && typeof id === 'string' && /^[1-9]\d*$/.test(id) ? Number(id) : id }
+        : {}),
+    };
+    return this.submit(node, target, data, who);
+  }
+
+  /** The agent address of `node`, refusing unknown and offline nodes (a suspect one is allowed). */
+  private target(node: string): { host_ip: string; port: number } {
+    const n = this.registry.nodes.get(node);
+    const hb = n ? this.registry.boards.get(n.primary)?.heartbeat : undefined;
+    if (!n || !hb) throw new DeployRefused(404, 'not_found', `no node ${node}`);
+    if (n.state === 'offline') {
+      throw new DeployRefused(
+        409,
+        'node_offline',
+        `node ${node} is offline since ${new Date(n.since).toISOString()} (no heartbeat from ${n.primary}); refusing to deploy to it`,
+      );
+    }
+    return { host_ip: hb.host_ip, port: hb.service_port };
+  }
+
+  /** The type and id of a component of `node`: from the latest report, then from recorded starts. */
+  private componentOf(node: string, uuid: string): { type?: 'docker' | 'bar'; id?: string | number } {
+    const n = this.registry.nodes.get(node);
+    const c = n ? this.registry.boards.get(n.primary)?.resource?.component.find((x) => x.uuid === uuid) : undefined;
+    const started = this.records.findLast(
+      (r) => r.node === node && r.uuid === uuid && r.mode === 'start' && r.result === 0,
+    );
+    const type =
+      started?.type ??
+      this.records.findLast((r) => r.node === node && r.uuid === uuid)?.type ??
+      (c?.config.id ? (/^\d+$/.test(c.config.id) ? 'bar' : 'docker') : undefined);
+    const id = c?.config.id || started?.reply?.id;
+    return { ...(type ? { type } : {}), ...(id !== undefined && id !== '' ? { id } : {}) };
+  }
+
+  private submit(node: string, target: { host_ip: string; port: number }, data: DeployRequestData, who: string) {
+    const rec: DeploymentRecord = {
+      id: randomUUID(),
+      node,
+      mode: data.mode,
+      type: data.type,
+      uuid: data.uuid,
+      request: data,
+      who,
+      at: new Date().toISOString(),
+      finished_at: null,
+      result: null,
+      message: null,
+      reply: null,
+      progress: [],
+    };
+    this.records.push(rec);
+    while (this.records.length > this.keep) this.records.shift();
+    this.emit('deployment', rec);
+    this.log.info(
+      { deployment: rec.id, node, mode: data.mode, type: data.type, uuid: data.uuid, who, agent: target.host_ip },
+      'deploy sent',
+    );
+    const done = this.run(rec, target).then(
+      () => rec,
+      (err: Error) => {
+        // run() records every failure itself; this is a last guard.
+        this.finish(rec, MANAGER_RESULT.BAD_REPLY, `internal error: ${err.message}`, null);
+        return rec;
+      },
+    );
+    return { deployment: rec, done };
+  }
+
+  private finish(rec: DeploymentRecord, result: number, message: string, reply: DeployReplyData | null): void {
+    if (rec.result !== null) return;
+    rec.result = result;
+    rec.message = message;
+    rec.reply = reply;
+    rec.finished_at = new Date().toISOString();
+    const fields = { deployment: rec.id, node: rec.node, mode: rec.mode, uuid: rec.uuid, result, message };
+    if (result === 0) this.log.info(fields, 'deploy done');
+    else this.log.warn(fields, 'deploy failed');
+    this.emit('finished', rec);
+  }
+
+  private headers(node: string): Record<string, string> {
+    const token = this.tokenFor(node);
+    return {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    };
+  }
+
+  /** POSTs the request and records the outcome; polls progress meanwhile (starts only). */
+  private async run(rec: DeploymentRecord, target: { host_ip: string; port: number }): Promise<void> {
+    const base = `http://${target.host_ip}:${target.port}`;
+    const headers = this.headers(rec.node);
+    const poller = rec.mode === 'start' ? await this.pollProgress(rec, base) : null;
+    try {
+      let status: number;
+      let text: string;
+      try {
+        const res = await request(`${base}/deploy`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ api_version: API_VERSION, data: rec.request }),
+          headersTimeout: this.cfg.timeout_ms,
+          bodyTimeout: this.cfg.timeout_ms,
+          signal: AbortSignal.timeout(this.cfg.timeout_ms),
+        });
+        status = res.statusCode;
+        text = await res.body.text();
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        const timedOut =
+          e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+        if (timedOut) {
+          this.finish(
+            rec,
+            MANAGER_RESULT.TIMEOUT,
+            `agent ${base} did not answer within ${this.cfg.timeout_ms} ms (deploy.timeout_ms); the operation may still complete on the board`,
+            null,
+          );
+        } else {
+          this.finish(
+            rec,
+            MANAGER_RESULT.UNREACHABLE,
+            `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
+            null,
+          );
+        }
+        return;
+      }
+      let doc: unknown;
+      try {
+        doc = JSON.parse(text);
+      } catch {
+        this.finish(
+          rec,
+          MANAGER_RESULT.BAD_REPLY,
+          `agent ${base} answered HTTP ${status} with a body that is not JSON: ${JSON.stringify(text.slice(0, 200))}`,
+          null,
+        );
+        return;
+      }
+      const checked = checkReply.check(doc);
+      if (!checked.ok) {
+        this.finish(
+          rec,
+          MANAGER_RESULT.BAD_REPLY,
+          `agent ${base} answered HTTP ${status} with a body that is not a deploy reply: ${checked.error.field} ${checked.error.message}`,
+          null,
+        );
+        return;
+      }
+      const reply = checked.value.data;
+      if (poller) await poller.last();
+      this.finish(rec, reply.result, reply.message, reply);
+    } finally {
+      poller?.stop();
+    }
+  }
+
+  /**
+   * Polls the agent's GET /deploy/:uuid every progress_poll_ms and appends new lines to
+   * `rec.progress`; resolves once the baseline is read, the POST may then go out. Lines of an earlier operation on the same uuid (the agent keeps the last
+   * one's) are told apart by the component record's creation time, read before the first poll.
+   */
+  private async pollProgress(rec: DeploymentRecord, base: string) {
+    let stopped = false;
+    let timer: NodeJS.Timeout | undefined;
+    const url = `${base}/deploy/${encodeURIComponent(rec.uuid)}`;
+    const token = this.tokenFor(rec.node);
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+    const fetchOne = async (): Promise<AgentProgress | null> => {
+      try {
+        const res = await request(url, {
+          method: 'GET',
+          headers,
+          signal: AbortSignal.timeout(Math.max(1000, this.cfg.progress_poll_ms * 4)),
+        });
+        const text = await res.body.text();
+        if (res.statusCode !== 200) return null;
+        const doc = JSON.parse(text) as unknown;
+        return typeof doc === 'object' && doc !== null ? (doc as AgentProgress) : null;
+      } catch {
+        return null;
+      }
+    };
+    // The creation time of the agent's record before this operation (undefined: none, or unknown),
+    // read before the POST goes out so that it cannot see the new record.
+    const before = (await fetchOne())?.createdAt;
+    const take = async () => {
+      const d = await fetchOne();
+      if (!d || !Array.isArray(d.progress)) return;
+      if (before !== undefined && d.createdAt === before) return;
+      const got = d.progress.filter((l): l is string => typeof l === 'string');
+      const add = newLines(rec.progress, got);
+      if (add.length === 0) return;
+      rec.progress.push(...add);
+      if (rec.progress.length > PROGRESS_KEPT) rec.progress.splice(0, rec.progress.length - PROGRESS_KEPT);
+    };
+    let current: Promise<void> = Promise.resolve();
+    const loop = () => {
+      if (stopped) return;
+      timer = setTimeout(() => {
+        current = take().finally(loop);
+      }, this.cfg.progress_poll_ms);
+      timer.unref();
+    };
+    loop();
+    return {
+      /** Takes the lines that came after the last poll (called when the reply is in). */
+      last: async () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        await current;
+        await take();
+      },
+      stop: () => {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+      },
+    };
+  }
+}
+
+/** The trimmed content of `file`, or null when it is unset, missing or empty. */
+function readTokenFile(file: string): string | null {
+  if (!file) return null;
+  try {
+    return readFileSync(file, 'utf8').trim() || null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new Error(`deploy.token_file ${file}: ${(err as Error).message}`);
+  }
+}
