@@ -104,6 +104,8 @@ function defaultDrivers(cfg: AgentConfig, log: Logger): Partial<Record<'docker' 
       cgroupRoot: d.cgroup_root,
       logMaxBytes: d.log_max_bytes,
       cacheDir: path.join(cfg.data_dir, 'cache'),
+      // The supervisor gives each component <data_dir>/components/<uuid> as its workDir.
+      componentsDir: path.join(cfg.data_dir, 'components'),
     }),
     ...(d.docker_socket ? { docker: createDockerDriver({ ...common, socketPath: d.docker_socket }) } : {}),
   };

@@ -29,8 +29,10 @@ stop_one() {
 
 case "${1:-start}" in
   start)
-    start_one manager --set multicast.interface=127.0.0.1 --set "data_dir=$PWD/$RUN/manager"
-    start_one agent --set multicast.interface=127.0.0.1 --set "data_dir=$PWD/$RUN/agent" --set auth.token_file="$PWD/$RUN/agent.token"
+    # One shared /deploy token for the local pair, made once, readable by root only.
+    [ -s "$RUN/deploy.token" ] || (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$RUN/deploy.token")
+    start_one manager --set multicast.interface=127.0.0.1 --set "data_dir=$PWD/$RUN/manager" --set deploy.token_file="$PWD/$RUN/deploy.token"
+    start_one agent --set multicast.interface=127.0.0.1 --set "data_dir=$PWD/$RUN/agent" --set auth.token_file="$PWD/$RUN/deploy.token"
     echo "waiting for the agent to show up in 'muster nodes'..."
     for _ in $(seq 1 60); do
       if ./bin/muster.js --manager "$MANAGER_URL" nodes --json 2>/dev/null | grep -q '"resource_at": "'; then
