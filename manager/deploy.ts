@@ -227,7 +227,7 @@ export class Deployer extends EventEmitter {
   /** The agent address of `node`, refusing unknown and offline nodes (a suspect one is allowed). */
   private target(node: string): { host_ip: string; port: number } {
     const n = this.registry.nodes.get(node);
-    const hb = n ? this.registry.boards.get(n.primary)?.heartbeat : undefined;
+    const hb = n ? this.registry.boardOf(n)?.heartbeat : undefined;
     if (!n || !hb) throw new DeployRefused(404, 'not_found', `no node ${node}`);
     if (n.state === 'offline') {
       throw new DeployRefused(
@@ -242,7 +242,7 @@ export class Deployer extends EventEmitter {
   /** The type and id of a component of `node`: from the latest report, then from recorded starts. */
   private componentOf(node: string, uuid: string): { type?: 'docker' | 'bar'; id?: string | number } {
     const n = this.registry.nodes.get(node);
-    const c = n ? this.registry.boards.get(n.primary)?.resource?.component.find((x) => x.uuid === uuid) : undefined;
+    const c = n ? this.registry.boardOf(n)?.resource?.component.find((x) => x.uuid === uuid) : undefined;
     const started = this.records.findLast(
       (r) => r.node === node && r.uuid === uuid && r.mode === 'start' && r.result === 0,
     );

@@ -64,6 +64,12 @@ export class Manager {
       this.log.error(c, 'identity conflict: more than one board claims this position'),
     );
     this.registry.on('conflict-cleared', (c: { node: string }) => this.log.info(c, 'identity conflict cleared'));
+    this.registry.on('address-shared', (c: { host_ip: string; nodes: string[] }) =>
+      this.log.error(
+        c,
+        'one address reports for several positions: resource reports cannot be told apart (give each agent its own report.host_ip)',
+      ),
+    );
     this.registry.on('moved', (c: { node: string; from: string; to: string }) =>
       this.log.warn(c, 'node now reports from another address'),
     );

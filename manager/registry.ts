@@ -3,16 +3,21 @@
  * (DESIGN.md "Node id"), with its latest heartbeat and resource report, liveness, and identity
  * conflicts (two boards claiming one position: both shown, an event raised).
  *
- * Reports from one address form a *board*; a node is the position a board claims. A resource
- * report names only its host_ip, so it is matched to its node through the board's heartbeat.
+ * A *board* is an address reporting for a position (host_ip + node id); a node is the position.
+ * A resource report names only its host_ip, so it is matched to the position(s) that address
+ * claims in its heartbeats. Two agents sharing one address for two positions cannot be told apart
+ * in resource reports (the spec carries no more): both positions get them, and an
+ * `address-shared` event says so; give each agent its own address (report.host_ip).
  */
 import { EventEmitter } from 'node:events';
 import type { HeartbeatData, ResourceData } from '../common/protocol.js';
 import { evaluate, type LivenessThresholds, type NodeState, type Transition } from './liveness.js';
 
-/** What the manager knows of one reporting address. */
+/** What the manager knows of one address reporting for one position. */
 export interface Board {
   host_ip: string;
+  /** Node id `box-slot-cpu` this address claims in its heartbeats. */
+  node: string;
   heartbeat: HeartbeatData | null;
   /** ms since epoch of the latest heartbeat, 0 = none yet. */
   heartbeatAt: number;
@@ -31,7 +36,7 @@ export interface NodeRecord {
   state: NodeState;
   /** ms since epoch of the last state change. */
   since: number;
-  /** host_ip of the board whose reports the node shows. */
+  /** host_ip of the board whose reports the node shows (see NodeRegistry.boardOf). */
   primary: string;
   /** host_ips claiming this position (the primary included). */
   claimants: Set<string>;
@@ -45,17 +50,23 @@ const TRANSITIONS_KEPT = 50;
 export const nodeIdOf = (h: Pick<HeartbeatData, 'box_id' | 'slot_id' | 'cpu_id'>): string =>
   `${h.box_id}-${h.slot_id}-${h.cpu_id}`;
 
+/** Most resource reports kept for addresses that have not sent a heartbeat yet. */
+const UNCLAIMED_KEPT = 10_000;
+
 /**
  * Holds all nodes and boards. Events: `transition` (Transition), `conflict` ({ node, claimants }),
- * `conflict-cleared` ({ node }), `moved` ({ node, from, to }).
+ * `conflict-cleared` ({ node }), `moved` ({ node, from, to }), `address-shared` ({ host_ip, nodes }).
  */
 export class NodeRegistry extends EventEmitter {
   /** Number of the heartbeat round under way; rounds 0..round-1 are completed. */
   round = 0;
   readonly nodes = new Map<string, NodeRecord>();
+  /** Boards by `host_ip|node id`. */
   readonly boards = new Map<string, Board>();
-  /** host_ip → node id it claims. */
-  private readonly claims = new Map<string, string>();
+  /** host_ip → node ids it claims. */
+  private readonly claims = new Map<string, Set<string>>();
+  /** Resource reports of addresses no heartbeat has named yet, attached by the first heartbeat. */
+  private readonly unclaimed = new Map<string, { r: ResourceData; at: number }>();
 
   constructor(
     private readonly t: LivenessThresholds,
@@ -64,13 +75,25 @@ export class NodeRegistry extends EventEmitter {
     super();
   }
 
-  private board(ip: string): Board {
-    let b = this.boards.get(ip);
+  private board(ip: string, node: string): Board {
+    const key = `${ip}|${node}`;
+    let b = this.boards.get(key);
     if (!b) {
-      b = { host_ip: ip, heartbeat: null, heartbeatAt: 0, lastRound: 0, resource: null, resourceAt: 0 };
-      this.boards.set(ip, b);
+      b = { host_ip: ip, node, heartbeat: null, heartbeatAt: 0, lastRound: 0, resource: null, resourceAt: 0 };
+      const early = this.unclaimed.get(ip);
+      if (early) {
+        b.resource = early.r;
+        b.resourceAt = early.at;
+        this.unclaimed.delete(ip);
+      }
+      this.boards.set(key, b);
     }
     return b;
+  }
+
+  /** The board of `ip` for node `n` (its primary by default), if it has reported. */
+  boardOf(n: NodeRecord, ip: string = n.primary): Board | undefined {
+    return this.boards.get(`${ip}|${n.id}`);
   }
 
   private transition(n: NodeRecord, to: NodeState, reason: string): void {
@@ -94,15 +117,19 @@ export class NodeRegistry extends EventEmitter {
   ingestHeartbeat(h: HeartbeatData): string {
     const id = nodeIdOf(h);
     const at = this.now();
-    const b = this.board(h.host_ip);
+    const b = this.board(h.host_ip, id);
     b.heartbeat = h;
     b.heartbeatAt = at;
     b.lastRound = this.round;
 
-    // A board that used to claim another position gives it up.
-    const before = this.claims.get(h.host_ip);
-    if (before !== undefined && before !== id) this.release(before, h.host_ip);
-    this.claims.set(h.host_ip, id);
+    // An address may claim several positions: a re-configured board (its old position goes quiet,
+    // then offline) or several agents sharing one address (reported by endRound).
+    let mine = this.claims.get(h.host_ip);
+    if (!mine) {
+      mine = new Set();
+      this.claims.set(h.host_ip, mine);
+    }
+    mine.add(id);
 
     let n = this.nodes.get(id);
     if (!n) {
@@ -131,7 +158,7 @@ export class NodeRegistry extends EventEmitter {
       return id;
     }
     if (!n.claimants.has(h.host_ip)) {
-      const primary = this.boards.get(n.primary);
+      const primary = this.boardOf(n);
       const primaryQuiet =
         !primary || !n.claimants.has(n.primary) || this.missed(primary) >= this.t.suspect_after_rounds;
       n.claimants.add(h.host_ip);
@@ -151,34 +178,38 @@ export class NodeRegistry extends EventEmitter {
     return id;
   }
 
-  private release(id: string, ip: string): void {
-    const n = this.nodes.get(id);
-    if (!n) return;
-    const wasConflict = n.claimants.size > 1;
-    n.claimants.delete(ip);
-    if (n.primary === ip && n.claimants.size > 0) n.primary = [...n.claimants][0] as string;
-    if (wasConflict && n.claimants.size === 1) this.emit('conflict-cleared', { node: id });
-  }
-
   /**
    * Records a valid resource report (seed 003 /resource).
    * @returns the node id, or null when no heartbeat has named this host_ip yet (kept for later)
    */
   ingestResource(r: ResourceData): string | null {
-    const b = this.board(r.host_ip);
-    b.resource = r;
-    b.resourceAt = this.now();
-    return this.claims.get(r.host_ip) ?? null;
+    const at = this.now();
+    const ids = this.claims.get(r.host_ip);
+    if (!ids || ids.size === 0) {
+      if (this.unclaimed.size >= UNCLAIMED_KEPT) this.unclaimed.clear();
+      this.unclaimed.set(r.host_ip, { r, at });
+      return null;
+    }
+    // The positions this address still answers for; a position it left gets no more reports.
+    const boards = [...ids].map((id) => this.board(r.host_ip, id));
+    const live = boards.filter((b) => this.missed(b) < this.t.suspect_after_rounds);
+    const targets = live.length > 0 ? live : [boards.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a))];
+    for (const b of targets) {
+      b.resource = r;
+      b.resourceAt = at;
+    }
+    return targets.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a)).node;
   }
 
   /** Ends a heartbeat round: counts it and moves quiet nodes down. Returns the transitions. */
   endRound(): Transition[] {
     this.round++;
+    this.checkSharedAddresses();
     const out: Transition[] = [];
     for (const n of this.nodes.values()) {
       if (n.claimants.size > 1) this.settleConflict(n);
       // A position no board claims any more counts as never heard from.
-      const b = n.claimants.has(n.primary) ? this.boards.get(n.primary) : undefined;
+      const b = n.claimants.has(n.primary) ? this.boardOf(n) : undefined;
       const change = evaluate(n.state, b ? this.missed(b) : Number.POSITIVE_INFINITY, this.t);
       if (change) {
         this.transition(n, change.to, change.reason);
@@ -195,7 +226,7 @@ export class NodeRegistry extends EventEmitter {
    */
   private settleConflict(n: NodeRecord): void {
     const missedOf = (ip: string) => {
-      const b = this.boards.get(ip);
+      const b = this.boardOf(n, ip);
       return b ? this.missed(b) : Number.POSITIVE_INFINITY;
     };
     if (missedOf(n.primary) >= this.t.suspect_after_rounds) {
@@ -211,10 +242,34 @@ export class NodeRegistry extends EventEmitter {
     for (const ip of [...n.claimants]) {
       if (ip !== n.primary && missedOf(ip) >= this.t.offline_after_rounds) {
         n.claimants.delete(ip);
-        if (this.claims.get(ip) === n.id) this.claims.delete(ip);
+        this.claims.get(ip)?.delete(n.id);
       }
     }
     if (n.claimants.size === 1) this.emit('conflict-cleared', { node: n.id });
+  }
+
+  /**
+   * Addresses that answered two rounds in a row for more than one position (several agents
+   * sharing one address; a re-configured board answers for its old position at most once more),
+   * reported once each.
+   */
+  private readonly shared = new Map<string, number>();
+  private checkSharedAddresses(): void {
+    const seen = new Set<string>();
+    for (const [ip, ids] of this.claims) {
+      if (ids.size < 2) continue;
+      const answering = [...ids].filter((id) => {
+        const b = this.boards.get(`${ip}|${id}`);
+        return b !== undefined && this.missed(b) === 0;
+      });
+      if (answering.length < 2) continue;
+      const key = `${ip}|${answering.sort().join(',')}`;
+      seen.add(key);
+      const rounds = (this.shared.get(key) ?? 0) + 1;
+      this.shared.set(key, rounds);
+      if (rounds === 2) this.emit('address-shared', { host_ip: ip, nodes: answering });
+    }
+    for (const [key, rounds] of this.shared) if (rounds < 2 && !seen.has(key)) this.shared.delete(key);
   }
 
   /** Whether more than one board claims the node's position now. */

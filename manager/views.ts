@@ -82,7 +82,7 @@ function claimant(reg: NodeRegistry, b: Board | undefined, ip: string): Claimant
 
 /** The summary of one node. */
 export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
-  const b = reg.boards.get(n.primary);
+  const b = reg.boardOf(n);
   const r = b?.resource?.resource;
   return {
     id: n.id,
@@ -104,7 +104,7 @@ export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
     conflict:
       n.claimants.size > 1
         ? [n.primary, ...[...n.claimants].filter((ip) => ip !== n.primary)].map((ip) =>
-            claimant(reg, reg.boards.get(ip), ip),
+            claimant(reg, reg.boardOf(n, ip), ip),
           )
         : null,
   };
@@ -112,7 +112,7 @@ export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
 
 /** The full view of one node. */
 export function detail(reg: NodeRegistry, n: NodeRecord): NodeDetail {
-  const b = reg.boards.get(n.primary);
+  const b = reg.boardOf(n);
   const r = b?.resource?.resource;
   return {
     ...summarize(reg, n),
@@ -133,10 +133,12 @@ export function detail(reg: NodeRegistry, n: NodeRecord): NodeDetail {
 /** Components of the nodes' latest resource reports (of node `only` when given), by node, in report order. */
 export function listComponents(reg: NodeRegistry, only?: string): ComponentView[] {
   const out: ComponentView[] = [];
-  for (const n of listNodes(reg)) {
+  for (const n of [...reg.nodes.values()].sort(
+    (a, b) => a.box_id - b.box_id || a.slot_id - b.slot_id || a.cpu_id - b.cpu_id,
+  )) {
     if (only !== undefined && n.id !== only) continue;
-    const res = reg.boards.get(n.host_ip)?.resource;
-    for (const c of res?.component ?? []) out.push({ node: n.id, host_ip: n.host_ip, ...c });
+    const res = reg.boardOf(n)?.resource;
+    for (const c of res?.component ?? []) out.push({ node: n.id, host_ip: n.primary, ...c });
   }
   return out;
 }

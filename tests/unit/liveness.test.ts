@@ -65,7 +65,7 @@ function setup(t: LivenessThresholds = T) {
   let clock = Date.parse('2025-05-30T08:00:00Z');
   const reg = new NodeRegistry(t, () => clock);
   const events: { kind: string; payload: unknown; round: number }[] = [];
-  for (const kind of ['transition', 'conflict', 'conflict-cleared', 'moved'])
+  for (const kind of ['transition', 'conflict', 'conflict-cleared', 'moved', 'address-shared'])
     reg.on(kind, (payload: unknown) => events.push({ kind, payload, round: reg.round }));
   const transitions = () => events.filter((e) => e.kind === 'transition').map((e) => e.payload as Transition);
   /** One heartbeat interval: the round ends, then the boards in `answering` answer the new query. */
@@ -140,7 +140,7 @@ describe('NodeRegistry liveness', () => {
     const { reg, transitions, cycle } = setup();
     reg.ingestHeartbeat(hb('10.0.0.1'));
     cycle('10.0.0.1');
-    const board = reg.boards.get('10.0.0.1');
+    const board = reg.boards.get('10.0.0.1|1-3-0');
     assert.ok(board);
     const seen: string[] = [];
     for (let i = 0; i < 12; i++) {
@@ -276,7 +276,7 @@ describe('NodeRegistry identity', () => {
     reg.ingestHeartbeat(hb('10.0.0.1'));
     reg.ingestHeartbeat(hb('10.0.0.2'));
     cycle('10.0.0.1', '10.0.0.2');
-    const quiet = reg.boards.get('10.0.0.2');
+    const quiet = reg.boards.get('10.0.0.2|1-3-0');
     assert.ok(quiet);
     let clearedAt: number | undefined;
     for (let i = 0; i < 10 && clearedAt === undefined; i++) {
@@ -318,7 +318,7 @@ describe('NodeRegistry identity', () => {
     const { reg, kinds, transitions, cycle } = setup();
     reg.ingestHeartbeat(hb('10.0.0.1'));
     reg.ingestResource(res('10.0.0.1', 11));
-    const old = reg.boards.get('10.0.0.1');
+    const old = reg.boards.get('10.0.0.1|1-3-0');
     assert.ok(old);
     while (reg.missed(old) < T.suspect_after_rounds) cycle();
     assert.equal(reg.nodes.get('1-3-0')?.state, 'suspect');
@@ -353,13 +353,31 @@ describe('NodeRegistry identity', () => {
     assert.equal(kinds('conflict').length, 1);
   });
 
-  it('a board that changes its claimed position leaves the old one', () => {
-    const { reg } = setup();
+  it('a board that changes its claimed position: the old one goes quiet, then offline; reports go to the new one', () => {
+    const { reg, cycle, kinds } = setup();
     reg.ingestHeartbeat(hb('10.0.0.1', [1, 3, 0]));
+    cycle(hb('10.0.0.1', [1, 3, 0]));
     reg.ingestHeartbeat(hb('10.0.0.1', [1, 4, 0]));
-    assert.equal(reg.nodes.get('1-3-0')?.claimants.size, 0);
-    assert.deepEqual([...(reg.nodes.get('1-4-0')?.claimants ?? [])], ['10.0.0.1']);
-    assert.equal(reg.ingestResource(res('10.0.0.1')), '1-4-0');
+    for (let i = 0; i < T.offline_after_rounds + 1; i++) cycle(hb('10.0.0.1', [1, 4, 0]));
+    assert.equal(reg.nodes.get('1-3-0')?.state, 'offline');
+    assert.equal(reg.nodes.get('1-4-0')?.state, 'online');
+    assert.equal(reg.ingestResource(res('10.0.0.1', 77)), '1-4-0');
+    assert.equal(reg.boards.get('10.0.0.1|1-4-0')?.resource?.resource.cpu.usage_percent, 77);
+    assert.notEqual(reg.boards.get('10.0.0.1|1-3-0')?.resource?.resource.cpu.usage_percent, 77);
+    assert.equal(kinds('address-shared').length, 0);
+  });
+
+  it('two agents sharing one address for two positions: both stay online, reported once', () => {
+    const { reg, cycle, kinds, transitions } = setup();
+    const a = hb('10.0.0.1', [1, 3, 0]);
+    const b = hb('10.0.0.1', [1, 3, 1]);
+    reg.ingestHeartbeat(a);
+    reg.ingestHeartbeat(b);
+    for (let i = 0; i < 10; i++) cycle(a, b);
+    assert.equal(reg.nodes.get('1-3-0')?.state, 'online');
+    assert.equal(reg.nodes.get('1-3-1')?.state, 'online');
+    assert.equal(transitions().length, 2);
+    assert.equal(kinds('address-shared').length, 1);
   });
 });
 
