@@ -1,6 +1,6 @@
 /**
  * The agent daemon (`muster agent`): answers multicast queries with reports (seed 003 状态协议)
- * and serves the command port (GET /healthz, GET /metrics; POST /deploy with the deploy issue).
+ * and serves the command port (GET /healthz, GET /metrics, POST /deploy and GET /deploy/:uuid).
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';

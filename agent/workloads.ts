@@ -1,6 +1,6 @@
 /**
- * What the agent runs, as the resource report sees it. The deploy side (workload drivers) fills
- * this in; until a driver is configured the agent runs nothing and reports `component: []`.
+ * What the agent runs, as the resource report sees it: the supervisor (agent/deploy/supervisor.ts)
+ * is the agent's WorkloadSource; `noWorkloads` serves tests and tools that run nothing.
  */
 import type { Component } from '../common/protocol.js';
 

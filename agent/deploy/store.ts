@@ -32,6 +32,13 @@ export class RecordStore {
     return doc.components;
   }
 
+  /** Renames an unreadable file to `components.json.bad-<time>`; returns the new name. */
+  async setAside(): Promise<string> {
+    const to = `${this.file}.bad-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(this.file, to);
+    return to;
+  }
+
   /** Saves all records; concurrent saves are serialized, the last one wins. */
   save(records: readonly ComponentRecord[]): Promise<void> {
     const text = `${JSON.stringify({ version: VERSION, components: records }, null, 1)}\n`;

@@ -30,6 +30,8 @@ export interface DeployOutcome {
 
 const ACTIVE = new Set(['PENDING', 'RUNNING', 'SLEEPING']);
 const FILE_RE = /^[A-Za-z0-9._:@+-]+$/;
+/** A uuid names directories and cgroups: no separators, no leading dot, bounded length. */
+const UUID_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
 
 /** Runs workloads for one agent. */
 export class Supervisor implements WorkloadSource {
@@ -53,8 +55,14 @@ export class Supervisor implements WorkloadSource {
    * was down is marked FAILED with a message. Never stops a running workload.
    */
   async init(): Promise<void> {
-    const recs = await this.store.load().catch((err: Error) => {
-      this.log.error({ err: err.message, file: this.store.file }, 'cannot read component records; starting with none');
+    const recs = await this.store.load().catch(async (err: Error) => {
+      // Keep the unreadable file for a person to look at; never overwrite what may be the only
+      // list of running workloads.
+      const aside = await this.store.setAside().catch(() => null);
+      this.log.error(
+        { err: err.message, file: this.store.file, kept_as: aside },
+        'cannot read component records; starting with none',
+      );
       return [] as ComponentRecord[];
     });
     this.records = new Map(recs.map((r) => [r.uuid, r]));
@@ -128,6 +136,12 @@ export class Supervisor implements WorkloadSource {
       };
     };
     try {
+      if (!UUID_RE.test(req.uuid)) {
+        throw new DeployError(
+          RESULT.BAD_REQUEST,
+          `uuid ${JSON.stringify(req.uuid)}: must be 1-128 letters, digits, . _ - and not start with a dot`,
+        );
+      }
       const rec = await this.withLock(req.uuid, () => (req.mode === 'start' ? this.start(req) : this.stop(req)));
       return reply(RESULT.OK, rec.message ?? 'ok', rec);
     } catch (err) {
@@ -253,12 +267,12 @@ export class Supervisor implements WorkloadSource {
       // Already ended: remove what may be left of it (an exited container), then say so.
       await this.drivers[rec.type]?.stop(rec, 0).catch(() => undefined);
       const was = rec.state.toLowerCase();
+      const since = rec.endedAt;
       if (rec.state === 'FAILED') {
         rec.state = 'STOPPED';
-        rec.endedAt = new Date().toISOString();
         await this.persist();
       }
-      return { ...rec, message: `already ${was}${rec.endedAt ? ` since ${rec.endedAt}` : ''}` };
+      return { ...rec, message: `already ${was}${since ? ` since ${since}` : ''}` };
     }
     const driver = this.driverFor(rec.type);
     try {

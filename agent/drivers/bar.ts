@@ -1,5 +1,5 @@
 /**
- * The bar driver: runs "bundle archives" (docs/DESIGN.md "bar") as plain processes.
+ * The bar driver: runs "bundle archives" (shared/design/DESIGN.md "bar") as plain processes.
  *
  * start: fetch `<url>/<file>` into the sha256 cache (bar/fetch.ts), unpack it into
  * `<workDir>/bundle` (bar/unpack.ts, bar/manifest.ts), create the component's cgroups
@@ -53,6 +53,7 @@ import { LOG_FILES, LogBound } from './bar/logs.js';
 import {
   clockTicksPerSecond,
   groupAlive,
+  groupExists,
   groupMembers,
   identify,
   readStat,
@@ -145,6 +146,9 @@ const idle = (rec: ComponentRecord): Component['resource'] => ({
   memory: { mem_used: null, mem_limit: rec.require.memory || null },
   network: { tx: null, rx: null },
 });
+
+/** How long stop waits for the zombies of a killed group to be reaped, ms (not an error after). */
+const ZOMBIE_WAIT_MS = 2000;
 
 /** Most remembered exit codes of ended workloads. */
 const MAX_ENDED = 1000;
@@ -396,6 +400,12 @@ class BarDriver implements WorkloadDriver {
           }
         }
       }
+    }
+    if (pgid !== undefined) {
+      // Dead members may linger as zombies until their parent (pid 1 for orphans) reaps them;
+      // give that a moment so that callers see the group gone from the process table too.
+      const until = Date.now() + ZOMBIE_WAIT_MS;
+      while (groupExists(pgid) && Date.now() < until) await sleep(50);
     }
     await removeCgroups(cg).catch((err: Error) =>
       this.log.warn({ uuid: rec.uuid, err: err.message }, 'cannot remove the workload cgroups'),

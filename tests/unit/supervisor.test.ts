@@ -190,3 +190,38 @@ describe('supervisor', () => {
     assert.equal(d.starts, 1);
   });
 });
+
+describe('supervisor input hardening', () => {
+  it('refuses a uuid that could name a path outside the data dir, and touches nothing', async () => {
+    const dir = tmp();
+    const sup = new Supervisor(
+      { bar: new MemDriver() },
+      () => cap,
+      { dataDir: dir, stopGraceMs: 10, keepEndedMs: 0 },
+      log,
+    );
+    await sup.init();
+    for (const uuid of ['../../victim', 'a/b', '..', '.hidden', 'x'.repeat(200), '']) {
+      const r = await sup.handle(start(uuid));
+      assert.equal(r.reply.result, RESULT.BAD_REQUEST, uuid);
+      assert.match(r.reply.message, /uuid/);
+    }
+    assert.equal(sup.list().length, 0);
+  });
+
+  it('an unreadable record file is set aside, not overwritten', async () => {
+    const dir = tmp();
+    const { writeFileSync, readdirSync } = await import('node:fs');
+    writeFileSync(path.join(dir, 'components.json'), '{ not json');
+    const sup = new Supervisor(
+      { bar: new MemDriver() },
+      () => cap,
+      { dataDir: dir, stopGraceMs: 10, keepEndedMs: 0 },
+      log,
+    );
+    await sup.init();
+    const bad = readdirSync(dir).filter((f) => f.startsWith('components.json.bad-'));
+    assert.equal(bad.length, 1);
+    assert.equal(readFileSync(path.join(dir, bad[0] as string), 'utf8'), '{ not json');
+  });
+});
