@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { create, Header } from 'tar';
 import { DeployError, RESULT } from '../../agent/deploy/results.js';
+import { cgroupsOf, detectLayout } from '../../agent/drivers/bar/cgroup.js';
 import { parseManifest, signalName } from '../../agent/drivers/bar/manifest.js';
 import { parseStat } from '../../agent/drivers/bar/proc.js';
 import { EntryGuard, sniff, unpackBundle } from '../../agent/drivers/bar/unpack.js';
@@ -360,5 +361,49 @@ describe('url and file', () => {
     assert.equal(bundleUrl('http://h:1/a', 'x.bar'), 'http://h:1/a/x.bar');
     assert.equal(bundleUrl('http://h:1', 'x.bar'), 'http://h:1/x.bar');
     assert.equal(bundleUrl('http://h/r?t=1', 'a b'), 'http://h/r/a%20b?t=1');
+  });
+});
+
+describe('cgroup layout', () => {
+  const tree = async (files: Record<string, string>): Promise<string> => {
+    const root = path.join(tmp, `cg${++n}`);
+    for (const [f, content] of Object.entries(files)) {
+      await mkdir(path.dirname(path.join(root, f)), { recursive: true });
+      await writeFile(path.join(root, f), content);
+    }
+    await mkdir(root, { recursive: true });
+    return root;
+  };
+  test('v1 (both, or one hierarchy), preferred over a hybrid unified mount', async () => {
+    const r = await tree({
+      'cpuset/cpuset.cpus': '0-3',
+      'memory/memory.limit_in_bytes': '0',
+      'unified/cgroup.controllers': 'memory',
+    });
+    assert.deepEqual(await detectLayout(r), {
+      kind: 'v1',
+      cpuset: path.join(r, 'cpuset'),
+      memory: path.join(r, 'memory'),
+    });
+    assert.deepEqual(cgroupsOf(await detectLayout(r), 'u1'), {
+      version: 1,
+      dirs: [path.join(r, 'cpuset/muster/u1'), path.join(r, 'memory/muster/u1')],
+      cpusetDir: path.join(r, 'cpuset/muster/u1'),
+      memoryDir: path.join(r, 'memory/muster/u1'),
+    });
+    const m = await tree({ 'memory/memory.limit_in_bytes': '0' });
+    assert.deepEqual(await detectLayout(m), { kind: 'v1', cpuset: null, memory: path.join(m, 'memory') });
+  });
+  test('v2 at the root, or hybrid unified with the controllers', async () => {
+    const r = await tree({ 'cgroup.controllers': 'cpuset cpu io memory pids' });
+    assert.deepEqual(await detectLayout(r), { kind: 'v2', root: r });
+    assert.deepEqual(cgroupsOf(await detectLayout(r), 'u1')?.dirs, [path.join(r, 'muster/u1')]);
+    const h = await tree({ 'unified/cgroup.controllers': 'cpuset memory' });
+    assert.deepEqual(await detectLayout(h), { kind: 'v2', root: path.join(h, 'unified') });
+  });
+  test('none: no hierarchy, or a unified mount without cpuset and memory', async () => {
+    assert.equal((await detectLayout(await tree({ 'unified/cgroup.controllers': 'hugetlb' }))).kind, 'none');
+    assert.equal((await detectLayout(path.join(tmp, 'no-such-root'))).kind, 'none');
+    assert.equal(cgroupsOf({ kind: 'none', why: 'x' }, 'u1'), null);
   });
 });
