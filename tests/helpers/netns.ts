@@ -1,7 +1,7 @@
 /**
  * Test hosts in Linux network namespaces: a private LAN of namespaces joined by one bridge, with
- * link cuts and netem faults. Nothing is created in the root namespace, so no test traffic can
- * leave the machine. Needs root and iproute2 (`ip`, `tc`).
+ * link cuts, netem faults and nftables query loss. Nothing is created in the root namespace, so no
+ * test traffic can leave the machine. Needs root and iproute2 (`ip`, `tc`); loss needs `nft`.
  */
 import { execFileSync } from 'node:child_process';
 
@@ -38,9 +38,32 @@ export interface Lan {
   netem(host: string, args: string[]): void;
   /** Removes the netem qdisc of `host`, if any. */
   clearNetem(host: string): void;
+  /**
+   * Drops `percent` % of the UDP datagrams to port `port` (default 3980, the multicast queries)
+   * arriving at `host`, at random, with an nftables rule in the host's own namespace (input hook,
+   * table `inet muster_loss`). Replaces an earlier loss rule of the host. Works without netem.
+   * @param percent integer 0..100
+   */
+  loss(host: string, percent: number, port?: number): void;
+  /** Removes the loss rule of `host`, if any. */
+  clearLoss(host: string): void;
+  /** Datagrams to the loss port `host` has seen and dropped since {@link Lan.loss}; null without a rule. */
+  lossCounters(host: string): LossCounters | null;
   /** Deletes every namespace this LAN made (and with them the bridge and veths). Idempotent. */
   destroy(): void;
 }
+
+/** What a loss rule counted: datagrams to the port that arrived, and those it dropped. */
+export interface LossCounters {
+  seen: number;
+  dropped: number;
+}
+
+/** The nftables table that holds a host's loss rule. */
+export const LOSS_TABLE = 'muster_loss';
+
+/** The multicast query port of seed 003, the default target of {@link Lan.loss}. */
+export const QUERY_PORT = 3980;
 
 /** Default subnet: the benchmarking range (RFC 2544), never routed on real networks. */
 export const DEFAULT_SUBNET = '198.18.0.0/24';
@@ -91,6 +114,84 @@ export function missingNetem(): string | false {
     return false;
   } catch (err) {
     return `needs tc netem (kernel CONFIG_NET_SCH_NETEM): ${(err as Error).message}`;
+  } finally {
+    try {
+      deleteNamespace(probe);
+    } catch {
+      // nothing to clean up
+    }
+  }
+}
+
+/**
+ * Installs in namespace `ns` a random drop of `percent` % of incoming UDP datagrams to `port`:
+ * `nft add table inet muster_loss; add chain ... { type filter hook input priority 0; }; add rule
+ * ... udp dport <port> numgen random mod 100 < <percent> drop`, in one transaction, with counters.
+ * An earlier rule of the namespace is replaced.
+ * @throws on a bad percent or port, or when nft fails
+ */
+export function addLoss(ns: string, percent: number, port = QUERY_PORT): void {
+  if (!Number.isInteger(percent) || percent < 0 || percent > 100)
+    throw new Error(`loss ${percent}: expected an integer percentage 0..100`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`loss port ${port}: expected 1..65535`);
+  removeLoss(ns);
+  const t = `inet ${LOSS_TABLE}`;
+  run('ip', [
+    'netns',
+    'exec',
+    ns,
+    'nft',
+    [
+      `add table ${t}`,
+      `add chain ${t} in { type filter hook input priority 0; }`,
+      `add rule ${t} in udp dport ${port} counter comment "seen"`,
+      `add rule ${t} in udp dport ${port} numgen random mod 100 < ${percent} counter drop comment "dropped"`,
+    ].join('; '),
+  ]);
+}
+
+/** Removes the loss table of namespace `ns`; none is not an error. */
+export function removeLoss(ns: string): void {
+  try {
+    run('ip', ['netns', 'exec', ns, 'nft', 'delete', 'table', 'inet', LOSS_TABLE]);
+  } catch (err) {
+    if (!/No such file or directory/i.test((err as Error).message)) throw err;
+  }
+}
+
+/** The counters of the loss rule of namespace `ns`, or null when it has none. */
+export function readLoss(ns: string): LossCounters | null {
+  let text: string;
+  try {
+    text = run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', LOSS_TABLE]);
+  } catch (err) {
+    if (/No such file or directory/i.test((err as Error).message)) return null;
+    throw err;
+  }
+  type Expr = { counter?: { packets: number } };
+  type Item = { rule?: { comment?: string; expr?: Expr[] } };
+  const items = (JSON.parse(text) as { nftables: Item[] }).nftables;
+  const packets = (comment: string): number => {
+    const rule = items.find((i) => i.rule?.comment === comment)?.rule;
+    return rule?.expr?.find((e) => e.counter)?.counter?.packets ?? 0;
+  };
+  return { seen: packets('seen'), dropped: packets('dropped') };
+}
+
+/**
+ * A reason when nftables cannot drop datagrams at random (no `nft`, or a kernel without nf_tables
+ * or its numgen expression), for `needs()`: probes with a loss rule in a throw-away namespace.
+ * False when it works.
+ */
+export function missingNft(): string | false {
+  const probe = `nft-probe-${process.pid}`;
+  try {
+    run('ip', ['netns', 'add', probe]);
+    addLoss(probe, 10);
+    if (readLoss(probe) === null) return 'needs nftables: the loss rule was not installed';
+    return false;
+  } catch (err) {
+    return `needs nftables (nft, kernel nf_tables with numgen): ${(err as Error).message}`;
   } finally {
     try {
       deleteNamespace(probe);
@@ -197,6 +298,9 @@ export function createLan(opts: LanOptions): Lan {
         if (!/handle of zero|No such file|Invalid handle|could not find/i.test((err as Error).message)) throw err;
       }
     },
+    loss: (host, percent, port) => addLoss(nsOf.get(known(host)) as string, percent, port),
+    clearLoss: (host) => removeLoss(nsOf.get(known(host)) as string),
+    lossCounters: (host) => readLoss(nsOf.get(known(host)) as string),
     destroy,
   };
 }
