@@ -85,9 +85,13 @@ export class Manager {
       this.registry.endRound();
       void this.sendQuery('/heartbeat');
     });
-    this.every(q.resource_interval_ms, () => void this.sendQuery('/resource'));
     void this.sendQuery('/heartbeat');
-    void this.sendQuery('/resource');
+    // Resource rounds start half a heartbeat later, so the fleet never answers both at once.
+    const offset = setTimeout(() => {
+      void this.sendQuery('/resource');
+      this.every(q.resource_interval_ms, () => void this.sendQuery('/resource'));
+    }, q.heartbeat_interval_ms / 2);
+    this.timers.push(offset);
     this.log.info(
       {
         manager_ip: this.advertiseIp,
@@ -101,7 +105,7 @@ export class Manager {
 
   /** Stops the rounds and closes the port. */
   async stop(): Promise<void> {
-    for (const t of this.timers) clearInterval(t);
+    for (const t of this.timers) clearTimeout(t);
     this.querier.stop();
     await this.app?.close();
   }

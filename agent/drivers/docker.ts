@@ -12,7 +12,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { getGlobalDispatcher, interceptors, request } from 'undici';
 import type { Logger } from '../../common/log.js';
 import { cpuList, fmtBytes } from '../deploy/admission.js';
@@ -234,7 +234,16 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
  *   when it has none (network mode none/host).
  */
 export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
-  const docker = new Docker({ socketPath: opts.socketPath });
+  // dockerode (with ssh2 and protobufjs behind it) is loaded on first use, not at agent start:
+  // a board that never runs a container does not carry ~25 MiB of code it does not need.
+  let client: Docker | undefined;
+  const engine = async (): Promise<Docker> => {
+    if (!client) {
+      const { default: DockerCtor } = await import('dockerode');
+      client = new DockerCtor({ socketPath: opts.socketPath });
+    }
+    return client;
+  };
   const log = opts.log;
   /** Last CPU sample of each container, by container id. */
   const lastCpu = new Map<string, { usage: number; system: number; at: number; cpus: number }>();
@@ -272,7 +281,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
     let last = 0;
     const seen = new Set<string>();
     try {
-      const stream = await docker.pull(ref, { abortSignal: signal });
+      const stream = await (await engine()).pull(ref, { abortSignal: signal });
       await followJsonLines(stream, signal, (ev) => {
         const status = typeof ev.status === 'string' ? ev.status : '';
         const layer = typeof ev.id === 'string' ? ev.id : '';
@@ -352,7 +361,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
     const what = `image tarball ${file} could not be loaded`;
     let events: Record<string, unknown>[];
     try {
-      const stream = await docker.loadImage(tarball, { abortSignal: signal });
+      const stream = await (await engine()).loadImage(tarball, { abortSignal: signal });
       let last = 0;
       events = await followJsonLines(stream, signal, (ev) => {
         const now = Date.now();
@@ -385,7 +394,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
   async function freeName(name: string, uuid: string): Promise<void> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await docker.getContainer(name).inspect();
+      info = await (await engine()).getContainer(name).inspect();
     } catch (err) {
       if (isStatus(err, 404)) return;
       throw runtimeError(`cannot inspect container ${name}`, err);
@@ -403,7 +412,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
       );
     }
     log.info({ uuid, name, id: info.Id }, 'removing the ended container of an earlier run of this uuid');
-    await docker
+    await (await engine())
       .getContainer(info.Id)
       .remove({ force: true })
       .catch((err: unknown) => {
@@ -457,7 +466,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
       }
       let container: Docker.Container;
       try {
-        container = await docker.createContainer({
+        container = await (await engine()).createContainer({
           name,
           Image: image,
           Labels: {
@@ -487,7 +496,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
     },
 
     async stop(rec: ComponentRecord, graceMs: number): Promise<void> {
-      const c = docker.getContainer(rec.id || containerName(rec.uuid));
+      const c = (await engine()).getContainer(rec.id || containerName(rec.uuid));
       try {
         await c.stop({ t: Math.max(0, Math.ceil(graceMs / 1000)) });
       } catch (err) {
@@ -517,7 +526,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
           };
           let info: Docker.ContainerInspectInfo;
           try {
-            info = await docker.getContainer(ref).inspect({ abortSignal: signal });
+            info = await (await engine()).getContainer(ref).inspect({ abortSignal: signal });
           } catch (err) {
             if (isStatus(err, 404)) out.set(rec.uuid, { state: 'FAILED', exitCode: null, resource });
             // Anything else (engine down, out of time): unknown, left out of the map.
@@ -533,7 +542,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
           const state = st.Paused ? 'SLEEPING' : 'RUNNING';
           try {
             const statsOpts = { stream: false as const, 'one-shot': true, abortSignal: signal };
-            const s = (await docker.getContainer(info.Id).stats(statsOpts)) as unknown as StatsSample;
+            const s = (await (await engine()).getContainer(info.Id).stats(statsOpts)) as unknown as StatsSample;
             resource.cpu.load = cpuLoad(info.Id, s);
             const mem = s.memory_stats;
             if (mem && typeof mem.usage === 'number') {
@@ -560,7 +569,7 @@ export function createDockerDriver(opts: DockerDriverOptions): WorkloadDriver {
     async adopt(recs: readonly ComponentRecord[]): Promise<Map<string, boolean>> {
       let list: Docker.ContainerInfo[];
       try {
-        list = await docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
+        list = await (await engine()).listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
       } catch (err) {
         throw runtimeError('cannot list containers', err);
       }
