@@ -119,7 +119,11 @@ export class Manager {
   jitterMs(): number {
     const q = this.cfg.query;
     if (q.jitter_ms === 0) return 0;
-    const wanted = Math.max(q.jitter_ms, this.registry.nodes.size * q.jitter_per_node_ms);
+    // Before the first round completes the fleet size is unknown (a restart): use the widest window.
+    const wanted =
+      this.registry.round === 0
+        ? Number.POSITIVE_INFINITY
+        : Math.max(q.jitter_ms, this.registry.nodes.size * q.jitter_per_node_ms);
     // Capped at half a round, and at the protocol's bound so that every agent accepts the query.
     return Math.min(wanted, q.heartbeat_interval_ms / 2, MAX_JITTER_MS);
   }

@@ -1,0 +1,218 @@
+/**
+ * Manager scale: memory (RSS, V8 heap used) and CPU of a real manager holding N boards, for
+ * N = 100, 1,000 and 5,000 simulated boards (bench/fleet.ts) reporting on the default intervals
+ * (heartbeat every 2 s, resource every 5 s, the reply window the manager suggests). A fresh
+ * manager per N; once every board is online with a resource report, a window of `seconds`
+ * (default 20) measures:
+ *   - RSS from /proc/<pid>/status (mean over the window, sampled every 0.5 s)
+ *   - heap used from the manager's /metrics (nodejs_heap_size_used_bytes, mean of a scrape every 5 s)
+ *   - CPU from /proc/<pid>/stat, % of one core
+ *   - reports stored (ingested counter deltas) against reports the fleet had answered 200
+ * Reported per 1,000 boards and as growth against the 100-board figure: the ratio X(N) / X(100),
+ * and the marginal cost (X(N) − X(100)) per 1,000 extra boards.
+ *   node --import tsx bench/manager-scale.ts [--sizes 100,1000,5000] [--seconds 20]
+ */
+import { parseArgs } from 'node:util';
+import {
+  contentionMeter,
+  cpuMeter,
+  ensureOpenFiles,
+  freeMulticastPort,
+  freeTcpPort,
+  fx,
+  getJson,
+  getText,
+  isMain,
+  metric,
+  mib,
+  musterBinary,
+  progress,
+  removeDir,
+  rssSampler,
+  sleep,
+  startManager,
+  tempDir,
+} from './common.js';
+import { startFleet } from './fleet.js';
+
+/** Address block of the scale fleet: 127.23.x.y. */
+const NET = 23;
+
+/** Options of the scale benchmark. */
+export interface ScaleOptions {
+  sizes?: number[];
+  seconds?: number;
+  seed?: number;
+}
+
+/** Figures at one fleet size. */
+export interface ScalePoint {
+  n: number;
+  rss: number;
+  heapUsed: number;
+  cpuPercent: number;
+  /** Reports stored by this manager over its life, and those the fleet saw answered 200. */
+  stored: number;
+  answered: number;
+  /** Fleet-side failures over the manager's life (start-up burst included): POSTs not answered 200 within
+   * the agent's 2 s report timeout. The manager may still have stored them (stored > answered). */
+  failed: number;
+  /** Of those, failures during the measured window (steady state). */
+  failedInWindow: number;
+  /** ms from the manager process being started to every board online with a resource report. */
+  startupMs: number;
+  /** Fleet-side failures by kind (error code or HTTP status). */
+  failures: Record<string, number>;
+  /** jitter_ms of the latest heartbeat query. */
+  jitterMs: number;
+  othersCores: number;
+  error?: string;
+}
+
+/** Result of the scale benchmark. */
+export interface ScaleResult {
+  seconds: number;
+  points: ScalePoint[];
+}
+
+async function measure(n: number, seconds: number, seed: number): Promise<ScalePoint> {
+  const mcastPort = await freeMulticastPort();
+  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
+  const dir = tempDir('scale');
+  let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
+  try {
+    const started = performance.now();
+    mgr = await startManager({ httpPort: await freeTcpPort(), mcastPort, dataDir: dir });
+    const base = mgr.base;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const st = await getJson<{ nodes: { online: number } }>(`${base}/api/v1/status`);
+      if (st.nodes.online >= n && fleet.counters.ok['/resource'] >= n) break;
+      if (Date.now() > deadline)
+        throw new Error(`only ${st.nodes.online}/${n} online, ${fleet.counters.ok['/resource']} resource reports`);
+      await sleep(250);
+    }
+    const startupMs = performance.now() - started;
+    await sleep(1000);
+    const failedBefore = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+    const meter = contentionMeter();
+    const ingested = (t: string) => metric(t, 'muster_manager_reports_ingested_total');
+    const cpu = cpuMeter(mgr.child.pid);
+    const rss = rssSampler(mgr.child.pid);
+    const heaps: number[] = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < seconds * 1000) {
+      await sleep(Math.min(5000, seconds * 1000 - (performance.now() - t0)));
+      heaps.push(metric(await getText(`${base}/metrics`), 'nodejs_heap_size_used_bytes'));
+    }
+    const cpuPercent = cpu.stop();
+    const failedInWindow = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedBefore;
+    const r = rss.stop();
+    // Reports already answered are stored; let the ones under way finish before comparing.
+    await fleet.idle(10_000).catch(() => undefined);
+    const m1 = ingested(await getText(`${base}/metrics`));
+    return {
+      n,
+      rss: r.mean,
+      heapUsed: heaps.reduce((a, b) => a + b, 0) / Math.max(1, heaps.length),
+      cpuPercent,
+      stored: m1,
+      answered: fleet.counters.ok['/heartbeat'] + fleet.counters.ok['/resource'],
+      failed: fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'],
+      failedInWindow,
+      startupMs,
+      failures: Object.fromEntries(fleet.counters.errors),
+      jitterMs: fleet.counters.last['/heartbeat']?.jitter_ms ?? 0,
+      othersCores: meter.stop().othersCores,
+    };
+  } finally {
+    await mgr?.child.stop();
+    await fleet.stop();
+    removeDir(dir);
+  }
+}
+
+/** Runs the scale benchmark. */
+export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
+  const sizes = o.sizes ?? [100, 1000, 5000];
+  const seconds = o.seconds ?? 20;
+  const seed = o.seed ?? 1;
+  const points: ScalePoint[] = [];
+  for (const n of sizes) {
+    const limit = ensureOpenFiles(n + 4096);
+    progress(`manager scale: N = ${n} (${musterBinary().kind}), ${seconds} s window`);
+    try {
+      if (limit < n + 1024) throw new Error(`open-file limit ${limit} is too low for ${n} connections`);
+      points.push(await measure(n, seconds, seed));
+    } catch (err) {
+      const error = (err as Error).message.split('\n')[0] as string;
+      progress(`manager scale: N = ${n} failed: ${error}`);
+      points.push({
+        n,
+        rss: Number.NaN,
+        heapUsed: Number.NaN,
+        cpuPercent: Number.NaN,
+        stored: 0,
+        answered: 0,
+        failed: 0,
+        failedInWindow: 0,
+        startupMs: Number.NaN,
+        failures: {},
+        jitterMs: 0,
+        othersCores: Number.NaN,
+        error,
+      });
+    }
+  }
+  return { seconds, points };
+}
+
+/** Growth figures of point `p` against the first (smallest) point. */
+export function growth(r: ScaleResult, p: ScalePoint) {
+  const b = r.points[0] as ScalePoint;
+  const extraK = (p.n - b.n) / 1000;
+  return {
+    rssRatio: p.rss / b.rss,
+    heapRatio: p.heapUsed / b.heapUsed,
+    cpuRatio: p.cpuPercent / b.cpuPercent,
+    rssPerExtraK: extraK > 0 ? (p.rss - b.rss) / extraK : Number.NaN,
+    heapPerExtraK: extraK > 0 ? (p.heapUsed - b.heapUsed) / extraK : Number.NaN,
+    cpuPerExtraK: extraK > 0 ? (p.cpuPercent - b.cpuPercent) / extraK : Number.NaN,
+  };
+}
+
+/** Human-readable lines of a result. */
+export function formatScale(r: ScaleResult): string {
+  const lines = [`manager scale (${r.seconds} s window per size, default intervals)`];
+  for (const p of r.points) {
+    if (p.error) {
+      lines.push(`N = ${p.n}: not measured — ${p.error}`);
+      continue;
+    }
+    const g = growth(r, p);
+    const k = p.n / 1000;
+    lines.push(
+      `N = ${p.n}: RSS ${mib(p.rss)}, heap used ${mib(p.heapUsed)}, CPU ${fx(p.cpuPercent, 1)} % ` +
+        `(per 1,000 boards: ${mib(p.rss / k)}, ${mib(p.heapUsed / k)}, ${fx(p.cpuPercent / k, 1)} %); ` +
+        `stored ${p.stored}, answered 200 ${p.answered}, fleet failures ${p.failed}${p.failed ? ` ${JSON.stringify(p.failures)} (${p.failedInWindow} in the window)` : ''}, all online ${fx(p.startupMs / 1000, 1)} s after start, jitter ${p.jitterMs} ms, others ${fx(p.othersCores, 2)} cores`,
+      `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
+        `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
+    );
+  }
+  return lines.join('\n');
+}
+
+if (isMain(import.meta.url)) {
+  const { values } = parseArgs({
+    options: { sizes: { type: 'string', default: '100,1000,5000' }, seconds: { type: 'string', default: '20' } },
+  });
+  runScale({ sizes: values.sizes.split(',').map(Number), seconds: Number(values.seconds) })
+    .then((r) => {
+      process.stdout.write(`${formatScale(r)}\n`);
+      process.exit(0);
+    })
+    .catch((err: Error) => {
+      process.stderr.write(`manager-scale: ${err.stack ?? err.message}\n`);
+      process.exit(1);
+    });
+}
