@@ -20,6 +20,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { metric, sets } from '../tests/helpers/daemons.js';
+
+// Shared with the tests: the --set argv builder and the Prometheus text reader.
+export { metric, sets };
 
 /** The repository root. */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -226,11 +230,6 @@ export function startMuster(args: string[]): Child {
   return startChild([...bin.argv, ...args], bin.env);
 }
 
-/** `--set` pairs for an argv. */
-export function sets(kv: Record<string, string | number>): string[] {
-  return Object.entries(kv).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
-}
-
 /** Starts a manager on 127.0.0.1 with multicast on 127.0.0.1 and `extra` config. Waits for /healthz. */
 export async function startManager(opts: {
   httpPort: number;
@@ -373,19 +372,6 @@ export function rssSampler(pid: number, everyMs = 500): { stop(): { mean: number
 // ---------------------------------------------------------------------------------------------
 // Prometheus text
 // ---------------------------------------------------------------------------------------------
-
-/** Sums the samples of `name` whose labels include `labels`. */
-export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const set = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
 
 /** Cumulative buckets `[le, count]` of histogram `name` (labels filtered), le ascending, +Inf last. */
 export function histogramBuckets(text: string, name: string, labels: Record<string, string> = {}): [number, number][] {

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, getJson, type Proc, startMuster, waitFor } from '../helpers/daemons.js';
+import { freePort, getJson, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const TOKEN = 'route-test-token';
 
@@ -24,20 +24,15 @@ describe('agent POST /deploy refusals', () => {
     base = `http://127.0.0.1:${port}`;
     agent = startMuster([
       'agent',
-      '--set',
-      'multicast.interface=127.0.0.1',
-      '--set',
-      `multicast.port=${await freePort()}`,
-      '--set',
-      `service.port=${port}`,
-      '--set',
-      `data_dir=${dir}`,
-      '--set',
-      `auth.token_file=${path.join(dir, 'token')}`,
-      '--set',
-      'deploy.docker_socket=',
-      '--set',
-      'log.level=warn',
+      ...sets({
+        'multicast.interface': '127.0.0.1',
+        'multicast.port': await freePort(),
+        'service.port': port,
+        data_dir: dir,
+        'auth.token_file': path.join(dir, 'token'),
+        'deploy.docker_socket': '',
+        'log.level': 'warn',
+      }),
     ]);
     await waitFor('agent healthz', () => getJson(`${base}/healthz`), 30_000).catch((e: Error) => {
       throw new Error(`${e.message}\n${agent.output()}`);

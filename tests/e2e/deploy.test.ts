@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { ComponentView, NodeDetail } from '../../manager/views.js';
-import { freePort, getJson, type Proc, startMuster, waitFor } from '../helpers/daemons.js';
+import { freePort, getJson, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { docker, type FileServer, run, serveDir, setupTestImages, type TestImages } from '../helpers/images.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 
@@ -97,32 +97,21 @@ describe(
     // loopback address.
     const agentFlags = (box: number, slot: number, port: number, dir: string, tokenFile: string, ip: string) => [
       'agent',
-      '--set',
-      `multicast.interface=${IFACE}`,
-      '--set',
-      `multicast.port=${mcastPort}`,
-      '--set',
-      `service.host=${ip}`,
-      '--set',
-      `report.host_ip=${ip}`,
-      '--set',
-      `service.port=${port}`,
-      '--set',
-      `identity.box_id=${box}`,
-      '--set',
-      `identity.slot_id=${slot}`,
-      '--set',
-      'identity.cpu_id=0',
-      '--set',
-      'report.jitter_ms=50',
-      '--set',
-      'deploy.reserved_cores=[]',
-      '--set',
-      'deploy.stop_grace_ms=3000',
-      '--set',
-      `data_dir=${dir}`,
-      '--set',
-      `auth.token_file=${tokenFile}`,
+      ...sets({
+        'multicast.interface': IFACE,
+        'multicast.port': mcastPort,
+        'service.host': ip,
+        'report.host_ip': ip,
+        'service.port': port,
+        'identity.box_id': box,
+        'identity.slot_id': slot,
+        'identity.cpu_id': '0',
+        'report.jitter_ms': '50',
+        'deploy.reserved_cores': '[]',
+        'deploy.stop_grace_ms': '3000',
+        data_dir: dir,
+        'auth.token_file': tokenFile,
+      }),
     ];
 
     before(async () => {
@@ -146,26 +135,18 @@ describe(
       base = `http://127.0.0.1:${httpPort}`;
       manager = startMuster([
         'manager',
-        '--set',
-        `multicast.interface=${IFACE}`,
-        '--set',
-        `multicast.port=${mcastPort}`,
-        '--set',
-        'http.host=127.0.0.1',
-        '--set',
-        `http.port=${httpPort}`,
-        '--set',
-        'query.heartbeat_interval_ms=500',
-        '--set',
-        'query.resource_interval_ms=700',
-        '--set',
-        `deploy.token=${TOKEN}`,
-        '--set',
-        `deploy.token_file=${path.join(tmp, 'no-such-token-file')}`,
-        '--set',
-        'deploy.progress_poll_ms=100',
-        '--set',
-        `data_dir=${path.join(tmp, 'manager')}`,
+        ...sets({
+          'multicast.interface': IFACE,
+          'multicast.port': mcastPort,
+          'http.host': '127.0.0.1',
+          'http.port': httpPort,
+          'query.heartbeat_interval_ms': '500',
+          'query.resource_interval_ms': '700',
+          'deploy.token': TOKEN,
+          'deploy.token_file': path.join(tmp, 'no-such-token-file'),
+          'deploy.progress_poll_ms': '100',
+          data_dir: path.join(tmp, 'manager'),
+        }),
       ]);
       portA = await freePort();
       agentArgs = agentFlags(7, 4, portA, path.join(tmp, 'agent-a'), path.join(tmp, 'token-a'), '127.0.0.1');
@@ -474,24 +455,17 @@ describe(
       port = await freePort();
       agent = startMuster([
         'agent',
-        '--set',
-        `multicast.interface=${IFACE}`,
-        '--set',
-        `multicast.port=${await freePort()}`,
-        '--set',
-        'service.host=127.0.0.1',
-        '--set',
-        `service.port=${port}`,
-        '--set',
-        'auth.disabled=true',
-        '--set',
-        `auth.token_file=${path.join(tmp, 'none')}`,
-        '--set',
-        'deploy.docker_socket=',
-        '--set',
-        'deploy.stop_grace_ms=2000',
-        '--set',
-        `data_dir=${path.join(tmp, 'agent')}`,
+        ...sets({
+          'multicast.interface': IFACE,
+          'multicast.port': await freePort(),
+          'service.host': '127.0.0.1',
+          'service.port': port,
+          'auth.disabled': 'true',
+          'auth.token_file': path.join(tmp, 'none'),
+          'deploy.docker_socket': '',
+          'deploy.stop_grace_ms': '2000',
+          data_dir: path.join(tmp, 'agent'),
+        }),
       ]);
       await waitFor('the agent service port', () => getJson(`http://127.0.0.1:${port}/healthz`), 20_000);
     });

@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import type { NodeState } from '../../manager/liveness.js';
 import { queryBody } from '../../manager/querier.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { metric, type Proc, runMuster, startMuster, waitFor } from '../helpers/daemons.js';
+import { metric, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan, type LossCounters, missingNft } from '../helpers/netns.js';
 
@@ -49,10 +49,6 @@ const STOP_MS = 6000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const execFileP = promisify(execFile);
-
-/** `--set key=value` arguments for a daemon. */
-const sets = (kv: Record<string, string | number>): string[] =>
-  Object.entries(kv).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
 
 /** A transition as the manager logs it ("node state changed"), with the log line's time. */
 interface Logged {

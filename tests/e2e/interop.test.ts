@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { freePort, getJson, type Proc, ROOT, runMuster, startMuster, waitFor } from '../helpers/daemons.js';
+import { freePort, getJson, type Proc, ROOT, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { missingCommand, needs } from '../helpers/need.js';
 
 const IFACE = '127.0.0.1';
@@ -92,32 +92,21 @@ describe('interop with spec-only python peers', needs(missingCommand('python3'))
     const httpPort = await freePort();
     const agent = startMuster([
       'agent',
-      '--set',
-      `multicast.interface=${IFACE}`,
-      '--set',
-      `multicast.port=${mcastPort}`,
-      '--set',
-      'service.host=127.0.0.1',
-      '--set',
-      `service.port=${servicePort}`,
-      '--set',
-      'identity.box_id=3',
-      '--set',
-      'identity.slot_id=5',
-      '--set',
-      'identity.cpu_id=1',
-      '--set',
-      'identity.srio_id=2',
-      '--set',
-      'identity.box_type=计算I型',
-      '--set',
-      'identity.board_type=GPU',
-      '--set',
-      'identity.resource_type=GPU I',
-      '--set',
-      'report.jitter_ms=100',
-      '--set',
-      `data_dir=${path.join(tmp, 'agent')}`,
+      ...sets({
+        'multicast.interface': IFACE,
+        'multicast.port': mcastPort,
+        'service.host': '127.0.0.1',
+        'service.port': servicePort,
+        'identity.box_id': '3',
+        'identity.slot_id': '5',
+        'identity.cpu_id': '1',
+        'identity.srio_id': '2',
+        'identity.box_type': '计算I型',
+        'identity.board_type': 'GPU',
+        'identity.resource_type': 'GPU I',
+        'report.jitter_ms': '100',
+        data_dir: path.join(tmp, 'agent'),
+      }),
     ]);
     try {
       await waitFor(
@@ -212,20 +201,15 @@ describe('interop with spec-only python peers', needs(missingCommand('python3'))
     const base = `http://127.0.0.1:${httpPort}`;
     const manager: Proc = startMuster([
       'manager',
-      '--set',
-      `multicast.interface=${IFACE}`,
-      '--set',
-      `multicast.port=${mcastPort}`,
-      '--set',
-      'http.host=127.0.0.1',
-      '--set',
-      `http.port=${httpPort}`,
-      '--set',
-      'query.heartbeat_interval_ms=500',
-      '--set',
-      'query.resource_interval_ms=1000',
-      '--set',
-      `data_dir=${path.join(tmp, 'manager')}`,
+      ...sets({
+        'multicast.interface': IFACE,
+        'multicast.port': mcastPort,
+        'http.host': '127.0.0.1',
+        'http.port': httpPort,
+        'query.heartbeat_interval_ms': '500',
+        'query.resource_interval_ms': '1000',
+        data_dir: path.join(tmp, 'manager'),
+      }),
     ]);
     const agent = startPython('spec_agent.py', [
       '--group',

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { freePort, getJson, metric, type Proc, runMuster, startMuster, waitFor } from '../helpers/daemons.js';
+import { freePort, getJson, metric, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const IFACE = '127.0.0.1';
 const GROUP = '239.192.168.80';
@@ -131,43 +131,30 @@ describe('loopback: one manager and one agent on 127.0.0.1', () => {
     base = `http://127.0.0.1:${httpPort}`;
     manager = startMuster([
       'manager',
-      '--set',
-      `multicast.interface=${IFACE}`,
-      '--set',
-      `multicast.port=${mcastPort}`,
-      '--set',
-      'http.host=127.0.0.1',
-      '--set',
-      `http.port=${httpPort}`,
-      '--set',
-      'http.body_limit_bytes=65536',
-      '--set',
-      'query.heartbeat_interval_ms=500',
-      '--set',
-      'query.resource_interval_ms=1000',
-      '--set',
-      `data_dir=${path.join(tmp, 'manager')}`,
+      ...sets({
+        'multicast.interface': IFACE,
+        'multicast.port': mcastPort,
+        'http.host': '127.0.0.1',
+        'http.port': httpPort,
+        'http.body_limit_bytes': '65536',
+        'query.heartbeat_interval_ms': '500',
+        'query.resource_interval_ms': '1000',
+        data_dir: path.join(tmp, 'manager'),
+      }),
     ]);
     agent = startMuster([
       'agent',
-      '--set',
-      `multicast.interface=${IFACE}`,
-      '--set',
-      `multicast.port=${mcastPort}`,
-      '--set',
-      'service.host=127.0.0.1',
-      '--set',
-      `service.port=${servicePort}`,
-      '--set',
-      `identity.box_id=${BOX}`,
-      '--set',
-      `identity.slot_id=${SLOT}`,
-      '--set',
-      `identity.cpu_id=${CPU}`,
-      '--set',
-      'report.jitter_ms=100',
-      '--set',
-      `data_dir=${path.join(tmp, 'agent')}`,
+      ...sets({
+        'multicast.interface': IFACE,
+        'multicast.port': mcastPort,
+        'service.host': '127.0.0.1',
+        'service.port': servicePort,
+        'identity.box_id': BOX,
+        'identity.slot_id': SLOT,
+        'identity.cpu_id': CPU,
+        'report.jitter_ms': '100',
+        data_dir: path.join(tmp, 'agent'),
+      }),
     ]);
   });
 
@@ -442,13 +429,13 @@ describe('config errors stop a daemon at start with exit code 2 naming the key',
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('agent --set identity.box_id=abc', async () => {
-    const r = await runShort(['agent', '--set', 'identity.box_id=abc']);
+    const r = await runShort(['agent', ...sets({ 'identity.box_id': 'abc' })]);
     assert.equal(r.code, 2, r.output);
     assert.match(r.output, /identity\.box_id/);
   });
 
   it('agent --set nosuch.key=1', async () => {
-    const r = await runShort(['agent', '--set', 'nosuch.key=1']);
+    const r = await runShort(['agent', ...sets({ 'nosuch.key': '1' })]);
     assert.equal(r.code, 2, r.output);
     assert.match(r.output, /nosuch\.key/);
   });
@@ -464,10 +451,7 @@ describe('config errors stop a daemon at start with exit code 2 naming the key',
   it('manager with offline_after_rounds not above suspect_after_rounds', async () => {
     const r = await runShort([
       'manager',
-      '--set',
-      'liveness.offline_after_rounds=1',
-      '--set',
-      'liveness.suspect_after_rounds=2',
+      ...sets({ 'liveness.offline_after_rounds': '1', 'liveness.suspect_after_rounds': '2' }),
     ]);
     assert.equal(r.code, 2, r.output);
     assert.match(r.output, /liveness\.offline_after_rounds/);

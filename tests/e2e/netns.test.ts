@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Answer } from '../../manager/manager.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { type Proc, runMuster, startMuster, waitFor } from '../helpers/daemons.js';
+import { type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan } from '../helpers/netns.js';
 
@@ -20,10 +20,6 @@ const AGENTS = ['a1', 'a2', 'a3'] as const;
 const IDS = ['1-1-0', '1-2-0', '1-3-0'] as const;
 const MANAGER_PORT = 3926;
 const SERVICE_PORT = 23980;
-
-/** `--set key=value` arguments for a daemon. */
-const sets = (kv: Record<string, string | number>): string[] =>
-  Object.entries(kv).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
 
 describe(
   'multicast discovery and liveness across network namespaces',

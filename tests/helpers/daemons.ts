@@ -101,6 +101,11 @@ export async function getJson<T = unknown>(url: string): Promise<T> {
   return (await res.json()) as T;
 }
 
+/** `--set path=value` arguments for a daemon, one pair per key. */
+export function sets(kv: Record<string, string | number>): string[] {
+  return Object.entries(kv).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+}
+
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
