@@ -59,13 +59,19 @@ export class Sampler<C extends Record<string, Collector<unknown>>> {
     const c = this.collectors[name];
     if (!c) return;
     const started = performance.now();
-    const signal = AbortSignal.timeout(this.cfg.timeout_ms);
+    // One timer per run: it aborts the collector's I/O and settles the run even if the
+    // collector ignores the signal.
+    const ac = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${this.cfg.timeout_ms} ms`)), this.cfg.timeout_ms);
+      timer = setTimeout(() => {
+        const err = new Error(`timed out after ${this.cfg.timeout_ms} ms`);
+        ac.abort(err);
+        reject(err);
+      }, this.cfg.timeout_ms);
     });
     try {
-      const value = await Promise.race([c.collect(signal), deadline]);
+      const value = await Promise.race([c.collect(ac.signal), deadline]);
       this.samples.set(name, { value, at: Date.now() });
     } catch (err) {
       const prev = this.samples.get(name) as Sample<unknown>;
