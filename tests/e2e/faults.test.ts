@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import type { NodeState } from '../../manager/liveness.js';
 import { queryBody } from '../../manager/querier.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { metric, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import { metric, type Proc, runMuster, sets, startMuster, watchDaemons } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan, type LossCounters, missingNft } from '../helpers/netns.js';
 
@@ -292,33 +292,8 @@ describe(
         ...[...helpers].map((h) => `----- helper ${h.name} (pid ${h.proc.pid}) -----\n${h.output()}`),
       ].join('\n');
 
-    /** Runs `fn`; on failure the daemons' output is appended to the error message. */
-    const withLogs = async (fn: () => Promise<void>): Promise<void> => {
-      try {
-        const dead = live().filter(([, p]) => p.proc.exitCode !== null || p.proc.signalCode !== null);
-        if (!manager || dead.length > 0) throw new Error(`daemons not running: ${dead.map(([n]) => n).join(', ')}`);
-        await fn();
-      } catch (err) {
-        const e = err instanceof Error ? err : new Error(String(err));
-        e.message += `\n\ndaemon output:\n${logs()}`;
-        throw e;
-      }
-    };
-
-    /** Rejects as soon as a daemon that must run exits, so a crash fails fast instead of timing out. */
-    const died = (): Promise<never> => {
-      const p = new Promise<never>((_, reject) => {
-        for (const [name, d] of live()) void d.exited.then((code) => reject(new Error(`${name} exited (${code})`)));
-      });
-      p.catch(() => {});
-      return p;
-    };
-    const until = <T>(
-      what: string,
-      fn: () => Promise<T | undefined | null | false>,
-      timeoutMs = 15_000,
-      everyMs = 250,
-    ) => Promise.race([waitFor(what, fn, timeoutMs, everyMs), died()]);
+    /** `withLogs`: failures carry the daemons' output; `until`: waitFor that fails when a daemon dies. */
+    const { withLogs, until } = watchDaemons(live, logs);
 
     /** A helper script in namespace `ns`, stopped by the test's after hook (and the suite's). */
     const helper = (t: TestContext, name: string, ns: string, code: string, args: (string | number)[]): Helper => {

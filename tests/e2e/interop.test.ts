@@ -5,55 +5,31 @@
  * port picked per test, so nothing leaves the machine.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { freePort, getJson, type Proc, ROOT, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import {
+  freePort,
+  getJson,
+  type Proc,
+  ROOT,
+  runMuster,
+  sets,
+  startMuster,
+  startProcess,
+  waitFor,
+} from '../helpers/daemons.js';
 import { missingCommand, needs } from '../helpers/need.js';
 
 const IFACE = '127.0.0.1';
 const INTEROP = path.join(ROOT, 'tests', 'interop');
 
-/** A running python peer. */
-interface Py {
-  proc: ChildProcess;
-  output(): string;
-  exited: Promise<number | string | null>;
-  stop(): Promise<void>;
-}
-
-function startPython(script: string, args: string[]): Py {
-  const proc = spawn('python3', [path.join(INTEROP, script), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | string | null>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
-  const kill = () => proc.kill('SIGKILL');
-  process.once('exit', kill);
-  return {
-    proc,
-    output: () => out,
-    exited,
-    async stop() {
-      process.off('exit', kill);
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    },
-  };
+/** Starts a spec-only python peer from tests/interop/. */
+function startPython(script: string, args: string[]): Proc {
+  return startProcess('python3', [path.join(INTEROP, script), ...args]);
 }
 
 /** Resolves with `p`, or rejects after `ms` naming `what`. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Answer } from '../../manager/manager.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import { type Proc, runMuster, sets, startMuster, watchDaemons } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan } from '../helpers/netns.js';
 
@@ -52,33 +52,7 @@ describe(
         .join('\n');
 
     /** Runs a test body; on failure the daemons' output is appended to the error message. */
-    const withLogs = async (fn: () => Promise<void>): Promise<void> => {
-      try {
-        const dead = named().filter(([, p]) => p.proc.exitCode !== null || p.proc.signalCode !== null);
-        if (!manager || dead.length > 0) throw new Error(`daemons not running: ${dead.map(([n]) => n).join(', ')}`);
-        await fn();
-      } catch (err) {
-        const e = err instanceof Error ? err : new Error(String(err));
-        e.message += `\n\ndaemon output:\n${logs()}`;
-        throw e;
-      }
-    };
-
-    /** Rejects as soon as any daemon exits, so a crash fails fast instead of timing out. */
-    const died = (): Promise<never> => {
-      const p = new Promise<never>((_, reject) => {
-        for (const [name, d] of named()) void d.exited.then((code) => reject(new Error(`${name} exited (${code})`)));
-      });
-      p.catch(() => {});
-      return p;
-    };
-    /** waitFor, failing at once when a daemon exits. Each poll runs the CLI: a process, so no tight loop. */
-    const until = <T>(
-      what: string,
-      fn: () => Promise<T | undefined | null | false>,
-      timeoutMs = 15_000,
-      everyMs = 250,
-    ) => Promise.race([waitFor(what, fn, timeoutMs, everyMs), died()]);
+    const { withLogs, until } = watchDaemons(named, logs);
 
     /** `muster --manager <url> <args>` inside the manager's namespace; returns stdout+stderr. */
     const cli = async (args: string[]): Promise<string> => {

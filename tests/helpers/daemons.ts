@@ -21,18 +21,10 @@ export interface Proc {
 }
 
 /**
- * Starts `muster <args>`, optionally inside network namespace `netns` (`ip netns exec`).
- * The process is killed when the test process exits.
+ * Starts `cmd args` with its output captured. The process is killed when the test process exits.
  */
-export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
-  const argv = opts.netns
-    ? ['ip', ['netns', 'exec', opts.netns, process.execPath, MUSTER, ...args]]
-    : [process.execPath, [MUSTER, ...args]];
-  const proc = spawn(argv[0] as string, argv[1] as string[], {
-    cwd: ROOT,
-    env: { ...process.env, MUSTER_FROM_SOURCE: '1', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
+  const proc = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => {
     out += d.toString();
@@ -54,10 +46,17 @@ export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS
       const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
       const r = await exited;
       clearTimeout(t);
-      process.off('exit', kill);
       return r;
     },
   };
+}
+
+/** Starts `muster <args>`, optionally inside network namespace `netns` (`ip netns exec`). */
+export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
+  const env = { ...process.env, MUSTER_FROM_SOURCE: '1', ...opts.env };
+  return opts.netns
+    ? startProcess('ip', ['netns', 'exec', opts.netns, process.execPath, MUSTER, ...args], env)
+    : startProcess(process.execPath, [MUSTER, ...args], env);
 }
 
 /** Runs `muster <args>` to completion; resolves with its exit code and output. */
@@ -92,6 +91,37 @@ export async function waitFor<T>(
       );
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * Failure handling for tests that run several daemons: `withLogs` appends the daemons' output to
+ * any failure and refuses to run when one has died; `until` is waitFor that fails at once when a
+ * daemon in `running()` exits, so a crash fails fast instead of timing out.
+ * @param running the daemons that must stay up, by name
+ * @param logs the output to attach to failures
+ */
+export function watchDaemons(running: () => [string, Proc][], logs: () => string) {
+  const withLogs = async (fn: () => Promise<void>): Promise<void> => {
+    try {
+      const dead = running().filter(([, p]) => p.proc.exitCode !== null || p.proc.signalCode !== null);
+      if (dead.length > 0) throw new Error(`daemons not running: ${dead.map(([n]) => n).join(', ')}`);
+      await fn();
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      e.message += `\n\ndaemon output:\n${logs()}`;
+      throw e;
+    }
+  };
+  const died = (): Promise<never> => {
+    const p = new Promise<never>((_, reject) => {
+      for (const [name, d] of running()) void d.exited.then((code) => reject(new Error(`${name} exited (${code})`)));
+    });
+    p.catch(() => {});
+    return p;
+  };
+  const until = <T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 15_000, everyMs = 250) =>
+    Promise.race([waitFor(what, fn, timeoutMs, everyMs), died()]);
+  return { withLogs, until };
 }
 
 /** GETs a URL and parses JSON; throws on a non-2xx status. */
