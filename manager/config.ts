@@ -6,6 +6,40 @@ import { type Static, Type } from 'typebox';
 import { ConfigError, loadConfig } from '../common/config.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { Millis, Strict } from '../common/schema-util.js';
+import { isMetric, metricNames } from './alerts/catalog.js';
+
+/** Name of an alert rule: lower case, digits and _ (used in keys and the REST path). */
+export const RULE_NAME_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
+
+/** An alert severity. */
+export const SEVERITIES = ['critical', 'warning', 'info'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+const Severity = (description: string) =>
+  Type.Union(
+    SEVERITIES.map((s) => Type.Literal(s)),
+    { description },
+  );
+
+/** Comparison operators of a threshold rule. */
+export const RULE_OPS = ['>', '>=', '<', '<='] as const;
+export type RuleOp = (typeof RULE_OPS)[number];
+
+/**
+ * A threshold rule as written in the config (and in PUT /api/v1/alert-rules/:name): fires when
+ * `metric op threshold` has held for `for_ms` on a board; resolved when it no longer holds.
+ */
+export const AlertRuleConfig = Strict({
+  enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
+  metric: Type.String({ minLength: 1, description: 'a reported metric, e.g. cpu.temperature, disk.usage_percent' }),
+  op: Type.Union(
+    RULE_OPS.map((o) => Type.Literal(o)),
+    { description: 'comparison: > >= < <=' },
+  ),
+  threshold: Type.Number({ description: "in the metric's unit (%, °C, V, A, W, bytes)" }),
+  for_ms: Type.Optional(Millis('hold time: how long the condition must hold before the alert fires (default 0)')),
+  severity: Type.Optional(Severity('critical, warning or info (default warning)')),
+});
+export type AlertRuleConfig = Static<typeof AlertRuleConfig>;
 
 export const ManagerConfigSchema = Strict({
   http: Strict({
@@ -44,7 +78,63 @@ export const ManagerConfigSchema = Strict({
     timeout_ms: Millis('time limit of one POST /deploy to an agent (an image pull can be slow)', 100),
     progress_poll_ms: Millis("how often the agent's GET /deploy/:uuid is polled for progress lines", 50),
   }),
-  data_dir: Type.String(),
+  data_dir: Type.String({ description: 'state directory: the SQLite database (store.file) lives here' }),
+  store: Strict({
+    file: Type.String({ minLength: 1, description: 'SQLite database file; a relative path is under data_dir' }),
+    flush_interval_ms: Millis('how often last-seen times, heartbeats and open alerts are written, batched', 100),
+    retention: Strict({
+      days: Type.Number({
+        minimum: 0,
+        description: 'history, resolved alerts and finished deployments older than this are removed; 0 = no age limit',
+      }),
+      max_rows: Type.Integer({
+        minimum: 0,
+        description: 'most rows kept per table (history, alerts, deployments); 0 = no row limit',
+      }),
+    }),
+    cleanup_interval_ms: Millis('how often retention runs', 1000),
+    cleanup_batch_rows: Type.Integer({
+      minimum: 1,
+      maximum: 100000,
+      description: 'rows deleted per step; the event loop runs between steps, so ingest never waits on a cleanup',
+    }),
+  }),
+  alerts: Strict({
+    events: Strict({
+      node_offline: Severity('a node went offline (resolved when it is back online)'),
+      identity_conflict: Severity('two boards claim one position (resolved when one is left)'),
+      component_failed: Severity('a component is reported FAILED (resolved when it is not)'),
+    }),
+    rules: Type.Record(Type.String({ pattern: RULE_NAME_PATTERN }), AlertRuleConfig, {
+      description: 'threshold rules by name; see docs/configuration.md#alerts for the metric names',
+    }),
+  }),
+  telemetry: Strict({
+    recent: Strict({
+      window_ms: Millis('how far back the in-memory history of each node reaches', 1000),
+      max_samples: Type.Integer({ minimum: 2, maximum: 100000, description: 'most samples kept per node' }),
+    }),
+    influxdb: Strict({
+      enabled: Type.Boolean({ description: 'write every report as points to InfluxDB 1.x' }),
+      url: Type.String({ minLength: 1, description: 'InfluxDB base URL, e.g. http://127.0.0.1:8086' }),
+      database: Type.String({
+        minLength: 1,
+        pattern: '^[A-Za-z0-9_.-]+$',
+        description: 'database (created when missing)',
+      }),
+      username: Type.String(),
+      password: Type.String(),
+      retention_policy: Type.String({ description: 'retention policy written to; "" = the database default' }),
+      batch_points: Type.Integer({ minimum: 1, maximum: 100000, description: 'most points per write' }),
+      flush_interval_ms: Millis('longest time a point waits before a write is tried', 50),
+      buffer_points: Type.Integer({
+        minimum: 1,
+        description: 'most points held while InfluxDB is down or slow; beyond it the oldest are dropped and counted',
+      }),
+      timeout_ms: Millis('time limit of one write', 100),
+      retry_max_ms: Millis('longest wait between retries while InfluxDB is down', 100),
+    }),
+  }),
   log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),
 });
 /** The manager's validated configuration. */
@@ -52,10 +142,17 @@ export type ManagerConfig = Static<typeof ManagerConfigSchema>;
 
 /**
  * Loads the manager config: defaults, `file`, `MUSTER_MANAGER_*` env vars, then `--set` overrides.
- * @throws ConfigError naming the key and what was expected (also when offline ≤ suspect).
+ * @throws ConfigError naming the key and what was expected (also when offline ≤ suspect, or a rule names an unknown metric).
  */
 export function loadManagerConfig(file?: string, sets?: readonly string[], env?: NodeJS.ProcessEnv): ManagerConfig {
   const cfg = loadConfig<ManagerConfig>(ManagerConfigSchema, { name: 'manager', file, sets, env });
+  for (const [name, rule] of Object.entries(cfg.alerts.rules)) {
+    if (!isMetric(rule.metric)) {
+      throw new ConfigError(
+        `config key alerts.rules.${name}.metric: unknown metric ${JSON.stringify(rule.metric)}; known: ${metricNames().join(', ')}`,
+      );
+    }
+  }
   const l = cfg.liveness;
   if (l.offline_after_rounds <= l.suspect_after_rounds) {
     throw new ConfigError(

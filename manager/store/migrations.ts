@@ -1,0 +1,103 @@
+/**
+ * The manager database's schema, as versioned migrations. `PRAGMA user_version` holds the number
+ * of migrations applied; each runs once, in order, inside a transaction. A migration is never
+ * edited once released: a change is a new migration appended to the list.
+ *
+ * Times are ms since the epoch (INTEGER). JSON documents are TEXT.
+ */
+
+/** One schema step. */
+export interface Migration {
+  /** What it does, for the log. */
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    name: 'nodes, history, deployments, components, alerts, alert rules',
+    sql: `
+      CREATE TABLE nodes (
+        id          TEXT PRIMARY KEY,           -- box-slot-cpu
+        box_id      INTEGER NOT NULL,
+        slot_id     INTEGER NOT NULL,
+        cpu_id      INTEGER NOT NULL,
+        host_ip     TEXT NOT NULL,              -- the board whose reports the node shows
+        claimants   TEXT NOT NULL,              -- JSON array of host_ips claiming the position
+        hostname    TEXT,
+        heartbeat   TEXT,                       -- JSON: the latest heartbeat data
+        state       TEXT NOT NULL,              -- online | suspect | offline
+        state_since INTEGER NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL
+      );
+
+      CREATE TABLE history (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        INTEGER NOT NULL,
+        node      TEXT,
+        kind      TEXT NOT NULL,                -- state | operation | component | manager
+        operation TEXT NOT NULL,
+        args      TEXT,                         -- JSON
+        result    INTEGER,
+        message   TEXT,
+        who       TEXT NOT NULL,
+        ref       TEXT
+      );
+      CREATE INDEX history_node ON history (node, id);
+      CREATE INDEX history_at ON history (at);
+      CREATE INDEX history_ref ON history (ref) WHERE ref IS NOT NULL;
+
+      CREATE TABLE deployments (
+        id          TEXT PRIMARY KEY,
+        node        TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        finished_at INTEGER,
+        record      TEXT NOT NULL               -- JSON DeploymentRecord
+      );
+      CREATE INDEX deployments_at ON deployments (at);
+
+      CREATE TABLE components (
+        node       TEXT NOT NULL,
+        uuid       TEXT NOT NULL,
+        type       TEXT,                        -- docker | bar, when the manager started it
+        name       TEXT,
+        cid        TEXT,                        -- container id or bar pid
+        state      TEXT,                        -- last reported state; STARTED/STOPPED by a deploy
+        deployment TEXT,                        -- the last deployment id that touched it
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (node, uuid)
+      );
+
+      CREATE TABLE alerts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        key         TEXT NOT NULL,              -- what the alert is about: kind|node|rule|instance
+        kind        TEXT NOT NULL,
+        rule        TEXT NOT NULL,
+        severity    TEXT NOT NULL,
+        node        TEXT,
+        metric      TEXT,
+        instance    TEXT,
+        value       REAL,
+        threshold   REAL,
+        op          TEXT,
+        message     TEXT NOT NULL,
+        source      TEXT NOT NULL,              -- manager | agent
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        resolved_at INTEGER
+      );
+      CREATE UNIQUE INDEX alerts_open_key ON alerts (key) WHERE resolved_at IS NULL;
+      CREATE INDEX alerts_node ON alerts (node, id);
+      CREATE INDEX alerts_resolved ON alerts (resolved_at) WHERE resolved_at IS NOT NULL;
+
+      CREATE TABLE alert_rules (
+        name       TEXT PRIMARY KEY,
+        source     TEXT NOT NULL,               -- config | api
+        rule       TEXT NOT NULL,               -- JSON { metric, op, threshold, for_ms, severity, enabled }
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+];
