@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ReportUrl } from '../common/constants.js';
+import { API_VERSION, type ReportUrl } from '../common/constants.js';
 import { createHttpServer } from '../common/http.js';
 import { type Logger, RateLimitedLog } from '../common/log.js';
 import { routeSourceAddress } from '../common/net.js';
@@ -153,6 +153,10 @@ export class AgentDaemon {
   private readonly hostIps = new Map<string, { ip: string; at: number }>();
   private readonly startedAt = Date.now();
   private lastQueryAt = 0;
+  /** The manager of the latest valid query: where agent alerts (POST /alert) go. */
+  private manager: { ip: string; port: number } | null = null;
+  /** uuids whose crash was reported to the manager and not yet cleared. */
+  private readonly crashed = new Set<string>();
   private server: FastifyInstance | undefined;
   private readonly rl: RateLimitedLog;
   /** Runs the workloads of POST /deploy; the `component` list of /resource. */
@@ -176,7 +180,12 @@ export class AgentDaemon {
     this.supervisor = new Supervisor(
       drivers,
       () => this.capacity(),
-      { dataDir: cfg.data_dir, stopGraceMs: cfg.deploy.stop_grace_ms, keepEndedMs: cfg.deploy.keep_ended_ms },
+      {
+        dataDir: cfg.data_dir,
+        stopGraceMs: cfg.deploy.stop_grace_ms,
+        keepEndedMs: cfg.deploy.keep_ended_ms,
+        onComponent: (event, rec) => this.componentAlert(event, rec),
+      },
       log,
     );
     const collectors = {
@@ -300,10 +309,58 @@ export class AgentDaemon {
     return text;
   }
 
+  /**
+   * Tells the manager (POST /alert, docs/protocol.md section 4a) that a component crashed, or that
+   * a crash reported earlier is over (the component was started or stopped again). Sent once to
+   * the manager of the latest query, never retried: the manager also sees FAILED in reports.
+   */
+  private componentAlert(
+    event: 'crashed' | 'cleared',
+    rec: { uuid: string; type: string; id?: string | number | null; exitCode?: number | null },
+  ): void {
+    if (event === 'cleared' && !this.crashed.has(rec.uuid)) return;
+    if (event === 'crashed') this.crashed.add(rec.uuid);
+    else this.crashed.delete(rec.uuid);
+    const m = this.manager;
+    if (!m) {
+      this.log.warn({ uuid: rec.uuid, event }, 'no manager known yet (no query received): component alert not sent');
+      return;
+    }
+    void (async () => {
+      const hostIp = await this.hostIpFor(m.ip).catch(() => '0.0.0.0');
+      const id = this.cfg.identity;
+      const body = JSON.stringify({
+        api_version: API_VERSION,
+        data: {
+          host_ip: hostIp,
+          box_id: id.box_id,
+          slot_id: id.slot_id,
+          cpu_id: id.cpu_id,
+          name: 'component_crashed',
+          state: event === 'crashed' ? 'firing' : 'resolved',
+          severity: 'warning',
+          instance: rec.uuid,
+          message:
+            event === 'crashed'
+              ? `${rec.type} component ${rec.uuid}${rec.id ? ` (${rec.id})` : ''} exited on its own with code ${rec.exitCode ?? 'unknown'}`
+              : `component ${rec.uuid} was started or stopped again`,
+        },
+      });
+      const d = await this.reporter.send(m.ip, m.port, '/alert', body);
+      if (!d.ok)
+        this.rl.warn(
+          'alert',
+          { manager: `${m.ip}:${m.port}`, reason: d.reason, detail: d.detail },
+          'component alert not delivered',
+        );
+    })();
+  }
+
   /** One query, one report: wait the jitter, build, POST once. */
   private async answer(q: QueryBody): Promise<void> {
     const { url, manager_ip, manager_port } = q.data;
     this.lastQueryAt = Date.now();
+    this.manager = { ip: manager_ip, port: manager_port };
     this.m.received.inc({ url });
     if (this.inFlight[url] >= this.cfg.report.max_in_flight) {
       this.m.dropped.inc({ url, reason: 'busy' });

@@ -35,11 +35,11 @@ export class Reporter {
    * POSTs one report body.
    * @param managerIp dotted IPv4 of the manager
    * @param managerPort its port
-   * @param url `/heartbeat` or `/resource`
+   * @param url `/heartbeat`, `/resource`, or `/alert` (an agent alert, docs/protocol.md#4a)
    * @param body the serialized JSON body
    * @returns delivered (HTTP 200) with the time taken, or why not; never throws
    */
-  async send(managerIp: string, managerPort: number, url: ReportUrl, body: string): Promise<Delivery> {
+  async send(managerIp: string, managerPort: number, url: ReportUrl | '/alert', body: string): Promise<Delivery> {
     const started = performance.now();
     try {
       const res = await request(`http://${managerIp}:${managerPort}${url}`, {

@@ -2,20 +2,23 @@
 import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 
-/** Something with start/stop that the CLI runs until a signal. */
-interface Daemon {
+/** Something with start/stop that the CLI runs until a signal; `reload` takes a re-read config on SIGHUP. */
+interface Daemon<C> {
   start(): Promise<void>;
   stop(): Promise<void>;
+  reload?(cfg: C): void;
 }
 
 /**
  * Loads the config with `load`, builds the daemon and runs it until SIGTERM or SIGINT.
  * A ConfigError prints its message and exits 2; a failure to start exits 1 (systemd restarts it).
+ * On SIGHUP a daemon with `reload` gets the config read again; a config that does not load is
+ * logged as an error and the running one is kept (the daemon keeps serving).
  */
 export async function runDaemon<C extends { log: { level: string } }>(
   name: 'agent' | 'manager',
   load: () => C,
-  build: (cfg: C, log: ReturnType<typeof createLogger>) => Daemon,
+  build: (cfg: C, log: ReturnType<typeof createLogger>) => Daemon<C>,
 ): Promise<void> {
   let cfg: C;
   try {
@@ -52,6 +55,16 @@ export async function runDaemon<C extends { log: { level: string } }>(
     await daemon.stop().catch((err: Error) => log.error({ err: err.message }, 'error while stopping'));
     process.exit(0);
   };
+  if (daemon.reload) {
+    const reload = daemon.reload.bind(daemon);
+    process.on('SIGHUP', () => {
+      try {
+        reload(load());
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'config reload refused: keeping the running config');
+      }
+    });
+  }
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

@@ -265,3 +265,38 @@ export type DeployReplyData = Static<typeof DeployReplyData>;
 /** A deploy reply body. */
 export const DeployReplyBody = envelope(DeployReplyData, 'deploy reply (seed 003 加载命令 回复)');
 export type DeployReplyBody = Static<typeof DeployReplyBody>;
+
+// ---------------------------------------------------------------------------------------------
+// POST /alert (muster extension; seed 000 "向服务端报警"): an agent raises or clears an alert
+// ---------------------------------------------------------------------------------------------
+
+/** Data of an agent's alert: a board-local event (a workload crashed, a sensor over its limit). */
+export const AgentAlertData = Type.Object({
+  host_ip: IPv4('address of the interface that routes to the manager (as in reports)'),
+  box_id: Count('chassis (box) number of the board raising it'),
+  slot_id: Count('slot number'),
+  cpu_id: Count('cpu number on the board'),
+  name: Type.String({
+    pattern: '^[a-z][a-z0-9_.-]{0,63}$',
+    description: 'what the alert is, e.g. component_crashed, sensor_over_limit (lower case, digits, _ . -)',
+  }),
+  state: Type.Union([Type.Literal('firing'), Type.Literal('resolved')], {
+    description: 'firing raises (or updates) the alert; resolved clears it',
+  }),
+  severity: Type.Optional(
+    Type.Union([Type.Literal('critical'), Type.Literal('warning'), Type.Literal('info')], {
+      description: 'default warning',
+    }),
+  ),
+  message: Type.String({ maxLength: 2000, description: 'what happened, for the operator' }),
+  instance: Type.Optional(
+    Type.String({ maxLength: 200, description: 'which one of several: a component uuid, a sensor, a device' }),
+  ),
+  metric: Type.Optional(Type.String({ maxLength: 200, description: 'the figure concerned, if any' })),
+  value: Type.Optional(Type.Union([Type.Number(), Type.Null()], { description: "the figure's value, in its unit" })),
+  threshold: Type.Optional(Type.Union([Type.Number(), Type.Null()], { description: 'the limit it crossed' })),
+});
+export type AgentAlertData = Static<typeof AgentAlertData>;
+/** An agent's alert body. */
+export const AgentAlertBody = envelope(AgentAlertData, 'agent alert (muster extension, seed 000 向服务端报警)');
+export type AgentAlertBody = Static<typeof AgentAlertBody>;

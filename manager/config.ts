@@ -15,10 +15,7 @@ export const RULE_NAME_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
 export const SEVERITIES = ['critical', 'warning', 'info'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 const Severity = (description: string) =>
-  Type.Union(
-    SEVERITIES.map((s) => Type.Literal(s)),
-    { description },
-  );
+  Type.Union([Type.Literal('critical'), Type.Literal('warning'), Type.Literal('info')], { description });
 
 /** Comparison operators of a threshold rule. */
 export const RULE_OPS = ['>', '>=', '<', '<='] as const;
@@ -31,10 +28,9 @@ export type RuleOp = (typeof RULE_OPS)[number];
 export const AlertRuleConfig = Strict({
   enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
   metric: Type.String({ minLength: 1, description: 'a reported metric, e.g. cpu.temperature, disk.usage_percent' }),
-  op: Type.Union(
-    RULE_OPS.map((o) => Type.Literal(o)),
-    { description: 'comparison: > >= < <=' },
-  ),
+  op: Type.Union([Type.Literal('>'), Type.Literal('>='), Type.Literal('<'), Type.Literal('<=')], {
+    description: 'comparison: > >= < <=',
+  }),
   threshold: Type.Number({ description: "in the metric's unit (%, °C, V, A, W, bytes)" }),
   for_ms: Type.Optional(Millis('hold time: how long the condition must hold before the alert fires (default 0)')),
   severity: Type.Optional(Severity('critical, warning or info (default warning)')),

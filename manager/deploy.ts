@@ -32,6 +32,8 @@ export const MANAGER_RESULT = {
   TIMEOUT: -2,
   /** The agent answered with something that is not a spec deploy reply. */
   BAD_REPLY: -3,
+  /** The manager restarted before the reply arrived (found unfinished in the store at start). */
+  INTERRUPTED: -4,
 } as const;
 
 /** Most deployments kept in memory; the oldest go first. */
@@ -147,7 +149,7 @@ export class Deployer extends EventEmitter {
     private readonly cfg: DeployConfig,
     private readonly registry: NodeRegistry,
     private readonly log: Logger,
-    private readonly keep = DEPLOYMENTS_KEPT,
+    readonly keep = DEPLOYMENTS_KEPT,
   ) {
     super();
     this.fileToken = readTokenFile(cfg.token_file);
@@ -163,6 +165,26 @@ export class Deployer extends EventEmitter {
   /** The bearer token for `node`: tokens[node], else token_file's content, else token, else none. */
   tokenFor(node: string): string | null {
     return this.cfg.tokens[node] || this.fileToken || this.cfg.token || null;
+  }
+
+  /**
+   * Puts back the records of a previous run (oldest first). One still under way when the manager
+   * stopped can no longer get its reply: it is finished with MANAGER_RESULT.INTERRUPTED (and the
+   * `finished` event is emitted for it, so that the store records that).
+   */
+  restore(records: DeploymentRecord[]): void {
+    for (const r of records) {
+      this.records.push(r);
+      if (r.result === null) {
+        this.finish(
+          r,
+          MANAGER_RESULT.INTERRUPTED,
+          'the manager restarted before the agent replied; the operation may have completed on the board (see muster components)',
+          null,
+        );
+      }
+    }
+    while (this.records.length > this.keep) this.records.shift();
   }
 
   /** Deployments, oldest first (of `node` when given; the newest `limit` when given). */

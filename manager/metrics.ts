@@ -61,6 +61,18 @@ export function managerMetrics() {
       labelNames: ['to'],
       registers: r,
     }),
+    alertsOpen: new Gauge({
+      name: 'muster_manager_alerts_open',
+      help: 'Open alerts, by severity',
+      labelNames: ['severity'],
+      registers: r,
+    }),
+    alertsRaised: new Counter({
+      name: 'muster_manager_alerts_raised_total',
+      help: 'Alerts opened, by kind',
+      labelNames: ['kind'],
+      registers: r,
+    }),
   };
 }
 export type ManagerMetrics = ReturnType<typeof managerMetrics>;

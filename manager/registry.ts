@@ -36,6 +36,8 @@ export interface NodeRecord {
   state: NodeState;
   /** ms since epoch of the last state change. */
   since: number;
+  /** ms since epoch of the first heartbeat ever received for this position. */
+  first_seen: number;
   /** host_ip of the board whose reports the node shows (see NodeRegistry.boardOf). */
   primary: string;
   /** host_ips claiming this position (the primary included). */
@@ -140,6 +142,7 @@ export class NodeRegistry extends EventEmitter {
         cpu_id: h.cpu_id,
         state: 'offline',
         since: at,
+        first_seen: at,
         primary: h.host_ip,
         claimants: new Set([h.host_ip]),
         transitions: [],
@@ -199,6 +202,59 @@ export class NodeRegistry extends EventEmitter {
       b.resourceAt = at;
     }
     return targets.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a)).node;
+  }
+
+  /**
+   * Puts back what a previous run knew (manager/store): the nodes with their state, boards and
+   * latest heartbeats, and their recent transitions. Restored boards count as having answered
+   * round 0, so a node that does not report after the restart goes suspect, then offline, as
+   * rounds pass; one that reports stays or comes online. Emits nothing.
+   */
+  restore(
+    nodes: Iterable<{
+      id: string;
+      box_id: number;
+      slot_id: number;
+      cpu_id: number;
+      host_ip: string;
+      claimants: string[];
+      heartbeat: HeartbeatData | null;
+      state: NodeState;
+      state_since: number;
+      first_seen: number;
+      last_seen: number;
+    }>,
+    transitions: Map<string, Transition[]> = new Map(),
+  ): void {
+    for (const r of nodes) {
+      const claimants = new Set(r.claimants.includes(r.host_ip) ? r.claimants : [r.host_ip, ...r.claimants]);
+      this.nodes.set(r.id, {
+        id: r.id,
+        box_id: r.box_id,
+        slot_id: r.slot_id,
+        cpu_id: r.cpu_id,
+        state: r.state,
+        since: r.state_since,
+        first_seen: r.first_seen,
+        primary: r.host_ip,
+        claimants,
+        transitions: (transitions.get(r.id) ?? []).slice(-TRANSITIONS_KEPT),
+      });
+      for (const ip of claimants) {
+        let mine = this.claims.get(ip);
+        if (!mine) {
+          mine = new Set();
+          this.claims.set(ip, mine);
+        }
+        mine.add(r.id);
+        const b = this.board(ip, r.id);
+        b.lastRound = 0;
+        if (ip === r.host_ip) {
+          b.heartbeat = r.heartbeat;
+          b.heartbeatAt = r.last_seen;
+        }
+      }
+    }
   }
 
   /** Ends a heartbeat round: counts it and moves quiet nodes down. Returns the transitions. */

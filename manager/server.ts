@@ -4,22 +4,31 @@
  * Bad bodies get 400 with `{ error, field, message }`, oversized ones 413; nothing is stored and
  * the node keeps its last good data.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { ReportUrl } from '../common/constants.js';
 import { createHttpServer } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import { describeErrors, type RawError } from '../common/validate.js';
 import { VERSION } from '../common/version.js';
 import type { Manager } from './manager.js';
+import { alertRoutes } from './routes/alerts.js';
 import { deployRoutes } from './routes/deploy.js';
+import { historyRoutes } from './routes/history.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { reportRoutes } from './routes/reports.js';
+import { telemetryRoutes } from './routes/telemetry.js';
 
 /** An API error body. */
 export interface ApiError {
   error: string;
   field?: string;
   message: string;
+}
+
+/** Who ran an operation: the `x-muster-user` header (the CLI sends the user name), else `cli`. */
+export function whoOf(req: FastifyRequest): string {
+  const header = req.headers['x-muster-user'];
+  return (Array.isArray(header) ? header[0] : header)?.trim().slice(0, 100) || 'cli';
 }
 
 /** Builds the fastify app for `manager`. */
@@ -61,7 +70,10 @@ export function buildServer(manager: Manager, log: Logger): FastifyInstance {
   );
   reportRoutes(app, manager);
   nodeRoutes(app, manager);
-  deployRoutes(app, manager, log);
+  deployRoutes(app, manager);
+  alertRoutes(app, manager);
+  historyRoutes(app, manager);
+  telemetryRoutes(app, manager);
   // Later capabilities register their routes here, one file each under manager/routes/.
 
   app.get('/healthz', async () => ({ status: 'ok', version: VERSION }));

@@ -20,6 +20,11 @@ export interface SupervisorOptions {
   stopGraceMs: number;
   /** How long a STOPPED component stays in reports, ms. */
   keepEndedMs: number;
+  /**
+   * Told when a component exits on its own with a failure (`crashed`), and when a component is
+   * started or stopped through /deploy (`cleared`: whatever it did before is over). Must not throw.
+   */
+  onComponent?: (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
 }
 
 /** A deploy reply and its HTTP status. */
@@ -143,6 +148,7 @@ export class Supervisor implements WorkloadSource {
         );
       }
       const rec = await this.withLock(req.uuid, () => (req.mode === 'start' ? this.start(req) : this.stop(req)));
+      this.opts.onComponent?.('cleared', rec);
       return reply(RESULT.OK, rec.message ?? 'ok', rec);
     } catch (err) {
       if (err instanceof DeployError) return reply(err.code, err.message, this.records.get(req.uuid));
@@ -336,6 +342,7 @@ export class Supervisor implements WorkloadSource {
           { uuid, type: r.type, id: r.id, exitCode: o.exitCode },
           `component ended on its own (${o.state})`,
         );
+        if (o.state === 'FAILED') this.opts.onComponent?.('crashed', r);
       }
     }
     if (changed) await this.persist();

@@ -10,11 +10,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import type { Logger } from '../../common/log.js';
 import { Require } from '../../common/protocol.js';
-import { Deployer, DeployRefused } from '../deploy.js';
+import { DeployRefused } from '../deploy.js';
 import type { Manager } from '../manager.js';
-import type { ApiError } from '../server.js';
+import { type ApiError, whoOf } from '../server.js';
 import { listComponents } from '../views.js';
 
 const NodeId = Type.String({ pattern: '^[0-9]+-[0-9]+-[0-9]+$', description: 'node id box-slot-cpu' });
@@ -51,14 +50,13 @@ type DeploymentBody = {
 
 const bad = (field: string, message: string): ApiError => ({ error: 'bad_request', field, message });
 
-/** Registers the deployment and component routes; the Deployer lives as long as the server. */
-export function deployRoutes(app: FastifyInstance, manager: Manager, log: Logger): Deployer {
-  const deployer = new Deployer(manager.cfg.deploy, manager.registry, log);
+/** Registers the deployment and component routes (the Deployer is the manager's). */
+export function deployRoutes(app: FastifyInstance, manager: Manager): void {
+  const { deployer } = manager;
 
   app.post('/api/v1/deployments', { schema: { body: DeploymentBody } }, async (req, reply) => {
     const b = req.body as DeploymentBody;
-    const header = req.headers['x-muster-user'];
-    const who = (Array.isArray(header) ? header[0] : header)?.trim() || 'cli';
+    const who = whoOf(req);
     try {
       if (b.mode === 'start') {
         for (const k of ['type', 'url', 'file', 'require'] as const) {
@@ -132,6 +130,4 @@ export function deployRoutes(app: FastifyInstance, manager: Manager, log: Logger
       return { components: listComponents(manager.registry, node) };
     },
   );
-
-  return deployer;
 }

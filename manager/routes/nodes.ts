@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 import { REPORT_URLS, type ReportUrl } from '../../common/constants.js';
 import { VERSION } from '../../common/version.js';
 import type { Manager } from '../manager.js';
-import type { ApiError } from '../server.js';
+import { type ApiError, whoOf } from '../server.js';
 import { detail, listNodes } from '../views.js';
 
 /**
@@ -36,7 +36,7 @@ export function nodeRoutes(app: FastifyInstance, manager: Manager): void {
     },
     async (req) => {
       const { url, wait_ms } = req.body as { url: ReportUrl; wait_ms?: number };
-      return manager.queryNow(url, wait_ms);
+      return manager.queryNow(url, wait_ms, whoOf(req));
     },
   );
   app.get('/api/v1/status', async () => ({
@@ -46,5 +46,8 @@ export function nodeRoutes(app: FastifyInstance, manager: Manager): void {
     manager_ip: manager.advertiseIp,
     manager_port: cfg.http.port,
     nodes: manager.registry.countByState(),
+    alerts_open: manager.alerts.countOpen(),
+    database: manager.store.file,
+    telemetry: manager.telemetry.status(),
   }));
 }

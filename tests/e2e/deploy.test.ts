@@ -25,6 +25,8 @@ const TOKEN = 'deploy-e2e-token-1f9c';
 const BUNDLE = 'looper.bar';
 const U_DOCKER = `e2e-docker-${process.pid}`;
 const U_BAR = `e2e-bar-${process.pid}`;
+const U_CRASH = `e2e-crash-${process.pid}`;
+const CRASHER = 'crasher.bar';
 
 /** Runs `muster <args>` to completion within `ms`; kills it and fails when it keeps running. */
 async function cli(args: string[], ms = 120_000): Promise<{ code: number | string | null; output: string }> {
@@ -126,6 +128,12 @@ describe(
       writeFileSync(path.join(src, 'bar.yaml'), 'name: looper\nversion: "1.0"\ncommand: ["/bin/sh", "run.sh"]\n');
       writeFileSync(path.join(src, 'run.sh'), 'while true; do sleep 1; done\n');
       await run('tar', ['czf', path.join(served, BUNDLE), '-C', src, 'bar.yaml', 'run.sh']);
+      // A bundle whose process fails a moment after it starts.
+      const crash = path.join(tmp, 'crasher-src');
+      mkdirSync(crash);
+      writeFileSync(path.join(crash, 'bar.yaml'), 'name: crasher\nversion: "1.0"\ncommand: ["/bin/sh", "run.sh"]\n');
+      writeFileSync(path.join(crash, 'run.sh'), 'sleep 2; exit 3\n');
+      await run('tar', ['czf', path.join(served, CRASHER), '-C', crash, 'bar.yaml', 'run.sh']);
       bundles = await serveDir(served);
 
       writeFileSync(path.join(tmp, 'token-a'), `${TOKEN}\n`);
@@ -429,6 +437,69 @@ describe(
       assert.equal(stopDocker?.request.id, containerId, 'the stop carried the container id (the spec needs it)');
       const table = await m('deployments');
       assert.match(table.output, /^ID\s+WHEN\s+NODE\s+MODE\s+TYPE\s+UUID\s+WHO\s+RESULT\s+MESSAGE/);
+    });
+
+    it('a component that crashes: FAILED alert from the report and the agent, both resolved by a stop; all in history', {
+      timeout: 120_000,
+    }, async () => {
+      const r = await m(
+        ...['deploy', 'start', '--node', A, '--type', 'bar', '--url', bundles.baseUrl, '--file', CRASHER],
+        ...['--cpu', '1', '--memory', '16M', '--uuid', U_CRASH],
+      );
+      assert.equal(r.code, 0, `${r.output}\n${logs()}`);
+      type Al = {
+        kind: string;
+        rule: string;
+        node: string;
+        instance: string;
+        state: string;
+        source: string;
+        message: string;
+      };
+      const alerts = async (q = '') =>
+        (await getJson<{ alerts: Al[] }>(`${base}/api/v1/alerts?node=${A}${q}`)).alerts.filter(
+          (a) => a.instance === U_CRASH,
+        );
+      const open = await waitFor(
+        'component_failed (manager) and component_crashed (agent) alerts',
+        async () => {
+          const xs = await alerts('&open=true');
+          return xs.some((a) => a.kind === 'component_failed') && xs.some((a) => a.kind === 'agent') && xs;
+        },
+        30_000,
+      ).catch((err: Error) => assert.fail(`${err.message}\n${logs()}`));
+      const fromAgent = open.find((a) => a.kind === 'agent') as Al;
+      assert.equal(fromAgent.rule, 'component_crashed');
+      assert.equal(fromAgent.source, 'agent');
+      assert.match(fromAgent.message, /exited on its own with code 3/);
+
+      const stop = await m('deploy', 'stop', '--node', A, '--uuid', U_CRASH);
+      assert.equal(stop.code, 0, `${stop.output}\n${logs()}`);
+      await waitFor(
+        'both alerts resolved',
+        async () => (await alerts()).every((a) => a.state === 'resolved'),
+        20_000,
+      ).catch((err: Error) => assert.fail(`${err.message}\n${logs()}`));
+      const h = await m('history', '--node', A, '--json', '--all');
+      assert.equal(h.code, 0, h.output);
+      const entries = (
+        JSON.parse(h.output) as {
+          history: { kind: string; operation: string; args: { uuid?: string } | null; result: number | null }[];
+        }
+      ).history;
+      const mine = entries.filter((e) => e.args?.uuid === U_CRASH);
+      assert.ok(
+        mine.some((e) => e.kind === 'operation' && e.operation === 'deploy.start' && e.result === 0),
+        'the start',
+      );
+      assert.ok(
+        mine.some((e) => e.kind === 'component' && e.operation === 'FAILED'),
+        'the failure',
+      );
+      assert.ok(
+        mine.some((e) => e.kind === 'operation' && e.operation === 'deploy.stop' && e.result === 0),
+        'the stop',
+      );
     });
   },
 );

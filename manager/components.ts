@@ -1,0 +1,119 @@
+/**
+ * The components each node reports (seed 003 /resource `component`), followed across reports:
+ * a change of state is written to the store and the history, a component reported FAILED raises
+ * a `component_failed` alert, resolved once it is reported in another state or no longer
+ * reported. Only changes are written, so a steady fleet writes nothing.
+ */
+import type { Component } from '../common/protocol.js';
+import type { AlertEngine } from './alerts/engine.js';
+import { alertKey } from './alerts/engine.js';
+import type { Severity } from './config.js';
+import type { Store } from './store/store.js';
+
+/** A pseudo-state recorded when a component disappears from its node's reports. */
+export const GONE = 'GONE';
+
+interface Known {
+  state: string;
+  name: string;
+  id: string;
+}
+
+/** Follows component states per node. */
+export class ComponentTracker {
+  private readonly nodes = new Map<string, Map<string, Known>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly alerts: AlertEngine,
+    private severity: Severity,
+  ) {}
+
+  /** Loads the last known states from the store (at start). */
+  restore(): void {
+    for (const c of this.store.loadComponents()) {
+      if (c.state === null || c.state === GONE) continue;
+      this.of(c.node).set(c.uuid, { state: c.state, name: c.name ?? '', id: c.cid ?? '' });
+    }
+  }
+
+  /** Severity of component_failed alerts from now on (a config reload). */
+  setSeverity(s: Severity): void {
+    this.severity = s;
+  }
+
+  private of(node: string): Map<string, Known> {
+    let m = this.nodes.get(node);
+    if (!m) {
+      m = new Map();
+      this.nodes.set(node, m);
+    }
+    return m;
+  }
+
+  /** Compares a node's latest report with what was known; records and alerts on changes. */
+  observe(node: string, components: readonly Component[], at: number): void {
+    const known = this.of(node);
+    const present = new Set<string>();
+    for (const c of components) {
+      present.add(c.uuid);
+      const before = known.get(c.uuid);
+      if (before && before.state === c.state && before.id === c.config.id) continue;
+      known.set(c.uuid, { state: c.state, name: c.config.name, id: c.config.id });
+      this.change(node, c.uuid, c.config.name, c.config.id, before?.state ?? null, c.state, at);
+    }
+    for (const [uuid, k] of known) {
+      if (present.has(uuid)) continue;
+      known.delete(uuid);
+      this.change(node, uuid, k.name, k.id, k.state, GONE, at);
+    }
+  }
+
+  private change(
+    node: string,
+    uuid: string,
+    name: string,
+    id: string,
+    from: string | null,
+    to: string,
+    at: number,
+  ): void {
+    this.store.saveComponent({
+      node,
+      uuid,
+      type: null,
+      name: name || null,
+      cid: id || null,
+      state: to,
+      deployment: null,
+      first_seen: at,
+      last_seen: at,
+    });
+    const label = `component ${name || uuid} (${uuid}) on ${node}`;
+    this.store.addHistory({
+      at,
+      node,
+      kind: 'component',
+      operation: to,
+      args: { uuid, name, id, from },
+      message: to === GONE ? `${label} is no longer reported` : `${label}: ${from ?? 'new'} → ${to}`,
+      who: 'manager',
+    });
+    const key = alertKey('component_failed', node, 'component_failed', uuid);
+    if (to === 'FAILED') {
+      this.alerts.raise(
+        {
+          kind: 'component_failed',
+          rule: 'component_failed',
+          severity: this.severity,
+          node,
+          instance: uuid,
+          message: `${label} is FAILED`,
+        },
+        at,
+      );
+    } else {
+      this.alerts.resolve(key, at, to === GONE ? `${label} is no longer reported` : `${label} is ${to}`);
+    }
+  }
+}
