@@ -63,6 +63,17 @@ describe(
     const nodes = async (): Promise<NodeSummary[]> => JSON.parse(await cli(['nodes', '--json'])) as NodeSummary[];
     const node = async (id: string): Promise<NodeDetail> => JSON.parse(await cli(['node', id, '--json'])) as NodeDetail;
     const byId = (list: NodeSummary[]) => new Map(list.map((n) => [n.id, n]));
+    type Alert = {
+      kind: string;
+      node: string;
+      state: string;
+      severity: string;
+      message: string;
+      resolved_at: string | null;
+    };
+    const offlineAlerts = async (id: string): Promise<Alert[]> =>
+      (JSON.parse(await cli(['alerts', '--node', id, '--kind', 'node_offline', '--json'])) as { alerts: Alert[] })
+        .alerts;
 
     before(
       () => {
@@ -213,6 +224,12 @@ describe(
         assert.match(down.reason, /missed \d+ heartbeat round/, where);
         assert.match(off.reason, /missed \d+ heartbeat round/, where);
         assert.ok(tr.indexOf(down) < tr.indexOf(off), where);
+        // Offline raised an alert; `muster alerts` shows it open.
+        const [alert] = await offlineAlerts('1-2-0');
+        assert.equal(alert?.state, 'open', JSON.stringify(alert));
+        assert.equal(alert.severity, 'critical');
+        assert.match(alert.message, /offline: missed \d+ heartbeat rounds/);
+        for (const id of ['1-1-0', '1-3-0']) assert.deepEqual(await offlineAlerts(id), [], `no alert for ${id}`);
         othersOnline(byId(await nodes()));
         assert.equal(violation, undefined, violation);
       }),
@@ -247,6 +264,15 @@ describe(
         assert.equal(a2.proc.exitCode, null, 'agent a2 exited');
         assert.equal(a2.proc.signalCode, null, 'agent a2 was killed');
         assert.equal(a2.output().match(/"agent started"/g)?.length, 1, 'agent a2 started more than once');
+        // Back online resolved the offline alert, and the history has the whole story.
+        const alerts = await offlineAlerts('1-2-0');
+        assert.equal(alerts.length, 1, JSON.stringify(alerts));
+        assert.equal(alerts[0]?.state, 'resolved');
+        assert.match(alerts[0]?.message ?? '', /back online/);
+        const history = JSON.parse(await cli(['history', '--node', '1-2-0', '--kind', 'state', '--json'])) as {
+          history: { operation: string }[];
+        };
+        assert.deepEqual(history.history.map((e) => e.operation).reverse(), ['online', 'suspect', 'offline', 'online']);
         const m = byId(await nodes());
         for (const id of IDS) assert.equal(m.get(id)?.state, 'online', `${id}: ${JSON.stringify(m.get(id))}`);
       }),
