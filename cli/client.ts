@@ -34,22 +34,47 @@ export function managerUrl(flag?: string): string {
   return `http://127.0.0.1:${MANAGER_PORT}`;
 }
 
+/** Who runs the CLI: $MUSTER_USER, else the login name (`cli` when there is none). */
+export function cliUser(): string {
+  const env = process.env.MUSTER_USER?.trim();
+  if (env) return env;
+  try {
+    return os.userInfo().username || 'cli';
+  } catch {
+    return 'cli'; // a uid without a passwd entry (some containers)
+  }
+}
+
 /**
- * Calls the manager and returns the parsed JSON body.
+ * The header that names who ran an operation, for the manager's history (`who`). A header value
+ * is ASCII: control characters are dropped and any other character is percent-encoded (UTF-8).
+ */
+export function userHeader(): Record<string, string> {
+  const name = cliUser()
+    .replace(/\p{Cc}/gu, '')
+    .replace(/[^\x20-\x7e]+/gu, (s) => encodeURIComponent(s));
+  return { 'x-muster-user': name || 'cli' };
+}
+
+/**
+ * Calls the manager and returns the parsed JSON body (null for an empty one, e.g. 204).
+ * `headers` are sent as given, e.g. `userHeader()` on the calls that change something.
  * @throws CliError with exit code 3 when the manager cannot be reached, 1 with the API's message otherwise
  */
 export async function api<T>(
   base: string,
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   pathname: string,
   body?: unknown,
   timeoutMs = 10_000,
+  headers: Record<string, string> = {},
 ): Promise<T> {
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(`${base}${pathname}`, {
       method,
-      ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+      headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       signal: AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {

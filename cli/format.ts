@@ -43,3 +43,65 @@ export function ago(iso: string | null | undefined, now = Date.now()): string | 
   if (s < 172800) return `${Math.round(s / 3600)}h ago`;
   return `${Math.round(s / 86400)}d ago`;
 }
+
+/** An ISO time to the second, UTC: `2026-11-21T08:00:03Z` (what `--since` reads back), or null. */
+export function isoSeconds(iso: string | null | undefined): string | null {
+  if (!iso) return null;
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : iso;
+}
+
+/** A figure as short as it is exact to 2 decimals: `85`, `91.25`, `0.5`, or null. */
+export const figure = (v: number | null | undefined): string | null =>
+  v === null || v === undefined ? null : Number.isInteger(v) ? String(v) : String(Number(v.toFixed(2)));
+
+/** A duration in ms as the largest whole unit that `parseDuration` reads back: `30s`, `5m`, `1500ms`, `0`. */
+export function duration(ms: number): string {
+  if (ms === 0) return '0';
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** Text made safe for one table cell: control characters (newlines, escapes) become spaces. */
+export const oneLine = (s: string): string => s.replace(/\p{Cc}+/gu, ' ').trim();
+
+/** Cuts `s` to at most `max` characters, marking a cut with `…`. */
+export const truncate = (s: string, max: number): string =>
+  s.length <= max ? s : `${s.slice(0, Math.max(0, max - 1))}…`;
+
+/**
+ * Truncates the last cell of every row so that `table(header, rows)` fits in `columns`
+ * characters, but never below `min` characters; `columns` undefined leaves the rows as they are.
+ */
+export function fitLastColumn(
+  header: string[],
+  rows: (string | number | null | undefined)[][],
+  columns: number | undefined,
+  min = 30,
+): (string | number | null | undefined)[][] {
+  if (columns === undefined || header.length === 0) return rows;
+  const last = header.length - 1;
+  let used = 0;
+  for (let i = 0; i < last; i++) {
+    const w = Math.max(
+      (header[i] ?? '').length,
+      ...rows.map((r) => {
+        const c = r[i];
+        return c === null || c === undefined || c === '' ? 1 : String(c).length;
+      }),
+    );
+    used += w + 2;
+  }
+  const room = Math.max(min, columns - used);
+  return rows.map((r) => {
+    const c = r[last];
+    return typeof c === 'string' ? [...r.slice(0, last), truncate(c, room)] : r;
+  });
+}

@@ -2,12 +2,15 @@
  * `muster`: one binary for the two daemons and the operator's verbs (DESIGN.md "What muster is").
  *   muster manager | muster agent         run a daemon (systemd runs these)
  *   muster nodes | node | query | status  ask the manager's REST API
+ *   muster alerts | history               alerts, alert rules and the operation history
  */
 import { Command } from 'commander';
 import { VERSION } from '../common/version.js';
 import { CliError } from './client.js';
+import { register as alerts } from './commands/alerts.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
+import { register as history } from './commands/history.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
 
@@ -23,7 +26,7 @@ export function program(): Command {
     .showHelpAfterError();
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, nodes, query, deploy]) register(p);
+  for (const register of [daemons, nodes, query, deploy, alerts, history]) register(p);
   return p;
 }
 

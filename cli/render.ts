@@ -1,6 +1,10 @@
-/** Human-readable renderings of the manager's node views for `muster nodes` and `muster node`. */
+/**
+ * Human-readable renderings of the manager's views: `muster nodes`, `muster node`, `muster alerts`
+ * (and its `rules` and `metrics`), `muster history`.
+ */
+import type { AlertView, HistoryEntry, RuleOp, RuleView } from '../manager/alerts/types.js';
 import type { NodeDetail, NodeSummary } from '../manager/views.js';
-import { ago, bytes, num, table } from './format.js';
+import { ago, bytes, duration, figure, fitLastColumn, isoSeconds, num, oneLine, table, truncate } from './format.js';
 
 /** The `muster nodes` table: one row per node, one per claimant when a position is in conflict. */
 export function renderNodes(nodes: NodeSummary[], now = Date.now()): string {
@@ -146,4 +150,134 @@ export function renderNode(n: NodeDetail, now = Date.now()): string {
     );
   }
   return out.join('\n');
+}
+
+/** How the list tables are laid out: `columns` is the terminal width the last column is cut to fit (none: not cut). */
+export interface ListLayout {
+  now?: number;
+  columns?: number;
+}
+
+/** A threshold condition: `> 85 for 30s`, or `<= 10` without a hold time. */
+export function condition(op: RuleOp, threshold: number, forMs = 0): string {
+  return `${op} ${figure(threshold)}${forMs > 0 ? ` for ${duration(forMs)}` : ''}`;
+}
+
+/** `disk.usage_percent[/data]`, `gpu.temperature[1]`, `cpu.temperature`, `[uuid]` without a metric, or null. */
+export const metricLabel = (metric: string | null, instance: string | null): string | null =>
+  metric === null && instance === null
+    ? null
+    : oneLine(instance === null ? `${metric}` : `${metric ?? ''}[${instance}]`);
+
+/** Longest message or detail a list table shows even when not cut to the terminal (--json has it all). */
+const MAX_CELL = 200;
+
+const ALERT_HEADER = [
+  'ID',
+  'SEVERITY',
+  'STATE',
+  'NODE',
+  'RULE',
+  'METRIC',
+  'VALUE',
+  'FIRST SEEN',
+  'LAST SEEN / RESOLVED',
+  'MESSAGE',
+];
+
+/**
+ * The `muster alerts` table, in the order given (the API's: newest first). VALUE is the latest
+ * value against the rule (`91.2 > 90`); the last time is how long ago an open alert was last
+ * seen, or when a resolved one was resolved.
+ */
+export function renderAlerts(alerts: AlertView[], layout: ListLayout = {}): string {
+  if (alerts.length === 0) return 'no alerts';
+  const now = layout.now ?? Date.now();
+  const rows = alerts.map((a) => [
+    a.id,
+    a.severity,
+    a.state,
+    a.node,
+    oneLine(a.rule),
+    metricLabel(a.metric, a.instance),
+    a.op !== null && a.threshold !== null
+      ? `${figure(a.value) ?? '-'} ${a.op} ${figure(a.threshold)}`
+      : figure(a.value),
+    isoSeconds(a.first_seen),
+    a.state === 'resolved' ? `resolved ${ago(a.resolved_at ?? a.last_seen, now)}` : ago(a.last_seen, now),
+    truncate(oneLine(a.message), MAX_CELL),
+  ]);
+  return table(ALERT_HEADER, fitLastColumn(ALERT_HEADER, rows, layout.columns));
+}
+
+/** The `muster alerts rules` table. */
+export function renderRules(rules: RuleView[]): string {
+  if (rules.length === 0) return 'no alert rules';
+  return table(
+    ['NAME', 'METRIC', 'CONDITION', 'SEVERITY', 'ENABLED', 'SOURCE'],
+    rules.map((r) => [
+      r.name,
+      oneLine(r.metric),
+      condition(r.op, r.threshold, r.for_ms),
+      r.severity,
+      r.enabled ? 'yes' : 'no',
+      r.source,
+    ]),
+  );
+}
+
+/** One line about a rule, as `muster alerts rule set` prints it. */
+export function describeRule(r: RuleView): string {
+  return `rule ${r.name}: ${oneLine(r.metric)} ${condition(r.op, r.threshold, r.for_ms)}, ${r.severity}, ${r.enabled ? 'enabled' : 'disabled'} (source ${r.source})`;
+}
+
+/** A metric a threshold rule may use (GET /api/v1/metrics-catalog). */
+export interface CatalogMetric {
+  name: string;
+  unit: string;
+  /** The field that tells instances apart (`mount_point`, `index`, `interface`, `uuid`); null for one per board. */
+  instance: string | null;
+  description: string;
+}
+
+/** The `muster alerts metrics` table. */
+export function renderMetrics(metrics: CatalogMetric[], layout: ListLayout = {}): string {
+  if (metrics.length === 0) return 'no metrics';
+  const header = ['METRIC', 'UNIT', 'ONE PER', 'DESCRIPTION'];
+  const rows = metrics.map((m) => [m.name, m.unit, m.instance, oneLine(m.description)]);
+  return table(header, fitLastColumn(header, rows, layout.columns));
+}
+
+/** A value of a history entry's args, compact: bare when it is a plain word, JSON otherwise. */
+function argValue(v: unknown): string {
+  if (typeof v === 'string') return /^[^\s"=,{}[\]]+$/.test(v) ? v : JSON.stringify(v);
+  if (v === undefined) return 'null';
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** A history entry's args as `key=value` pairs: `from=suspect reason="heartbeat received"`. */
+export function compactArgs(args: Record<string, unknown> | null): string | null {
+  if (args === null) return null;
+  const text = Object.entries(args)
+    .map(([k, v]) => `${k}=${argValue(v)}`)
+    .join(' ');
+  return text === '' ? null : oneLine(text);
+}
+
+const HISTORY_HEADER = ['ID', 'TIME', 'NODE', 'KIND', 'OPERATION', 'RESULT', 'WHO', 'DETAIL'];
+
+/** The `muster history` table, in the order given (newest first). DETAIL is the message, else the args. */
+export function renderHistory(entries: HistoryEntry[], layout: ListLayout = {}): string {
+  if (entries.length === 0) return 'no history';
+  const rows = entries.map((h) => [
+    h.id,
+    isoSeconds(h.at),
+    h.node,
+    h.kind,
+    oneLine(h.operation),
+    h.result,
+    oneLine(h.who),
+    truncate(h.message ? oneLine(h.message) : (compactArgs(h.args) ?? ''), MAX_CELL),
+  ]);
+  return table(HISTORY_HEADER, fitLastColumn(HISTORY_HEADER, rows, layout.columns));
 }

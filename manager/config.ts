@@ -102,6 +102,7 @@ export const ManagerConfigSchema = Strict({
       component_failed: Severity('a component is reported FAILED (resolved when it is not)'),
     }),
     rules: Type.Record(Type.String({ pattern: RULE_NAME_PATTERN }), AlertRuleConfig, {
+      additionalProperties: false,
       description: 'threshold rules by name; see docs/configuration.md#alerts for the metric names',
     }),
   }),

@@ -158,6 +158,8 @@ export class Manager {
     );
     this.saveNode(t.node);
     const key = alertKey('node_offline', t.node, 'node_offline');
+    // A node that stopped reporting: threshold holds must see the condition again from the start.
+    if (t.to !== 'online') this.alerts.forgetHolds(t.node);
     if (t.to === 'offline') {
       this.alerts.raise(
         {

@@ -25,10 +25,19 @@ export interface ApiError {
   message: string;
 }
 
-/** Who ran an operation: the `x-muster-user` header (the CLI sends the user name), else `cli`. */
+/**
+ * Who ran an operation: the `x-muster-user` header (the CLI sends the user name, non-ASCII
+ * percent-encoded), else `cli`. At most 100 characters.
+ */
 export function whoOf(req: FastifyRequest): string {
   const header = req.headers['x-muster-user'];
-  return (Array.isArray(header) ? header[0] : header)?.trim().slice(0, 100) || 'cli';
+  let who = (Array.isArray(header) ? header[0] : header)?.trim() ?? '';
+  try {
+    who = decodeURIComponent(who);
+  } catch {
+    // not percent-encoded: keep it as sent
+  }
+  return who.slice(0, 100) || 'cli';
 }
 
 /** Builds the fastify app for `manager`. */

@@ -10,7 +10,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parseSize } from '../../common/units.js';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { ComponentView } from '../../manager/views.js';
-import { api, CliError, managerUrl } from '../client.js';
+import { api, CliError, managerUrl, userHeader } from '../client.js';
 import { ago, bytes, num, table } from '../format.js';
 
 const NODE_RE = /^\d+-\d+-\d+$/;
@@ -43,7 +43,14 @@ const typeOption = (help: string) => new Option('--type <type>', help).choices([
  * @throws CliError `deploy failed (result N): <message>` when the result is not 0
  */
 async function deploy(base: string, body: Record<string, unknown>, json: boolean): Promise<void> {
-  const { deployment } = await api<{ deployment: DeploymentRecord }>(base, 'POST', '/api/v1/deployments', body);
+  const { deployment } = await api<{ deployment: DeploymentRecord }>(
+    base,
+    'POST',
+    '/api/v1/deployments',
+    body,
+    undefined,
+    userHeader(),
+  );
   if (!json)
     console.log(
       `deployment ${deployment.id}: ${deployment.mode} ${deployment.type} ${deployment.uuid} on node ${deployment.node}`,

@@ -98,8 +98,8 @@ export class AlertEngine extends EventEmitter {
   private readonly open = new Map<string, OpenAlert>();
   /** Keys of open threshold alerts per node, to resolve instances that are no longer reported. */
   private readonly openByNode = new Map<string, Set<string>>();
-  /** Holds under way: key → when the condition began and its latest value. */
-  private readonly pending = new Map<string, { since: number; value: number }>();
+  /** Holds under way, per node: key → when the condition began and its latest value. */
+  private readonly pending = new Map<string, Map<string, { since: number; value: number }>>();
 
   constructor(
     private readonly store: Store,
@@ -241,7 +241,16 @@ export class AlertEngine extends EventEmitter {
   }
 
   private clearPending(rule: string): void {
-    for (const k of [...this.pending.keys()]) if (k.split('|')[2] === rule) this.pending.delete(k);
+    for (const holds of this.pending.values())
+      for (const k of [...holds.keys()]) if (k.split('|')[2] === rule) holds.delete(k);
+  }
+
+  /**
+   * Ends the holds under way on `node` (it stopped reporting: a hold must see the condition on
+   * every report, and a gap is not seen). Open alerts stay as they are until a report clears them.
+   */
+  forgetHolds(node: string): void {
+    this.pending.delete(node);
   }
 
   private resolveRule(rule: string, at: number, why: string): void {
@@ -330,16 +339,21 @@ export class AlertEngine extends EventEmitter {
    */
   evaluate(node: string, r: ResourceData, at: number): void {
     const seen = new Set<string>();
+    let holds = this.pending.get(node);
+    if (!holds) {
+      holds = new Map();
+      this.pending.set(node, holds);
+    }
     for (const rule of this.rules.values()) {
       if (!rule.enabled) continue;
       for (const s of readMetric(rule.metric, r)) {
         const key = alertKey('threshold', node, rule.name, s.instance);
         seen.add(key);
-        const holds = s.value !== null && TEST[rule.op](s.value, rule.threshold);
+        const holding = s.value !== null && TEST[rule.op](s.value, rule.threshold);
         const open = this.open.get(key);
         const what = `${rule.metric}${s.instance !== null ? ` of ${s.instance}` : ''} on ${node}`;
-        if (!holds) {
-          this.pending.delete(key);
+        if (!holding) {
+          holds.delete(key);
           if (open) {
             const now = s.value === null ? 'has no reading' : `is ${withUnit(rule.metric, s.value)}`;
             this.resolveAlert(open, at, `${what} ${now}: ${rule.op} ${rule.threshold} no longer holds`, s.value);
@@ -363,14 +377,14 @@ export class AlertEngine extends EventEmitter {
           );
           continue;
         }
-        let p = this.pending.get(key);
+        let p = holds.get(key);
         if (!p) {
           p = { since: at, value: v };
-          this.pending.set(key, p);
+          holds.set(key, p);
         }
         p.value = v;
         if (at - p.since >= rule.for_ms) {
-          this.pending.delete(key);
+          holds.delete(key);
           this.raise(
             {
               kind: 'threshold',
@@ -390,7 +404,9 @@ export class AlertEngine extends EventEmitter {
         }
       }
     }
-    // Instances gone from the report (a disk unmounted, a component removed): their alerts end.
+    // Instances gone from the report (a disk unmounted, a component removed): their holds and
+    // their alerts end.
+    for (const key of [...holds.keys()]) if (!seen.has(key)) holds.delete(key);
     for (const key of [...(this.openByNode.get(node) ?? [])]) {
       if (seen.has(key)) continue;
       const a = this.open.get(key);

@@ -21,15 +21,7 @@ import Database from 'better-sqlite3';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { Counter as PromCounter, Histogram as PromHistogram } from 'prom-client';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
-import type {
-  AlertKind,
-  AlertView,
-  HistoryEntry,
-  HistoryKind,
-  Page,
-  RuleOp,
-  Severity,
-} from '../alerts/types.js';
+import type { AlertKind, AlertView, HistoryEntry, HistoryKind, Page, RuleOp, Severity } from '../alerts/types.js';
 import type { ManagerConfig } from '../config.js';
 import type { DeploymentRecord } from '../deploy.js';
 import type { NodeState } from '../liveness.js';

@@ -169,6 +169,21 @@ describe('threshold rules', () => {
     assert.match(s.store.listAlerts({ limit: 1 }).items[0]?.message ?? '', /no longer reported/);
   });
 
+  it('a hold needs the condition on every report: an instance that went away, or a node that went quiet, starts it again', () => {
+    s.engine.syncConfigRules({ full: { metric: 'disk.usage_percent', op: '>', threshold: 90, for_ms: 10_000 } }, T0);
+    s.engine.evaluate(NODE, report(50, 95), T0);
+    const gone = report(50, 95);
+    gone.resource.disk = gone.resource.disk.filter((d) => d.mount_point !== '/');
+    s.engine.evaluate(NODE, gone, T0 + 5000);
+    s.engine.evaluate(NODE, report(50, 95), T0 + 11_000);
+    assert.equal(s.engine.openAlerts().length, 0, 'the hold restarted when / came back');
+    s.engine.forgetHolds(NODE); // the node went suspect
+    s.engine.evaluate(NODE, report(50, 95), T0 + 22_000);
+    assert.equal(s.engine.openAlerts().length, 0, 'the hold restarted after the node went quiet');
+    s.engine.evaluate(NODE, report(50, 95), T0 + 32_000);
+    assert.equal(s.engine.openAlerts().length, 1);
+  });
+
   it('nodes are independent', () => {
     s.engine.evaluate('1-1-0', report(50, 95), T0);
     s.engine.evaluate('1-2-0', report(50, 50), T0);

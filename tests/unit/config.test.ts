@@ -219,6 +219,30 @@ describe('manager config', () => {
     assert.deepEqual(ok.liveness, { suspect_after_rounds: 2, offline_after_rounds: 3 });
   });
 
+  it('alert rules: defaults for temperature and disk; a bad rule throws ConfigError naming it', () => {
+    const c = loadManagerConfig(undefined, [], NO_ENV);
+    assert.equal(c.alerts.rules.cpu_temperature_high?.metric, 'cpu.temperature');
+    assert.equal(c.alerts.rules.disk_usage_high?.metric, 'disk.usage_percent');
+    const set = (v: string) => () => loadManagerConfig(undefined, [`alerts.rules=${v}`], NO_ENV);
+    configError(
+      set('{x: {metric: cpu.temprature, op: ">", threshold: 1}}'),
+      /alerts\.rules\.x\.metric: unknown metric "cpu\.temprature"; known: /,
+    );
+    configError(set('{Bad: {metric: cpu.power, op: ">", threshold: 1}}'), /alerts\.rules\.Bad/);
+    configError(set('{x: 5}'), /alerts\.rules\.x: must be object/);
+    configError(set('{x: {metric: cpu.power, op: "=>", threshold: 1}}'), /alerts\.rules\.x\.op/);
+    configError(set('{x: {metric: cpu.power, op: ">", threshold: 1, for_ms: -1}}'), /alerts\.rules\.x\.for_ms/);
+    configError(() => loadManagerConfig(undefined, ['store.retention.days=-1'], NO_ENV), /store\.retention\.days/);
+    configError(
+      () => loadManagerConfig(undefined, ['store.retention.max_rows=-5'], NO_ENV),
+      /store\.retention\.max_rows/,
+    );
+    configError(
+      () => loadManagerConfig(undefined, ['telemetry.influxdb.buffer_points=0'], NO_ENV),
+      /telemetry\.influxdb\.buffer_points/,
+    );
+  });
+
   it('wrong types and unknown keys throw ConfigError naming the key', () => {
     configError(() => loadManagerConfig(undefined, ['http.port=0'], NO_ENV), /http\.port/);
     configError(() => loadManagerConfig(undefined, [], { MUSTER_MANAGER_HTTP_PORT: '70000' }), /http\.port/);

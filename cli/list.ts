@@ -1,0 +1,97 @@
+/**
+ * What the list verbs (`muster alerts`, `muster history`) share: option parsers that refuse a bad
+ * value naming the flag, and paging through the API's `{ ..., next }` pages (newest first).
+ */
+import { InvalidArgumentError } from 'commander';
+import { parseSince } from '../common/time.js';
+import { CliError } from './client.js';
+
+/** Most items the API returns in one page. */
+export const MAX_LIMIT = 1000;
+
+/** `--node`: a node id box-slot-cpu. */
+export function nodeId(v: string): string {
+  if (!/^\d+-\d+-\d+$/.test(v)) throw new InvalidArgumentError('expected box-slot-cpu, e.g. 1-3-0');
+  return v;
+}
+
+/** `--since`: checked here with the manager's own parser, but sent as typed (the manager reads it again). */
+export function since(v: string): string {
+  let ms: number;
+  try {
+    ms = parseSince(v, '--since');
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message.replace(/^--since: /, ''));
+  }
+  // new Date() holds ±8.64e15 ms; beyond that (or Infinity from a very long number) no time is meant.
+  if (!Number.isFinite(ms) || Math.abs(ms) > 8.64e15) throw new InvalidArgumentError('not a time a date can hold');
+  return v.trim();
+}
+
+/** `--limit`: items per page, 1 to 1000. */
+export function limit(v: string): number {
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
+  if (!(n >= 1 && n <= MAX_LIMIT)) throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_LIMIT}`);
+  return n;
+}
+
+/** `--before`: an id (the `more:` line of the previous page names it). */
+export function id(v: string): number {
+  const n = /^\d+$/.test(v.trim()) ? Number(v) : Number.NaN;
+  if (!(n >= 1 && Number.isSafeInteger(n))) throw new InvalidArgumentError('expected an id, a whole number ≥ 1');
+  return n;
+}
+
+/** One page of a list as the API returns it. */
+export interface Page<T> {
+  items: T[];
+  next: number | null;
+}
+
+/**
+ * Fetches the page before `before` (the newest when undefined) and, with `all`, every older page
+ * after it, following `next` until it is null.
+ * @throws CliError when the manager's `next` does not move back (it would never end)
+ */
+export async function collect<T>(
+  fetchPage: (before: number | undefined) => Promise<Page<T>>,
+  before: number | undefined,
+  all: boolean,
+): Promise<Page<T>> {
+  const first = await fetchPage(before);
+  if (!all) return first;
+  const items = [...first.items];
+  let next = first.next;
+  let last = before;
+  while (next !== null) {
+    if (last !== undefined && next >= last)
+      throw new CliError(`the manager's paging does not move back (next ${next})`);
+    last = next;
+    const page = await fetchPage(next);
+    items.push(...page.items);
+    next = page.next;
+  }
+  return { items, next: null };
+}
+
+/** Quotes a word for a POSIX shell when it needs it. */
+export const shellWord = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/**
+ * The command that shows the next page: `muster alerts --open --before 123`. `args` are the
+ * flags of this call that select what is listed (without `--before`, `--all`, `--json`).
+ */
+export function moreHint(verb: string[], args: (string | number)[], next: number, manager?: string): string {
+  const words = [
+    'muster',
+    ...(manager ? ['--manager', manager] : []),
+    ...verb,
+    ...args.map(String),
+    '--before',
+    String(next),
+  ];
+  return `more: ${words.map(shellWord).join(' ')}`;
+}
+
+/** The terminal width to fit tables to, or undefined when stdout is not a terminal (nothing is cut). */
+export const terminalColumns = (): number | undefined => (process.stdout.isTTY ? process.stdout.columns : undefined);
