@@ -3,6 +3,7 @@
  * (and its `rules` and `metrics`), `muster history`.
  */
 import type { AlertView, HistoryEntry, RuleOp, RuleView } from '../manager/alerts/types.js';
+import type { RecentField, RecentView } from '../manager/telemetry/recent.js';
 import type { NodeDetail, NodeSummary } from '../manager/views.js';
 import { ago, bytes, duration, figure, fitLastColumn, isoSeconds, num, oneLine, table, truncate } from './format.js';
 
@@ -147,6 +148,61 @@ export function renderNode(n: NodeDetail, now = Date.now()): string {
         ['AT', 'FROM', 'TO', 'REASON'],
         n.transitions.slice(-10).map((t) => [t.at, t.from, t.to, t.reason]),
       ),
+    );
+  }
+  return out.join('\n');
+}
+
+const SPARK = '▁▂▃▄▅▆▇█';
+
+/**
+ * One line of sparkline for `values` (null = no reading, shown as a space), at most `width`
+ * characters: the samples are split into `width` buckets and each shows its bucket's mean.
+ */
+export function sparkline(values: readonly (number | null)[], width = 40): string {
+  const nums = values.filter((v): v is number => v !== null);
+  if (nums.length === 0) return '';
+  const lo = Math.min(...nums);
+  const hi = Math.max(...nums);
+  const buckets = Math.min(width, values.length);
+  let out = '';
+  for (let b = 0; b < buckets; b++) {
+    const part = values
+      .slice(Math.floor((b * values.length) / buckets), Math.floor(((b + 1) * values.length) / buckets))
+      .filter((v): v is number => v !== null);
+    if (part.length === 0) {
+      out += ' ';
+      continue;
+    }
+    const mean = part.reduce((a, v) => a + v, 0) / part.length;
+    const k = hi === lo ? 0 : Math.round(((mean - lo) / (hi - lo)) * (SPARK.length - 1));
+    out += SPARK[k];
+  }
+  return out;
+}
+
+/** The trend lines of `muster node`: the in-memory recent history (GET /api/v1/nodes/:id/recent). */
+export function renderRecent(view: RecentView): string {
+  const s = view.samples;
+  if (s.length < 2) return '';
+  const span = Math.round((Date.parse(s[s.length - 1]?.at ?? '') - Date.parse(s[0]?.at ?? '')) / 60_000);
+  const rows: [string, RecentField, string][] = [
+    ['cpu', 'cpu_usage_percent', '%'],
+    ['memory', 'memory_usage_percent', '%'],
+    ['cpu temp', 'cpu_temperature', '°C'],
+    ['cpu power', 'cpu_power', 'W'],
+    ['gpu temp max', 'gpu_temperature_max', '°C'],
+    ['gpu use max', 'gpu_usage_max', '%'],
+    ['disk use max', 'disk_usage_percent_max', '%'],
+  ];
+  const out = [`recent (${s.length} samples, last ${span} min; min / last / max)`];
+  for (const [label, field, unit] of rows) {
+    const values = s.map((x) => x[field]);
+    const nums = values.filter((v): v is number => v !== null);
+    if (nums.length === 0) continue;
+    const last = values.findLast((v) => v !== null) as number;
+    out.push(
+      `  ${label.padEnd(13)} ${sparkline(values)}  ${num(Math.min(...nums))} / ${num(last)} / ${num(Math.max(...nums))} ${unit}`,
     );
   }
   return out.join('\n');

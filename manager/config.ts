@@ -150,6 +150,19 @@ export function loadManagerConfig(file?: string, sets?: readonly string[], env?:
       );
     }
   }
+  // Checked here (InfluxDB need not be reachable) so that a typo stops the start with the key named.
+  const url = cfg.telemetry.influxdb.url;
+  let protocol = '';
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    throw new ConfigError(
+      `config key telemetry.influxdb.url: cannot read ${JSON.stringify(url)} as a URL (e.g. http://127.0.0.1:8086)`,
+    );
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new ConfigError(`config key telemetry.influxdb.url: ${JSON.stringify(url)} must be http:// or https://`);
+  }
   const l = cfg.liveness;
   if (l.offline_after_rounds <= l.suspect_after_rounds) {
     throw new ConfigError(

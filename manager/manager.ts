@@ -178,7 +178,8 @@ export class Manager {
     const tags = n && this.tagsOf(n);
     if (n && tags) {
       const b = this.registry.boardOf(n);
-      this.telemetry.nodeState(tags, t.to, b ? this.registry.missed(b) : 0, at, t.reason);
+      // A position no board claims any more has no missed-round count (the point leaves it out).
+      this.telemetry.nodeState(tags, t.to, b ? this.registry.missed(b) : Number.POSITIVE_INFINITY, at, t.reason);
     }
   }
 

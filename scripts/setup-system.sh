@@ -4,7 +4,7 @@
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-pkgs=(iproute2 nftables python3 curl procps util-linux docker.io docker-registry busybox-static)
+pkgs=(iproute2 nftables python3 curl procps util-linux docker.io docker-registry busybox-static influxdb)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,8 +1,9 @@
 /** `muster nodes` and `muster node <id>`: what the manager knows of every board. */
 import { type Command, Option } from 'commander';
+import type { RecentView } from '../../manager/telemetry/recent.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
 import { api, CliError, managerUrl } from '../client.js';
-import { renderNode, renderNodes } from '../render.js';
+import { renderNode, renderNodes, renderRecent } from '../render.js';
 
 /** Registers the node commands on `p` (whose `--manager` option names the manager). */
 export function register(p: Command): void {
@@ -35,7 +36,15 @@ export function register(p: Command): void {
     .action(async (id: string, o: { json?: boolean }) => {
       if (!/^\d+-\d+-\d+$/.test(id))
         throw new CliError(`node id ${JSON.stringify(id)}: expected box-slot-cpu, e.g. 1-3-0`, 2);
-      const n = await api<NodeDetail>(managerUrl(p.opts().manager), 'GET', `/api/v1/nodes/${id}`);
-      console.log(o.json ? JSON.stringify(n, null, 2) : renderNode(n));
+      const base = managerUrl(p.opts().manager);
+      const n = await api<NodeDetail>(base, 'GET', `/api/v1/nodes/${id}`);
+      if (o.json) {
+        console.log(JSON.stringify(n, null, 2));
+        return;
+      }
+      // The trend lines come from the manager's in-memory history; a manager without it is no error.
+      const recent = await api<RecentView>(base, 'GET', `/api/v1/nodes/${id}/recent`).catch(() => null);
+      const trend = recent ? renderRecent(recent) : '';
+      console.log(trend ? `${renderNode(n)}\n\n${trend}` : renderNode(n));
     });
 }

@@ -60,9 +60,9 @@ function numericLeaves(schema: TSchema, prefix = ''): [string, string][] {
   return out;
 }
 
-function get(obj: unknown, dotted: string): number | null {
+function get(obj: unknown, keys: readonly string[]): number | null {
   let cur: unknown = obj;
-  for (const k of dotted.split('.')) {
+  for (const k of keys) {
     if (typeof cur !== 'object' || cur === null) return null;
     cur = (cur as Record<string, unknown>)[k];
   }
@@ -83,13 +83,14 @@ function addGroup(
     if (skip.includes(leaf)) continue;
     // A component's figures sit under `resource`: named component.cpu.load, not component.resource.cpu.load.
     const name = `${group}.${leaf.replace(/^resource\./, '')}`;
+    const keys = leaf.split('.');
     const read: Reader = list
       ? (r) =>
           list(r).map((item) => ({
             instance: String((item as Record<string, unknown>)[instanceField as string]),
-            value: get(item, leaf),
+            value: get(item, keys),
           }))
-      : (r) => [{ instance: null, value: get((r.resource as unknown as Record<string, unknown>)[group], leaf) }];
+      : (r) => [{ instance: null, value: get((r.resource as unknown as Record<string, unknown>)[group], keys) }];
     catalog.set(name, { name, description, unit: unitOf(description), instance: instanceField, read });
   }
 }

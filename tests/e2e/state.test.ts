@@ -209,6 +209,12 @@ describe('manager state across a SIGKILL; alerts fire and resolve', () => {
       return deployments[0]?.result === -1;
     });
 
+    // `muster node` shows the recent trend from the manager's memory (no InfluxDB here).
+    const shown = await cli(['node', '1-1-0']);
+    assert.equal(shown.code, 0, shown.output);
+    assert.match(shown.output, /^recent \(\d+ samples, last \d+ min; min \/ last \/ max\)$/m);
+    assert.match(shown.output, /^ {2}cpu temp +[▁▂▃▄▅▆▇█ ]+ {2}\d+(\.\d+)? \/ 90(\.0)? \/ 90(\.0)? °C$/m);
+
     // What must survive: every history entry and alert so far, the rules, the nodes.
     const historyBefore = (await getJson<{ history: HistoryEntry[] }>(`${base}/api/v1/history?limit=1000`)).history;
     const ops = historyBefore.map((e) => e.operation);

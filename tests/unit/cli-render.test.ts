@@ -11,7 +11,9 @@ import {
   renderAlerts,
   renderHistory,
   renderMetrics,
+  renderRecent,
   renderRules,
+  sparkline,
 } from '../../cli/render.js';
 import type { AlertView, HistoryEntry, RuleView } from '../../manager/alerts/types.js';
 
@@ -357,5 +359,44 @@ describe('the more: line', () => {
       "more: muster --manager http://10.0.0.1:3926 history --since '2026-11-21 08:00' --before 7",
     );
     assert.equal(shellWord("it's"), `'it'\\''s'`);
+  });
+});
+
+describe('muster node trend lines', () => {
+  it('sparkline: one character per bucket of means, a gap for no reading, flat when constant', () => {
+    assert.equal(sparkline([0, 1, 2, 3, 4, 5, 6, 7]), '▁▂▃▄▅▆▇█');
+    assert.equal(sparkline([5, 5, 5]), '▁▁▁');
+    assert.equal(sparkline([0, null, 7]), '▁ █');
+    assert.equal(sparkline([null, null]), '');
+    assert.equal(
+      sparkline(
+        Array.from({ length: 400 }, (_, i) => i),
+        40,
+      ).length,
+      40,
+    );
+  });
+
+  it('renderRecent: min / last / max per figure; figures never reported are left out', () => {
+    const sample = (i: number, temp: number | null) => ({
+      at: new Date(Date.UTC(2026, 10, 21, 8, i)).toISOString(),
+      cpu_usage_percent: 10 * i,
+      cpu_temperature: temp,
+      memory_usage_percent: 50,
+      cpu_power: null,
+      gpu_temperature_max: null,
+      gpu_usage_max: null,
+      disk_usage_percent_max: 40,
+    });
+    const text = renderRecent({
+      node: '1-1-0',
+      window_ms: 1800000,
+      samples: [sample(0, 40), sample(1, null), sample(2, 60)],
+    });
+    assert.match(text, /^recent \(3 samples, last 2 min; min \/ last \/ max\)$/m);
+    assert.match(text, /^ {2}cpu {11}▁▅█ {2}0\.0 \/ 20\.0 \/ 20\.0 %$/m);
+    assert.match(text, /^ {2}cpu temp {6}▁ █ {2}40\.0 \/ 60\.0 \/ 60\.0 °C$/m);
+    assert.doesNotMatch(text, /cpu power|gpu/);
+    assert.equal(renderRecent({ node: '1-1-0', window_ms: 1, samples: [sample(0, 1)] }), '', 'one sample is no trend');
   });
 });

@@ -241,6 +241,14 @@ describe('manager config', () => {
       () => loadManagerConfig(undefined, ['telemetry.influxdb.buffer_points=0'], NO_ENV),
       /telemetry\.influxdb\.buffer_points/,
     );
+    configError(
+      () => loadManagerConfig(undefined, ['telemetry.influxdb.url=localhost:8086'], NO_ENV),
+      /telemetry\.influxdb\.url: .* must be http/,
+    );
+    configError(
+      () => loadManagerConfig(undefined, ['telemetry.influxdb.url=not a url'], NO_ENV),
+      /telemetry\.influxdb\.url: cannot read/,
+    );
   });
 
   it('wrong types and unknown keys throw ConfigError naming the key', () => {

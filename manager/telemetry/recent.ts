@@ -1,0 +1,207 @@
+/**
+ * The in-memory recent history of every node (always on, with or without InfluxDB): one sample
+ * per resource report, for the last telemetry.recent.window_ms and at most
+ * telemetry.recent.max_samples per node (a ring: the oldest is overwritten).
+ *
+ * Memory: each node gets one ArrayBuffer of max_samples × 32 bytes when its first sample comes:
+ * a Uint32 time (ms after a per-node base) and 7 Float32 figures (NaN = null) per sample. At the
+ * defaults (360 samples) that is 11,520 bytes, about 11.8 KB with the objects around it
+ * (tests/unit/telemetry-recent.test.ts measures it). Float64 times would make it 12,960 bytes.
+ * Figures are kept as float32: 7 significant digits, plenty for %, °C and W.
+ */
+import type { ResourceData } from '../../common/protocol.js';
+
+/** The figures of a sample, in this order in memory. */
+export const RECENT_FIELDS = [
+  'cpu_usage_percent',
+  'cpu_temperature',
+  'memory_usage_percent',
+  'cpu_power',
+  'gpu_temperature_max',
+  'gpu_usage_max',
+  'disk_usage_percent_max',
+] as const;
+export type RecentField = (typeof RECENT_FIELDS)[number];
+const NF = RECENT_FIELDS.length;
+
+/**
+ * One sample: the report's arrival time (ISO-8601) and its figures, null when not reported:
+ * cpu_usage_percent (%), cpu_temperature (°C), memory_usage_percent (%), cpu_power (W),
+ * gpu_temperature_max (°C, hottest GPU), gpu_usage_max (%, busiest GPU compute),
+ * disk_usage_percent_max (%, fullest mount point).
+ */
+export type RecentSample = { at: string } & Record<RecentField, number | null>;
+
+/** A node's recent history (GET /api/v1/nodes/:id/recent): samples oldest first. */
+export interface RecentView {
+  node: string;
+  /** How far back the history reaches, ms (telemetry.recent.window_ms). */
+  window_ms: number;
+  samples: RecentSample[];
+}
+
+/** Bytes per sample in a node's buffer: a Uint32 time and NF float32 figures. */
+export const BYTES_PER_SAMPLE = 4 + 4 * NF;
+
+/** Offsets are Uint32 ms; the base sits this far before the first time, so a clock step back fits. */
+const HALF_RANGE = 2 ** 31;
+const MAX_OFFSET = 2 ** 32 - 1;
+
+/** Largest non-null value of `values`, null when there is none. */
+function maxOf(values: Iterable<number | null>): number | null {
+  let m: number | null = null;
+  for (const v of values) if (v !== null && Number.isFinite(v) && (m === null || v > m)) m = v;
+  return m;
+}
+
+/** The figures of a sample from a resource report, in RECENT_FIELDS order (null when not reported). */
+export function sampleOf(r: ResourceData): (number | null)[] {
+  const { cpu, memory, gpu, disk } = r.resource;
+  return [
+    cpu.usage_percent,
+    cpu.temperature,
+    memory.usage_percent,
+    cpu.power,
+    maxOf(gpu.map((g) => g.temperature)),
+    maxOf(gpu.map((g) => g.compute_usage)),
+    maxOf(disk.map((d) => d.usage_percent)),
+  ];
+}
+
+/** A float32 as the number it stands for (51.3, not 51.29999923706055); NaN → null. */
+const out32 = (v: number): number | null => (Number.isNaN(v) ? null : Number(v.toPrecision(7)));
+
+/** One node's ring of samples in a single ArrayBuffer. */
+class Ring {
+  /** ms since the epoch that offset 0 stands for. */
+  private base = 0;
+  private readonly times: Uint32Array;
+  private readonly values: Float32Array;
+  /** Next slot to write. */
+  private next = 0;
+  size = 0;
+
+  constructor(readonly capacity: number) {
+    const buf = new ArrayBuffer(capacity * BYTES_PER_SAMPLE);
+    this.times = new Uint32Array(buf, 0, capacity);
+    this.values = new Float32Array(buf, capacity * 4, capacity * NF);
+  }
+
+  /** Bytes of the sample buffer. */
+  get bytes(): number {
+    return this.times.buffer.byteLength;
+  }
+
+  add(at: number, figures: readonly (number | null)[]): void {
+    if (this.size === 0) this.base = at - HALF_RANGE;
+    else if (at - this.base < 0 || at - this.base > MAX_OFFSET) this.rebase(at);
+    const i = this.next;
+    this.times[i] = Math.round(at - this.base);
+    for (let f = 0; f < NF; f++) {
+      const v = figures[f];
+      this.values[i * NF + f] = v === null || v === undefined || !Number.isFinite(v) ? Number.NaN : v;
+    }
+    this.next = (i + 1) % this.capacity;
+    if (this.size < this.capacity) this.size++;
+  }
+
+  /** Slot indexes oldest first. */
+  private *slots(): Generator<number> {
+    const start = (this.next - this.size + this.capacity) % this.capacity;
+    for (let k = 0; k < this.size; k++) yield (start + k) % this.capacity;
+  }
+
+  /** Time of slot `i`, ms since the epoch. */
+  private timeOf(i: number): number {
+    return this.base + (this.times[i] as number);
+  }
+
+  /**
+   * Moves the base so that `at` fits (once every ~24 days, or after a clock step of more than
+   * ~24 days back): samples that no longer fit (that far from `at`) are dropped.
+   */
+  private rebase(at: number): void {
+    const kept: { t: number; v: number[] }[] = [];
+    for (const i of this.slots()) {
+      const t = this.timeOf(i);
+      if (Math.abs(t - at) < HALF_RANGE) kept.push({ t, v: Array.from(this.values.subarray(i * NF, i * NF + NF)) });
+    }
+    this.base = at - HALF_RANGE;
+    this.size = 0;
+    this.next = 0;
+    for (const k of kept)
+      this.add(
+        k.t,
+        k.v.map((v) => (Number.isNaN(v) ? null : v)),
+      );
+  }
+
+  /** Samples with time ≥ `from`, oldest first. */
+  read(from: number): RecentSample[] {
+    const out: RecentSample[] = [];
+    for (const i of this.slots()) {
+      const t = this.timeOf(i);
+      if (t < from) continue;
+      const s = { at: new Date(t).toISOString() } as RecentSample;
+      for (let f = 0; f < NF; f++) s[RECENT_FIELDS[f] as RecentField] = out32(this.values[i * NF + f] as number);
+      out.push(s);
+    }
+    return out;
+  }
+}
+
+/** The recent history of all nodes. */
+export class RecentHistory {
+  private readonly rings = new Map<string, Ring>();
+
+  /**
+   * @param windowMs how far back a view reaches, ms
+   * @param maxSamples most samples kept per node (≥ 2)
+   * @param now the clock, ms since the epoch
+   */
+  constructor(
+    readonly windowMs: number,
+    readonly maxSamples: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records the sample of a resource report of `node` that arrived at `at` (ms since the epoch). */
+  add(node: string, r: ResourceData, at: number): void {
+    this.addFigures(node, at, sampleOf(r));
+  }
+
+  /** Records a sample given as figures in RECENT_FIELDS order. */
+  addFigures(node: string, at: number, figures: readonly (number | null)[]): void {
+    let ring = this.rings.get(node);
+    if (!ring) {
+      ring = new Ring(this.maxSamples);
+      this.rings.set(node, ring);
+    }
+    ring.add(at, figures);
+  }
+
+  /**
+   * The samples of `node` within the window (and at or after `sinceMs` when given), oldest first;
+   * null when the node has none.
+   */
+  view(node: string, sinceMs?: number): RecentView | null {
+    const ring = this.rings.get(node);
+    if (!ring) return null;
+    const from = Math.max(this.now() - this.windowMs, sinceMs ?? Number.NEGATIVE_INFINITY);
+    return { node, window_ms: this.windowMs, samples: ring.read(from) };
+  }
+
+  /** Nodes with a history, and samples held in all (including those older than the window). */
+  size(): { nodes: number; samples: number } {
+    let samples = 0;
+    for (const r of this.rings.values()) samples += r.size;
+    return { nodes: this.rings.size, samples };
+  }
+
+  /** Bytes of sample buffers in all (the typed arrays; objects around them not counted). */
+  bytes(): number {
+    let b = 0;
+    for (const r of this.rings.values()) b += r.bytes;
+    return b;
+  }
+}
