@@ -139,22 +139,8 @@ export interface AlertFilter {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-interface AlertRow {
-  id: number;
-  key: string;
-  kind: AlertKind;
-  rule: string;
-  severity: Severity;
-  node: string | null;
-  metric: string | null;
-  instance: string | null;
-  value: number | null;
-  threshold: number | null;
-  op: RuleOp | null;
-  message: string;
-  source: 'manager' | 'agent';
-  first_seen: number;
-  last_seen: number;
+/** An alert as its row holds it: an open alert's fields plus when it was resolved. */
+interface AlertRow extends OpenAlert {
   resolved_at: number | null;
 }
 
