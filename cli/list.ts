@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { parseSince } from '../common/time.js';
-import { CliError } from './client.js';
+import { api, CliError } from './client.js';
 
 /** Most items the API returns in one page. */
 export const MAX_LIMIT = 1000;
@@ -49,15 +49,26 @@ export interface Page<T> {
 }
 
 /**
- * Fetches the page before `before` (the newest when undefined) and, with `all`, every older page
- * after it, following `next` until it is null.
+ * GETs `path?<query>&before=` from the manager and reads the list under `key` (`alerts`,
+ * `history`): the page before `before` (the newest when undefined) and, with `all`, every older
+ * page after it, following `next` until it is null.
  * @throws CliError when the manager's `next` does not move back (it would never end)
  */
-export async function collect<T>(
-  fetchPage: (before: number | undefined) => Promise<Page<T>>,
+export async function listPages<T>(
+  base: string,
+  path: string,
+  key: string,
+  query: URLSearchParams,
   before: number | undefined,
   all: boolean,
 ): Promise<Page<T>> {
+  const fetchPage = async (b: number | undefined): Promise<Page<T>> => {
+    const q = new URLSearchParams(query);
+    if (b !== undefined) q.set('before', String(b));
+    const qs = q.size > 0 ? `?${q}` : '';
+    const r = await api<Record<string, T[]> & { next: number | null }>(base, 'GET', `${path}${qs}`);
+    return { items: r[key] as T[], next: r.next };
+  };
   const first = await fetchPage(before);
   if (!all) return first;
   const items = [...first.items];

@@ -11,7 +11,7 @@ import { parseDuration } from '../../common/time.js';
 import type { AlertKind, AlertView, RuleOp, RuleView } from '../../manager/alerts/types.js';
 import { RULE_NAME_PATTERN, RULE_OPS, SEVERITIES, type Severity } from '../../manager/config.js';
 import { api, managerUrl, userHeader } from '../client.js';
-import { collect, id, limit, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
+import { id, limit, listPages, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
 import { type CatalogMetric, describeRule, renderAlerts, renderMetrics, renderRules } from '../render.js';
 
 /** Every alert kind (`--kind`); the Record makes the compiler list them all. */
@@ -124,17 +124,7 @@ export function register(p: Command): void {
     .action(async (o: ListOptions) => {
       const { args, query } = selection(o);
       if (o.all && o.limit === undefined) query.set('limit', String(MAX_LIMIT));
-      const page = await collect(
-        async (before) => {
-          const q = new URLSearchParams(query);
-          if (before !== undefined) q.set('before', String(before));
-          const qs = q.size > 0 ? `?${q}` : '';
-          const r = await api<{ alerts: AlertView[]; next: number | null }>(base(), 'GET', `/api/v1/alerts${qs}`);
-          return { items: r.alerts, next: r.next };
-        },
-        o.before,
-        o.all === true,
-      );
+      const page = await listPages<AlertView>(base(), '/api/v1/alerts', 'alerts', query, o.before, o.all === true);
       if (o.json) {
         console.log(JSON.stringify({ alerts: page.items, next: page.next }, null, 2));
         return;

@@ -5,8 +5,8 @@
  */
 import { type Command, Option } from 'commander';
 import type { HistoryEntry, HistoryKind } from '../../manager/alerts/types.js';
-import { api, managerUrl } from '../client.js';
-import { collect, id, limit, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
+import { managerUrl } from '../client.js';
+import { id, limit, listPages, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
 import { renderHistory } from '../render.js';
 
 /** Every history kind (`--kind`); the Record makes the compiler list them all. */
@@ -49,17 +49,7 @@ export function register(p: Command): void {
         query.set(k, String(v));
       }
       if (o.all && o.limit === undefined) query.set('limit', String(MAX_LIMIT));
-      const page = await collect(
-        async (before) => {
-          const q = new URLSearchParams(query);
-          if (before !== undefined) q.set('before', String(before));
-          const qs = q.size > 0 ? `?${q}` : '';
-          const r = await api<{ history: HistoryEntry[]; next: number | null }>(base, 'GET', `/api/v1/history${qs}`);
-          return { items: r.history, next: r.next };
-        },
-        o.before,
-        o.all === true,
-      );
+      const page = await listPages<HistoryEntry>(base, '/api/v1/history', 'history', query, o.before, o.all === true);
       if (o.json) {
         console.log(JSON.stringify({ history: page.items, next: page.next }, null, 2));
         return;
