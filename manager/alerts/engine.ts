@@ -98,8 +98,8 @@ export class AlertEngine extends EventEmitter {
   private readonly open = new Map<string, OpenAlert>();
   /** Keys of open threshold alerts per node, to resolve instances that are no longer reported. */
   private readonly openByNode = new Map<string, Set<string>>();
-  /** Holds under way, per node: key → when the condition began and its latest value. */
-  private readonly pending = new Map<string, Map<string, { since: number; value: number }>>();
+  /** Holds under way, per node: key → when the condition began. */
+  private readonly pending = new Map<string, Map<string, { since: number }>>();
 
   constructor(
     private readonly store: Store,
@@ -351,17 +351,19 @@ export class AlertEngine extends EventEmitter {
         seen.add(key);
         const holding = s.value !== null && TEST[rule.op](s.value, rule.threshold);
         const open = this.open.get(key);
-        const what = `${rule.metric}${s.instance !== null ? ` of ${s.instance}` : ''} on ${node}`;
+        // Messages are built only when an alert opens, changes or resolves: most reports do neither.
+        const what = () => `${rule.metric}${s.instance !== null ? ` of ${s.instance}` : ''} on ${node}`;
         if (!holding) {
           holds.delete(key);
           if (open) {
             const now = s.value === null ? 'has no reading' : `is ${withUnit(rule.metric, s.value)}`;
-            this.resolveAlert(open, at, `${what} ${now}: ${rule.op} ${rule.threshold} no longer holds`, s.value);
+            this.resolveAlert(open, at, `${what()} ${now}: ${rule.op} ${rule.threshold} no longer holds`, s.value);
           }
           continue;
         }
         const v = s.value as number;
-        const message = `${what} is ${withUnit(rule.metric, v)} (${rule.op} ${withUnit(rule.metric, rule.threshold)})`;
+        const message = () =>
+          `${what()} is ${withUnit(rule.metric, v)} (${rule.op} ${withUnit(rule.metric, rule.threshold)})`;
         if (open) {
           this.raise(
             {
@@ -371,7 +373,7 @@ export class AlertEngine extends EventEmitter {
               node,
               instance: s.instance,
               value: v,
-              message,
+              message: open.value === v ? open.message : message(),
             },
             at,
           );
@@ -379,10 +381,9 @@ export class AlertEngine extends EventEmitter {
         }
         let p = holds.get(key);
         if (!p) {
-          p = { since: at, value: v };
+          p = { since: at };
           holds.set(key, p);
         }
-        p.value = v;
         if (at - p.since >= rule.for_ms) {
           holds.delete(key);
           this.raise(
@@ -396,7 +397,7 @@ export class AlertEngine extends EventEmitter {
               value: v,
               threshold: rule.threshold,
               op: rule.op,
-              message: rule.for_ms > 0 ? `${message} for ${Math.round((at - p.since) / 1000)} s` : message,
+              message: rule.for_ms > 0 ? `${message()} for ${Math.round((at - p.since) / 1000)} s` : message(),
               since: p.since,
             },
             at,

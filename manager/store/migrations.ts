@@ -63,7 +63,7 @@ export const MIGRATIONS: readonly Migration[] = [
         type       TEXT,                        -- docker | bar, when the manager started it
         name       TEXT,
         cid        TEXT,                        -- container id or bar pid
-        state      TEXT,                        -- last reported state; STARTED/STOPPED by a deploy
+        state      TEXT,                        -- last reported state, GONE when no longer reported; NULL before the first report
         deployment TEXT,                        -- the last deployment id that touched it
         first_seen INTEGER NOT NULL,
         last_seen  INTEGER NOT NULL,

@@ -232,7 +232,13 @@ const RETAINED = [
   { table: 'history', key: 'id', date: 'at', keep: '0' },
   { table: 'alerts', key: 'id', date: 'resolved_at', keep: 'resolved_at IS NULL' },
   { table: 'deployments', key: 'rowid', date: 'at', keep: 'finished_at IS NULL' },
-  { table: 'components', key: 'rowid', date: 'last_seen', keep: "state IN ('RUNNING', 'PENDING', 'STARTED')" },
+  // A component the manager started that no report has shown yet (state NULL) is kept too.
+  {
+    table: 'components',
+    key: 'rowid',
+    date: 'last_seen',
+    keep: "state IS NULL OR state IN ('RUNNING', 'PENDING', 'SLEEPING')",
+  },
 ] as const;
 
 /** The manager database. Create with `Store.open`. */
