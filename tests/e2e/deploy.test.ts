@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { ComponentView, NodeDetail } from '../../manager/views.js';
-import { freePort, getJson, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import { freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { docker, type FileServer, run, serveDir, setupTestImages, type TestImages } from '../helpers/images.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 
@@ -28,21 +28,8 @@ const U_BAR = `e2e-bar-${process.pid}`;
 const U_CRASH = `e2e-crash-${process.pid}`;
 const CRASHER = 'crasher.bar';
 
-/** Runs `muster <args>` to completion within `ms`; kills it and fails when it keeps running. */
-async function cli(args: string[], ms = 120_000): Promise<{ code: number | string | null; output: string }> {
-  const p = startMuster(args);
-  let t: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((r) => {
-    t = setTimeout(() => r('timeout'), ms);
-  });
-  const code = await Promise.race([p.exited, timedOut]);
-  clearTimeout(t);
-  if (code === 'timeout') {
-    await p.stop('SIGKILL');
-    assert.fail(`muster ${args.join(' ')} still running after ${ms} ms:\n${p.output()}`);
-  }
-  return { code, output: p.output() };
-}
+/** Runs `muster <args>` to completion within `ms` (killed and failed when it keeps running). */
+const cli = (args: string[], ms = 120_000) => runMuster(args, { timeoutMs: ms });
 
 /**
  * Whether a process (pid > 0) or process group (pid < 0) has a member that is not a zombie (a

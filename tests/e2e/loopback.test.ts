@@ -47,20 +47,7 @@ async function post(url: string, body: string): Promise<{ status: number; body: 
 }
 
 /** Runs `muster <args>` that should exit at once; fails if it keeps running. */
-async function runShort(args: string[], ms = 20_000): Promise<{ code: number | string | null; output: string }> {
-  const p = startMuster(args);
-  let t: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((r) => {
-    t = setTimeout(() => r('timeout'), ms);
-  });
-  const code = await Promise.race([p.exited, timedOut]);
-  clearTimeout(t);
-  if (code === 'timeout') {
-    await p.stop('SIGKILL');
-    assert.fail(`muster ${args.join(' ')} kept running:\n${p.output()}`);
-  }
-  return { code, output: p.output() };
-}
+const runShort = (args: string[], ms = 20_000) => runMuster(args, { timeoutMs: ms });
 
 /** A heartbeat body for a board that exists only in this test. */
 function fakeHeartbeat(hostIp: string): HeartbeatBody {

@@ -59,10 +59,25 @@ export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS
     : startProcess(process.execPath, [MUSTER, ...args], env);
 }
 
-/** Runs `muster <args>` to completion; resolves with its exit code and output. */
-export async function runMuster(args: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}) {
+/**
+ * Runs `muster <args>` to completion; resolves with its exit code and output. With `timeoutMs`,
+ * a command still running after it is killed and the call throws (with its output).
+ */
+export async function runMuster(
+  args: string[],
+  opts: { netns?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ code: number | string | null; output: string }> {
   const p = startMuster(args, opts);
-  const code = await p.exited;
+  let t: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((r) => {
+    if (opts.timeoutMs !== undefined) t = setTimeout(() => r('timeout'), opts.timeoutMs);
+  });
+  const code = await Promise.race([p.exited, timedOut]);
+  clearTimeout(t);
+  if (code === 'timeout') {
+    await p.stop('SIGKILL');
+    throw new Error(`muster ${args.join(' ')} still running after ${opts.timeoutMs} ms:\n${p.output()}`);
+  }
   return { code, output: p.output() };
 }
 
