@@ -1,6 +1,14 @@
 # muster: build, run locally, test, benchmark. `make help` lists the targets.
 .PHONY: help install build up down status check test test-unit bench clean install-system
 
+# Every target runs on the project's pinned Node.js (scripts/runtime.env): this machine's node when
+# it is new enough, else a copy fetched once into .runtime/ (docs/operations.md#runtime).
+NODE := $(shell scripts/node.sh bin)
+ifeq ($(NODE),)
+$(error cannot find or fetch the pinned Node.js runtime; see scripts/node.sh)
+endif
+export PATH := $(dir $(NODE)):$(PATH)
+
 help:
 	@echo "make up      install, build, and start a manager and an agent on this machine"
 	@echo "make down    stop them"

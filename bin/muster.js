@@ -2,10 +2,29 @@
 // The `muster` binary: runs the compiled CLI from dist/ when it is up to date, otherwise the
 // TypeScript sources through tsx (a development checkout whose sources changed since the last
 // `npm run build`). MUSTER_FROM_SOURCE=1 forces the sources (the tests set it).
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+
+// muster runs on its pinned Node.js major (scripts/runtime.env). Started by an older node (a
+// machine with Node 20), it runs itself again with the project-local runtime that `make` fetched.
+const PINNED_MAJOR = 24;
+if (Number(process.versions.node.split('.')[0]) < PINNED_MAJOR) {
+  const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
+  const local = `${root}.runtime/node-linux-${arch}/bin/node`;
+  if (!existsSync(local)) {
+    console.error(
+      `muster needs Node.js >= ${PINNED_MAJOR} (this is ${process.version}); run \`make\` or scripts/node.sh bin to fetch the pinned runtime`,
+    );
+    process.exit(1);
+  }
+  const r = spawnSync(local, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  process.exit(r.status ?? (r.signal ? 128 + 15 : 1));
+}
 const built = `${root}dist/cli/main.js`;
 
 /** Newest mtime (ms) of the .ts sources under the given dirs; 0 when there are none (an install). */

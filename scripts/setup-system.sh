@@ -13,7 +13,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("muster needs Node.js >= 20.19, found "+process.versions.node); process.exit(1) }'
+node -e 'const a=Number(process.versions.node.split(".")[0]); if (a<24) { console.error("muster needs Node.js >= 24 (run through make, which puts the pinned runtime first on PATH), found "+process.versions.node); process.exit(1) }'
 
 # dockerd: the deploy tests drive a real engine.
 if ! docker info >/dev/null 2>&1; then

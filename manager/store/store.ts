@@ -1,5 +1,5 @@
 /**
- * The manager's memory across restarts (issue 4): one SQLite database (better-sqlite3) under
+ * The manager's memory across restarts (issue 4): one SQLite database (Node's built-in `node:sqlite`) under
  * `data_dir`, in WAL mode, with the versioned schema of ./migrations.ts. It holds the nodes
  * (identity, last seen, state), the history (state transitions, operations, component state
  * changes, manager starts and stops), the deployments, the components the manager drove, the
@@ -17,7 +17,7 @@
  */
 import { mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { Counter, Histogram, Registry } from 'prom-client';
 import { Counter as PromCounter, Histogram as PromHistogram } from 'prom-client';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
@@ -28,7 +28,38 @@ import type { NodeState } from '../liveness.js';
 import { MIGRATIONS } from './migrations.js';
 
 type StoreConfig = ManagerConfig['store'];
-type Db = Database.Database;
+type Db = DatabaseSync;
+
+/** SQLite primary result codes (https://sqlite.org/rescode.html). */
+const SQLITE_CORRUPT = 11;
+const SQLITE_NOTADB = 26;
+
+/** Runs `fn` in one transaction: committed when it returns, rolled back when it throws. */
+function inTransaction<T>(db: Db, fn: () => T): T {
+  db.exec('BEGIN');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * A statement with named parameters (`@name`) that takes a row object as it is: keys the SQL does
+ * not name are ignored (node:sqlite refuses them by default).
+ */
+function named(stmt: StatementSync): StatementSync {
+  stmt.setAllowUnknownNamedParameters(true);
+  return stmt;
+}
+
+/** The schema version kept in `PRAGMA user_version`. */
+function userVersion(db: Db): number {
+  return Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+}
 
 /** Thrown when the database cannot be opened or was written by a newer muster. */
 export class StoreError extends Error {
@@ -266,32 +297,40 @@ export class Store {
     this.metrics = storeMetrics(registry);
     this.rl = new RateLimitedLog(log);
     this.stmt = {
-      upsertNode: db.prepare(
-        `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen)
+      upsertNode: named(
+        db.prepare(
+          `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen)
          VALUES (@id, @box_id, @slot_id, @cpu_id, @host_ip, @claimants, @hostname, @heartbeat, @state, @state_since, @first_seen, @last_seen)
          ON CONFLICT (id) DO UPDATE SET host_ip = excluded.host_ip, claimants = excluded.claimants,
            hostname = excluded.hostname, heartbeat = excluded.heartbeat, state = excluded.state,
            state_since = excluded.state_since, last_seen = excluded.last_seen`,
+        ),
       ),
-      addHistory: db.prepare(
-        `INSERT INTO history (at, node, kind, operation, args, result, message, who, ref)
+      addHistory: named(
+        db.prepare(
+          `INSERT INTO history (at, node, kind, operation, args, result, message, who, ref)
          VALUES (@at, @node, @kind, @operation, @args, @result, @message, @who, @ref)`,
+        ),
       ),
       finishHistory: db.prepare('UPDATE history SET result = ?, message = ? WHERE ref = ? AND kind = ?'),
       saveDeployment: db.prepare(
         `INSERT INTO deployments (id, node, at, finished_at, record) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at, record = excluded.record`,
       ),
-      saveComponent: db.prepare(
-        `INSERT INTO components (node, uuid, type, name, cid, state, deployment, first_seen, last_seen)
+      saveComponent: named(
+        db.prepare(
+          `INSERT INTO components (node, uuid, type, name, cid, state, deployment, first_seen, last_seen)
          VALUES (@node, @uuid, @type, @name, @cid, @state, @deployment, @first_seen, @last_seen)
          ON CONFLICT (node, uuid) DO UPDATE SET type = coalesce(excluded.type, type), name = coalesce(excluded.name, name),
            cid = coalesce(excluded.cid, cid), state = excluded.state,
            deployment = coalesce(excluded.deployment, deployment), last_seen = excluded.last_seen`,
+        ),
       ),
-      openAlert: db.prepare(
-        `INSERT INTO alerts (key, kind, rule, severity, node, metric, instance, value, threshold, op, message, source, first_seen, last_seen)
+      openAlert: named(
+        db.prepare(
+          `INSERT INTO alerts (key, kind, rule, severity, node, metric, instance, value, threshold, op, message, source, first_seen, last_seen)
          VALUES (@key, @kind, @rule, @severity, @node, @metric, @instance, @value, @threshold, @op, @message, @source, @first_seen, @last_seen)`,
+        ),
       ),
       touchAlert: db.prepare('UPDATE alerts SET value = ?, last_seen = ?, message = ? WHERE id = ?'),
       resolveAlert: db.prepare(
@@ -323,8 +362,9 @@ export class Store {
     try {
       db = Store.openFile(file, log);
     } catch (err) {
-      const code = (err as { code?: string }).code ?? '';
-      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+      // node:sqlite errors carry SQLite's extended result code; the primary one is its low byte.
+      const code = ((err as { errcode?: number }).errcode ?? -1) & 0xff;
+      if (code === SQLITE_NOTADB || code === SQLITE_CORRUPT) {
         const aside = `${file}.corrupt-${Date.now()}`;
         renameSync(file, aside);
         for (const ext of ['-wal', '-shm']) {
@@ -349,14 +389,14 @@ export class Store {
   }
 
   private static openFile(file: string, log: Logger): Db {
-    const db = new Database(file);
+    const db = new DatabaseSync(file);
     try {
-      db.pragma('journal_mode = WAL');
+      db.exec('PRAGMA journal_mode = WAL');
       // NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only a power loss may
       // lose the last transactions.
-      db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 5000');
-      const version = db.pragma('user_version', { simple: true }) as number;
+      db.exec('PRAGMA synchronous = NORMAL');
+      db.exec('PRAGMA busy_timeout = 5000');
+      const version = userVersion(db);
       if (version > MIGRATIONS.length) {
         throw new StoreError(
           `store.file ${file}: schema version ${version} was written by a newer muster (this one knows ${MIGRATIONS.length}); refusing to touch it`,
@@ -364,10 +404,10 @@ export class Store {
       }
       for (let v = version; v < MIGRATIONS.length; v++) {
         const m = MIGRATIONS[v] as (typeof MIGRATIONS)[number];
-        db.transaction(() => {
+        inTransaction(db, () => {
           db.exec(m.sql);
-          db.pragma(`user_version = ${v + 1}`);
-        })();
+          db.exec(`PRAGMA user_version = ${v + 1}`);
+        });
         log.info({ file, version: v + 1, migration: m.name }, 'database schema migrated');
       }
       return db;
@@ -379,7 +419,7 @@ export class Store {
 
   /** Schema version of the open database. */
   get version(): number {
-    return this.db.pragma('user_version', { simple: true }) as number;
+    return userVersion(this.db);
   }
 
   /** Starts the batched flush and the retention timer. */
@@ -464,10 +504,10 @@ export class Store {
     const alerts = [...this.dirtyAlerts];
     const t0 = performance.now();
     const ok = this.guard('flush', false, () => {
-      this.db.transaction(() => {
+      inTransaction(this.db, () => {
         for (const row of nodes) this.stmt.upsertNode.run({ ...row, claimants: JSON.stringify(row.claimants) });
         for (const [id, a] of alerts) this.stmt.touchAlert.run(a.value, a.last_seen, a.message, id);
-      })();
+      });
       return true;
     });
     if (!ok) {
@@ -516,7 +556,7 @@ export class Store {
     if (f.before !== undefined) where.push('id < ?') && args.push(f.before);
     const rows = this.db
       .prepare(`SELECT * FROM history ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, f.limit + 1) as HistoryRow[];
+      .all(...args, f.limit + 1) as unknown as HistoryRow[];
     return page(rows.map(historyView), f.limit);
   }
 
@@ -527,7 +567,7 @@ export class Store {
         `SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY node ORDER BY id DESC) AS k FROM history WHERE kind = 'state')
          WHERE k <= ? ORDER BY id`,
       )
-      .all(n) as HistoryRow[];
+      .all(n) as unknown as HistoryRow[];
     const out = new Map<string, HistoryEntry[]>();
     for (const r of rows) {
       if (r.node === null) continue;
@@ -578,12 +618,14 @@ export class Store {
 
   /** Writes a component's latest known state now. */
   saveComponent(c: ComponentRow): void {
-    this.guard('component', undefined, () => this.stmt.saveComponent.run(c));
+    this.guard('component', undefined, () =>
+      this.stmt.saveComponent.run(c as unknown as Record<string, SQLInputValue>),
+    );
   }
 
   /** Every component known, by node then uuid. */
   loadComponents(): ComponentRow[] {
-    return this.db.prepare('SELECT * FROM components ORDER BY node, uuid').all() as ComponentRow[];
+    return this.db.prepare('SELECT * FROM components ORDER BY node, uuid').all() as unknown as ComponentRow[];
   }
 
   // ------------------------------------------------------------------------------------------
@@ -592,7 +634,9 @@ export class Store {
 
   /** Opens an alert now. Returns its id (0 when the write failed: the alert lives in memory only). */
   openAlert(a: NewAlert): number {
-    return this.guard('alert', 0, () => Number(this.stmt.openAlert.run(a).lastInsertRowid));
+    return this.guard('alert', 0, () =>
+      Number(this.stmt.openAlert.run(a as unknown as Record<string, SQLInputValue>).lastInsertRowid),
+    );
   }
 
   /** Records an open alert's latest value and time at the next flush. */
@@ -606,7 +650,7 @@ export class Store {
     const dirty = this.dirtyAlerts.get(id);
     this.dirtyAlerts.delete(id);
     this.guard('alert', undefined, () =>
-      this.db.transaction(() => {
+      inTransaction(this.db, () => {
         if (dirty || value !== undefined)
           this.stmt.touchAlert.run(
             value !== undefined ? value : (dirty?.value ?? null),
@@ -615,13 +659,15 @@ export class Store {
             id,
           );
         this.stmt.resolveAlert.run(at, at, message, id);
-      })(),
+      }),
     );
   }
 
   /** Open alerts, oldest first. */
   loadOpenAlerts(): OpenAlert[] {
-    return this.db.prepare('SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id').all() as OpenAlert[];
+    return this.db
+      .prepare('SELECT * FROM alerts WHERE resolved_at IS NULL ORDER BY id')
+      .all() as unknown as OpenAlert[];
   }
 
   /** One alert by id. */
@@ -643,7 +689,7 @@ export class Store {
     if (f.before !== undefined) where.push('id < ?') && args.push(f.before);
     const rows = this.db
       .prepare(`SELECT * FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`)
-      .all(...args, f.limit + 1) as AlertRow[];
+      .all(...args, f.limit + 1) as unknown as AlertRow[];
     // Open alerts carry their latest value and time from memory (written at the next flush).
     const items = rows.map((r) => {
       const d = this.dirtyAlerts.get(r.id);
@@ -731,7 +777,7 @@ export class Store {
         );
         for (;;) {
           if (this.closed) return out;
-          const n = this.guard('cleanup', 0, () => step.run().changes);
+          const n = this.guard('cleanup', 0, () => Number(step.run().changes));
           deleted += n;
           if (n > 0) this.metrics.deleted.inc({ table: t.table }, n);
           if (n < batch) break;

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
-import Database from 'better-sqlite3';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { ManagerConfig } from '../../manager/config.js';
@@ -60,15 +60,15 @@ describe('store', () => {
     const s = Store.open(dir, cfg(), log, new Registry());
     assert.equal(s.version, MIGRATIONS.length);
     s.close();
-    const db = new Database(path.join(dir, 'muster.db'));
-    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+    const db = new DatabaseSync(path.join(dir, 'muster.db'));
+    assert.equal((db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode, 'wal');
     db.close();
   });
 
   it('refuses a database written by a newer muster, naming the file', () => {
     const dir = tmp();
-    const db = new Database(path.join(dir, 'muster.db'));
-    db.pragma(`user_version = ${MIGRATIONS.length + 1}`);
+    const db = new DatabaseSync(path.join(dir, 'muster.db'));
+    db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`);
     db.close();
     assert.throws(
       () => Store.open(dir, cfg(), log, new Registry()),
@@ -193,7 +193,7 @@ describe('store', () => {
     const reg = new Registry();
     const s = Store.open(dir, cfg(), log, reg);
     // Make the database read-only underneath: writes fail, nothing throws.
-    const db = new Database(path.join(dir, 'muster.db'));
+    const db = new DatabaseSync(path.join(dir, 'muster.db'));
     db.exec("CREATE TRIGGER no_history BEFORE INSERT ON history BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END");
     db.close();
     assert.equal(s.addHistory({ at: NOW, node: null, kind: 'manager', operation: 'start', who: 'manager' }), 0);
