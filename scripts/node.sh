@@ -24,6 +24,16 @@ fetch() {
   mkdir -p "$cache"
   if [ ! -s "$tgz" ] || [ "sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)" != "$want" ]; then
     echo "node.sh: fetching node-linux-$arch@$NODE_VERSION from the npm registry" >&2
+    if ! command -v npm >/dev/null 2>&1; then
+      # A machine with no Node.js at all: Debian's npm (and its nodejs) is enough to fetch the pin.
+      if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "node.sh: no npm here; installing Debian's npm to fetch the pinned runtime" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >&2
+      else
+        echo "node.sh: npm is needed once to fetch the pinned runtime (apt-get install npm)" >&2
+        exit 1
+      fi
+    fi
     local tmp; tmp="$(mktemp -d)"
     (cd "$tmp" && npm pack --silent "node-linux-$arch@$NODE_VERSION" >/dev/null)
     mv "$tmp/node-linux-$arch-$NODE_VERSION.tgz" "$tgz.part"
