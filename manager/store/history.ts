@@ -4,7 +4,7 @@
  */
 import type { StatementSync } from 'node:sqlite';
 import type { HistoryEntry, HistoryKind, Page } from '../alerts/types.js';
-import { insertedId, iso, named, page, type RetentionRule, type StoreCore, type TableModule } from './core.js';
+import { insertedId, iso, page, type RetentionRule, type StoreCore, type TableModule } from './core.js';
 
 /** A history entry to write; `at` in ms since the epoch. */
 export interface NewHistory {
@@ -76,11 +76,9 @@ export class HistoryTable implements TableModule {
   private readonly transitions: StatementSync;
 
   constructor(private readonly core: StoreCore) {
-    this.insert = named(
-      core.db.prepare(
-        `INSERT INTO history (at, node, kind, operation, args, result, message, who, ref)
-         VALUES (@at, @node, @kind, @operation, @args, @result, @message, @who, @ref)`,
-      ),
+    // Positional parameters: node:sqlite binds them about 3x faster than a row object's named ones.
+    this.insert = core.db.prepare(
+      'INSERT INTO history (at, node, kind, operation, args, result, message, who, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.finishStmt = core.db.prepare('UPDATE history SET result = ?, message = ? WHERE ref = ? AND kind = ?');
     this.transitions = core.db.prepare(
@@ -93,17 +91,17 @@ export class HistoryTable implements TableModule {
   add(e: NewHistory): number {
     return this.core.guard('history', 0, () =>
       insertedId(
-        this.insert.run({
-          at: e.at,
-          node: e.node ?? null,
-          kind: e.kind,
-          operation: e.operation,
-          args: e.args ? JSON.stringify(e.args) : null,
-          result: e.result ?? null,
-          message: e.message ?? null,
-          who: e.who,
-          ref: e.ref ?? null,
-        }),
+        this.insert.run(
+          e.at,
+          e.node ?? null,
+          e.kind,
+          e.operation,
+          e.args ? JSON.stringify(e.args) : null,
+          e.result ?? null,
+          e.message ?? null,
+          e.who,
+          e.ref ?? null,
+        ),
       ),
     );
   }

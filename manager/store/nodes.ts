@@ -6,7 +6,7 @@
  */
 import type { StatementSync } from 'node:sqlite';
 import type { NodeState } from '../liveness.js';
-import { bindable, type FlushSource, named, type StoreCore, type TableModule } from './core.js';
+import type { FlushSource, StoreCore, TableModule } from './core.js';
 
 /** A node as persisted. Times are ms since the epoch. */
 export interface NodeRow {
@@ -36,14 +36,14 @@ export class NodesTable implements TableModule {
   readonly dirty: FlushSource;
 
   constructor(private readonly core: StoreCore) {
-    this.upsert = named(
-      core.db.prepare(
-        `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen)
-         VALUES (@id, @box_id, @slot_id, @cpu_id, @host_ip, @claimants, @hostname, @heartbeat, @state, @state_since, @first_seen, @last_seen)
-         ON CONFLICT (id) DO UPDATE SET host_ip = excluded.host_ip, claimants = excluded.claimants,
-           hostname = excluded.hostname, heartbeat = excluded.heartbeat, state = excluded.state,
-           state_since = excluded.state_since, last_seen = excluded.last_seen`,
-      ),
+    // Positional parameters: this statement runs for every dirty node at each flush, and
+    // node:sqlite binds positional values about 3x faster than a row object's named ones.
+    this.upsert = core.db.prepare(
+      `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET host_ip = excluded.host_ip, claimants = excluded.claimants,
+         hostname = excluded.hostname, heartbeat = excluded.heartbeat, state = excluded.state,
+         state_since = excluded.state_since, last_seen = excluded.last_seen`,
     );
     this.all = core.db.prepare('SELECT * FROM nodes ORDER BY box_id, slot_id, cpu_id');
     const dirtyIds = this.dirtyIds;
@@ -68,9 +68,22 @@ export class NodesTable implements TableModule {
     };
   }
 
-  private write(row: NodeRow): void {
-    // hostname and heartbeat may arrive undefined from a caller: bound as NULL.
-    this.upsert.run(bindable({ ...row, claimants: JSON.stringify(row.claimants) }));
+  private write(r: NodeRow): void {
+    this.upsert.run(
+      r.id,
+      r.box_id,
+      r.slot_id,
+      r.cpu_id,
+      r.host_ip,
+      JSON.stringify(r.claimants),
+      // undefined cannot be bound: a row built without them is written with NULL.
+      r.hostname ?? null,
+      r.heartbeat ?? null,
+      r.state,
+      r.state_since,
+      r.first_seen,
+      r.last_seen,
+    );
   }
 
   /** Every node, as last written, by box, slot, cpu. A claimants list that cannot be read becomes `[host_ip]`. */
