@@ -584,3 +584,51 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
     core.close();
   });
 });
+
+describe('store across a SIGKILL', () => {
+  it('keeps every write committed at once and the flushed ones; loses only what was still dirty', async () => {
+    const dir = tmp();
+    const storeTs = path.resolve(import.meta.dirname, '../../manager/store/store.ts');
+    // A child opens the store, writes, flushes, dirties more, says so and waits to be killed.
+    const script = `
+      import pino from 'pino';
+      import { Registry } from 'prom-client';
+      import { Store } from ${JSON.stringify(storeTs)};
+      const cfg = ${JSON.stringify(cfg({ flush_interval_ms: 60_000 }))};
+      const s = Store.open(${JSON.stringify(dir)}, cfg, pino({ level: 'silent' }), new Registry());
+      const row = () => (${JSON.stringify(node('1-1-0', 0))});
+      let last = ${NOW};
+      s.setNodeSource((id) => ({ ...row(), last_seen: last }));
+      s.start();
+      for (let i = 0; i < 500; i++) s.addHistory({ at: ${NOW} + i, node: '1-1-0', kind: 'operation', operation: 'op' + i, who: 't' });
+      const id = s.openAlert(${JSON.stringify(alert('k'))});
+      s.touchNode('1-1-0');
+      s.flush();
+      last = ${NOW} + 1000;
+      s.touchNode('1-1-0');
+      s.touchAlert(id, 99, ${NOW} + 1000, 'dirty');
+      process.stdout.write('ready\\n');
+      setInterval(() => {}, 1000);
+    `;
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: path.resolve(import.meta.dirname, '../..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (b: Buffer) => b.toString().includes('ready') && resolve());
+      child.on('exit', (code) => reject(new Error(`child exited ${code} before ready`)));
+    });
+    const gone = new Promise((r) => child.on('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+    assert.ok(readdirSync(dir).includes('muster.db-wal'), 'killed with its WAL in place');
+    const s = Store.open(dir, cfg(), log, new Registry());
+    assert.equal(s.listHistory({ limit: 1000 }).items.length, 500, 'every history entry');
+    assert.equal(s.loadNodes()[0]?.last_seen, NOW, 'the node as of the last flush');
+    const open = s.loadOpenAlerts();
+    assert.equal(open.length, 1, 'the alert opened');
+    assert.equal(open[0]?.value, 90, 'its dirty value was not flushed');
+    s.close();
+  });
+});
