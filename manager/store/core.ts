@@ -1,0 +1,431 @@
+/**
+ * The store's shared core: the one SQLite connection (Node's built-in `node:sqlite`) and what every
+ * table module uses — open, pragmas, migrations, the write guard, transactions, the batched flush
+ * and its timers, and the store's metrics. It knows no table: the table modules (nodes.ts,
+ * history.ts, alerts.ts, deployments.ts) and retention.ts are built on it, and store.ts composes
+ * them into the `Store` the manager uses.
+ *
+ * What is written when (docs/configuration.md#data_dir-and-store-the-managers-database,
+ * docs/operations.md#across-restarts): what happens rarely (a transition, an operation, an alert
+ * raised or resolved) is committed at once, so that a SIGKILL loses none of it; what changes on
+ * every report is kept dirty in memory by its table module and written in one transaction every
+ * `store.flush_interval_ms` (a `FlushSource`). A write that fails (disk full, I/O error) is logged
+ * and counted by `guard`; the manager keeps serving from memory and dirty rows are tried again.
+ *
+ * ## Adding a table
+ * 1. Append a migration to ./migrations.ts (never edit a released one).
+ * 2. Write one module `./<table>.ts`: a class taking the `StoreCore`, owning its row types and its
+ *    prepared statements (`core.db.prepare`; see the node:sqlite notes below), its writes wrapped
+ *    in `core.guard(what, ...)`. When rows change on every report, give it a `dirty` FlushSource;
+ *    when old rows go, give it `retained` rules.
+ * 3. Add one line in the `Store` constructor (./store.ts): `this.users = core.register(new UsersTable(core))`,
+ *    and the `Store` methods callers use, delegating to it.
+ *
+ * ## node:sqlite, as this store relies on it
+ * - Errors are `Error`s with `code: 'ERR_SQLITE_ERROR'`, `errcode` (SQLite's extended result code;
+ *   the primary code is its low byte, see `sqliteCode`) and `errstr`.
+ * - `run()` returns `changes` and `lastInsertRowid` typed `number | bigint`; `rowsChanged` and
+ *   `insertedId` turn them into numbers.
+ * - A named parameter the SQL does not use is refused unless the statement allows it (`named`).
+ *   A named parameter missing from the object is bound as NULL, but a key whose value is
+ *   `undefined` throws (`ERR_INVALID_ARG_TYPE`): `bindable` maps undefined to null, and positional
+ *   values are passed as `x ?? null` where a row may carry undefined.
+ * - Binding a row object by name costs about 3x binding the same values by position (measured on
+ *   the nodes upsert), so the statements run on every flush or often (nodes, history, alerts) are
+ *   positional; `named` + `bindable` suit rare writes of whole rows (components).
+ * - Integer columns come back as JS numbers (`setReadBigInts` is left off): times in ms since the
+ *   epoch and row ids stay far below 2^53.
+ * - `DatabaseSync` is synchronous, like better-sqlite3 was: a write blocks the event loop for its
+ *   duration, hence the batched flush and retention in bounded steps.
+ */
+import { mkdirSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from 'node:sqlite';
+import type { Counter, Histogram, Registry } from 'prom-client';
+import { Counter as PromCounter, Histogram as PromHistogram } from 'prom-client';
+import { type Logger, RateLimitedLog } from '../../common/log.js';
+import type { Page } from '../alerts/types.js';
+import type { ManagerConfig } from '../config.js';
+import { MIGRATIONS, type Migration } from './migrations.js';
+
+/** The `store` section of the manager config (docs/configuration.md#data_dir-and-store-the-managers-database). */
+export type StoreConfig = ManagerConfig['store'];
+
+/** SQLite primary result codes (https://sqlite.org/rescode.html). */
+export const SQLITE_CORRUPT = 11;
+export const SQLITE_NOTADB = 26;
+
+/** Thrown when the database cannot be opened or was written by a newer muster. */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+/**
+ * The primary SQLite result code of an error thrown by node:sqlite (its `errcode` holds the
+ * extended code, whose low byte is the primary one), or -1 when `err` is not a SQLite error.
+ */
+export function sqliteCode(err: unknown): number {
+  const code = (err as { errcode?: unknown } | null)?.errcode;
+  return typeof code === 'number' ? code & 0xff : -1;
+}
+
+/** Runs `fn` in one transaction: committed when it returns, rolled back when it throws (and rethrown). */
+export function inTransaction<T>(db: DatabaseSync, fn: () => T): T {
+  db.exec('BEGIN');
+  try {
+    const out = fn();
+    db.exec('COMMIT');
+    return out;
+  } catch (err) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}
+
+/**
+ * A statement with named parameters (`@name`) that takes a row object as it is: keys the SQL does
+ * not name are ignored (node:sqlite refuses them by default).
+ */
+export function named(stmt: StatementSync): StatementSync {
+  stmt.setAllowUnknownNamedParameters(true);
+  return stmt;
+}
+
+/**
+ * A row object that node:sqlite can bind: `row` itself when none of its values is `undefined`,
+ * else a copy with those values null (undefined cannot be bound; null is what the row means).
+ */
+export function bindable(row: object): Record<string, SQLInputValue> {
+  const r = row as Record<string, unknown>;
+  for (const k in r) {
+    if (r[k] !== undefined) continue;
+    const out: Record<string, unknown> = {};
+    for (const j in r) out[j] = r[j] === undefined ? null : r[j];
+    return out as Record<string, SQLInputValue>;
+  }
+  return r as Record<string, SQLInputValue>;
+}
+
+/** The number of rows a `run()` changed, as a number. */
+export function rowsChanged(r: StatementResultingChanges): number {
+  return Number(r.changes);
+}
+
+/** The rowid a `run()` inserted, as a number. */
+export function insertedId(r: StatementResultingChanges): number {
+  return Number(r.lastInsertRowid);
+}
+
+/** The schema version kept in `PRAGMA user_version`. */
+export function userVersion(db: DatabaseSync): number {
+  return Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
+}
+
+/** An ISO 8601 text of a time in ms since the epoch. */
+export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/**
+ * A page of `limit` items from `rows` (fetched with `LIMIT limit + 1`, newest first); `next` is the
+ * id to pass as `before` for the following page, null on the last one.
+ */
+export function page<T extends { id: number }>(rows: T[], limit: number): Page<T> {
+  const items = rows.slice(0, limit);
+  return { items, next: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
+}
+
+/**
+ * What a table module keeps dirty in memory until the next flush. `take` is called at each flush
+ * with something pending; the writes it returns run inside the flush transaction, then exactly one
+ * of `committed` (the transaction committed) or `failed` (it was rolled back: keep the rows dirty).
+ */
+export interface FlushSource {
+  /** Whether anything waits to be written. */
+  readonly pending: boolean;
+  /** Takes what waits. */
+  take(): { write(): void; committed(): void; failed(): void };
+}
+
+/**
+ * Rows of one table that retention may delete (docs/operations.md#retention): `key` orders rows
+ * (oldest first) and counts them against `store.retention.max_rows`; `date` (ms since the epoch,
+ * NULL never expires) is compared with `store.retention.days`; `keep` is an SQL condition of rows
+ * never deleted ('0' for none). All three are SQL text from the module, never from input.
+ */
+export interface RetentionRule {
+  table: string;
+  key: string;
+  date: string;
+  keep: string;
+}
+
+/** What a table module may bring to the core when registered (see "Adding a table" above). */
+export interface TableModule {
+  /** The SQL tables the module owns (its statements touch no other). */
+  readonly tables: readonly string[];
+  /** Rows written in the batched flush. */
+  readonly dirty?: FlushSource;
+  /** Rows retention trims. */
+  readonly retained?: readonly RetentionRule[];
+}
+
+/** The store's Prometheus metrics (docs/operations.md#prometheus-metrics). */
+function storeMetrics(registry: Registry) {
+  const r = [registry];
+  return {
+    writeErrors: new PromCounter({
+      name: 'muster_manager_store_write_errors_total',
+      help: 'Database writes that failed (the data stays in memory; dirty rows are tried again)',
+      labelNames: ['what'],
+      registers: r,
+    }) as Counter<'what'>,
+    deleted: new PromCounter({
+      name: 'muster_manager_store_rows_deleted_total',
+      help: 'Rows removed by retention, by table',
+      labelNames: ['table'],
+      registers: r,
+    }) as Counter<'table'>,
+    flush: new PromHistogram({
+      name: 'muster_manager_store_flush_seconds',
+      help: 'Time of one batched write of last-seen times and open alerts',
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+      registers: r,
+    }) as Histogram,
+  };
+}
+
+/** The store's metrics, as table modules and retention count into them. */
+export type StoreMetrics = ReturnType<typeof storeMetrics>;
+
+/** A job run every `intervalMs(cfg)` once the store is started (retention registers one). */
+interface Periodic {
+  intervalMs: (cfg: StoreConfig) => number;
+  run: () => void;
+  timer?: NodeJS.Timeout | undefined;
+}
+
+/** The open database and what the table modules share. Create with `StoreCore.open`. */
+export class StoreCore {
+  readonly metrics: StoreMetrics;
+  private readonly rl: RateLimitedLog;
+  private readonly flushSources: FlushSource[] = [];
+  private readonly retentionRules: RetentionRule[] = [];
+  private readonly periodic: Periodic[];
+  private started = false;
+  private closedFlag = false;
+
+  private constructor(
+    /** The connection. Table modules prepare their statements on it. */
+    readonly db: DatabaseSync,
+    /** The database file, absolute. */
+    readonly file: string,
+    private config: StoreConfig,
+    readonly log: Logger,
+    registry: Registry,
+    /** The clock, ms since the epoch (retention's cutoff). */
+    readonly now: () => number,
+  ) {
+    this.metrics = storeMetrics(registry);
+    this.rl = new RateLimitedLog(log);
+    this.periodic = [{ intervalMs: (c) => c.flush_interval_ms, run: () => this.flush() }];
+  }
+
+  /**
+   * Opens (creating when missing) the database `cfg.file` under `dataDir` in WAL mode with
+   * `synchronous = NORMAL`, and brings its schema up to date with `migrations` (each in its own
+   * transaction, `PRAGMA user_version` counting those applied). A file that is not a database or is
+   * corrupt (SQLITE_NOTADB, SQLITE_CORRUPT) is moved aside with its -wal and -shm to
+   * `<file>.corrupt-<ms>` (logged as an error; nothing is overwritten) and a new one is created.
+   * @throws StoreError when the directory cannot be created, the file cannot be opened, or its
+   *   schema version is newer than `migrations` knows (the file is then left untouched)
+   */
+  static open(
+    dataDir: string,
+    cfg: StoreConfig,
+    log: Logger,
+    registry: Registry,
+    now: () => number = Date.now,
+    migrations: readonly Migration[] = MIGRATIONS,
+  ): StoreCore {
+    const file = path.resolve(dataDir, cfg.file);
+    try {
+      mkdirSync(path.dirname(file), { recursive: true });
+    } catch (err) {
+      throw new StoreError(`data_dir ${dataDir}: cannot create ${path.dirname(file)} (${(err as Error).message})`);
+    }
+    let db: DatabaseSync;
+    try {
+      db = openFile(file, log, migrations);
+    } catch (err) {
+      const code = sqliteCode(err);
+      if (code === SQLITE_NOTADB || code === SQLITE_CORRUPT) {
+        const aside = `${file}.corrupt-${Date.now()}`;
+        renameSync(file, aside);
+        for (const ext of ['-wal', '-shm']) {
+          try {
+            renameSync(`${file}${ext}`, `${aside}${ext}`);
+          } catch {
+            // not there
+          }
+        }
+        log.error(
+          { file, moved_to: aside, err: (err as Error).message },
+          'database unreadable: set aside, starting a new one',
+        );
+        db = openFile(file, log, migrations);
+      } else if (err instanceof StoreError) {
+        throw err;
+      } else {
+        throw new StoreError(`store.file ${file}: cannot open (${(err as Error).message})`);
+      }
+    }
+    return new StoreCore(db, file, cfg, log, registry, now);
+  }
+
+  /** The config in force (changed by `reconfigure`). */
+  get cfg(): StoreConfig {
+    return this.config;
+  }
+
+  /** Whether the database was closed: writes are then skipped (`guard` returns its fallback). */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Schema version of the open database. */
+  get version(): number {
+    return userVersion(this.db);
+  }
+
+  /** Adds a table module's flush source and retention rules, in order; returns the module. */
+  register<T extends TableModule>(table: T): T {
+    if (table.dirty) this.flushSources.push(table.dirty);
+    if (table.retained) this.retentionRules.push(...table.retained);
+    return table;
+  }
+
+  /** The retention rules of the registered modules, in registration order. */
+  get retained(): readonly RetentionRule[] {
+    return this.retentionRules;
+  }
+
+  /** Runs `run` every `intervalMs(cfg)` ms (read again at each `reconfigure`) while the store is started. */
+  every(intervalMs: (cfg: StoreConfig) => number, run: () => void): void {
+    const job: Periodic = { intervalMs, run };
+    this.periodic.push(job);
+    if (this.started) this.startJob(job);
+  }
+
+  /** Starts the batched flush and the periodic jobs. */
+  start(): void {
+    if (this.closedFlag) return;
+    this.started = true;
+    for (const job of this.periodic) this.startJob(job);
+  }
+
+  private startJob(job: Periodic): void {
+    job.timer = setInterval(job.run, job.intervalMs(this.config));
+    job.timer.unref();
+  }
+
+  private stopTimers(): void {
+    for (const job of this.periodic) {
+      if (job.timer) clearInterval(job.timer);
+      job.timer = undefined;
+    }
+  }
+
+  /** Applies new flush, retention and cleanup settings (a config reload); restarts the timers if started. */
+  reconfigure(cfg: StoreConfig): void {
+    this.stopTimers();
+    this.config = cfg;
+    if (this.started) for (const job of this.periodic) this.startJob(job);
+  }
+
+  /** Writes what is dirty and closes the database. Idempotent. */
+  close(): void {
+    if (this.closedFlag) return;
+    this.stopTimers();
+    this.started = false;
+    this.flush();
+    this.closedFlag = true;
+    this.db.close();
+  }
+
+  /**
+   * Runs `fn`, a database write; a failure is counted in `muster_manager_store_write_errors_total{what}`,
+   * logged at a rate limit (`database write failed`) and answered with `fallback`. After `close`,
+   * returns `fallback` without running `fn`.
+   */
+  guard<T>(what: string, fallback: T, fn: () => T): T {
+    if (this.closedFlag) return fallback;
+    try {
+      return fn();
+    } catch (err) {
+      this.metrics.writeErrors.inc({ what });
+      this.rl.warn(`store:${what}`, { what, err: (err as Error).message, file: this.file }, 'database write failed');
+      return fallback;
+    }
+  }
+
+  /** Runs `fn` in one transaction on this database (see `inTransaction`). */
+  transaction<T>(fn: () => T): T {
+    return inTransaction(this.db, fn);
+  }
+
+  /**
+   * Writes what the registered flush sources hold in one transaction, timed in
+   * `muster_manager_store_flush_seconds`. On failure (counted as `flush`) every source keeps its
+   * rows dirty for the next flush.
+   */
+  flush(): void {
+    if (this.closedFlag) return;
+    const sources = this.flushSources.filter((s) => s.pending);
+    if (sources.length === 0) return;
+    const batches = sources.map((s) => s.take());
+    const t0 = performance.now();
+    const ok = this.guard('flush', false, () => {
+      this.transaction(() => {
+        for (const b of batches) b.write();
+      });
+      return true;
+    });
+    if (!ok) {
+      for (const b of batches) b.failed();
+      return;
+    }
+    for (const b of batches) b.committed();
+    this.metrics.flush.observe((performance.now() - t0) / 1000);
+  }
+}
+
+function openFile(file: string, log: Logger, migrations: readonly Migration[]): DatabaseSync {
+  const db = new DatabaseSync(file);
+  try {
+    db.exec('PRAGMA journal_mode = WAL');
+    // NORMAL in WAL mode: a commit survives a process crash (SIGKILL); only a power loss may
+    // lose the last transactions.
+    db.exec('PRAGMA synchronous = NORMAL');
+    db.exec('PRAGMA busy_timeout = 5000');
+    const version = userVersion(db);
+    if (version > migrations.length) {
+      throw new StoreError(
+        `store.file ${file}: schema version ${version} was written by a newer muster (this one knows ${migrations.length}); refusing to touch it`,
+      );
+    }
+    for (let v = version; v < migrations.length; v++) {
+      const m = migrations[v] as Migration;
+      inTransaction(db, () => {
+        db.exec(m.sql);
+        db.exec(`PRAGMA user_version = ${v + 1}`);
+      });
+      log.info({ file, version: v + 1, migration: m.name }, 'database schema migrated');
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The `nodes` table: one row per node (box-slot-cpu) with its identity, latest heartbeat, liveness
+ * state and last-seen time. A transition is written at once (`save`); a heartbeat only marks the node
+ * dirty (`touch`) and its row, read from the registry through the node source, is written at the
+ * next flush (docs/configuration.md#data_dir-and-store-the-managers-database).
+ */
+import type { StatementSync } from 'node:sqlite';
+import type { NodeState } from '../liveness.js';
+import type { FlushSource, StoreCore, TableModule } from './core.js';
+
+/** A node as persisted. Times are ms since the epoch. */
+export interface NodeRow {
+  id: string;
+  box_id: number;
+  slot_id: number;
+  cpu_id: number;
+  host_ip: string;
+  claimants: string[];
+  hostname: string | null;
+  /** The latest heartbeat data (JSON text as written), or null. */
+  heartbeat: string | null;
+  state: NodeState;
+  state_since: number;
+  first_seen: number;
+  last_seen: number;
+}
+
+/** The nodes table: writes now or at the next flush, reads at start. */
+export class NodesTable implements TableModule {
+  readonly tables = ['nodes'];
+  /** Nodes to write at the next flush; their rows are built then (from the node source). */
+  private readonly dirtyIds = new Set<string>();
+  private source: (id: string) => NodeRow | undefined = () => undefined;
+  private readonly upsert: StatementSync;
+  private readonly all: StatementSync;
+  readonly dirty: FlushSource;
+
+  constructor(private readonly core: StoreCore) {
+    // Positional parameters: this statement runs for every dirty node at each flush, and
+    // node:sqlite binds positional values about 3x faster than a row object's named ones.
+    this.upsert = core.db.prepare(
+      `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET host_ip = excluded.host_ip, claimants = excluded.claimants,
+         hostname = excluded.hostname, heartbeat = excluded.heartbeat, state = excluded.state,
+         state_since = excluded.state_since, last_seen = excluded.last_seen`,
+    );
+    this.all = core.db.prepare('SELECT * FROM nodes ORDER BY box_id, slot_id, cpu_id');
+    const dirtyIds = this.dirtyIds;
+    this.dirty = {
+      get pending() {
+        return dirtyIds.size > 0;
+      },
+      take: () => {
+        const ids = [...dirtyIds];
+        dirtyIds.clear();
+        const rows = ids.map((id) => this.source(id)).filter((r): r is NodeRow => r !== undefined);
+        return {
+          write: () => {
+            for (const r of rows) this.write(r);
+          },
+          committed: () => {},
+          failed: () => {
+            for (const id of ids) dirtyIds.add(id);
+          },
+        };
+      },
+    };
+  }
+
+  private write(r: NodeRow): void {
+    this.upsert.run(
+      r.id,
+      r.box_id,
+      r.slot_id,
+      r.cpu_id,
+      r.host_ip,
+      JSON.stringify(r.claimants),
+      // undefined cannot be bound: a row built without them is written with NULL.
+      r.hostname ?? null,
+      r.heartbeat ?? null,
+      r.state,
+      r.state_since,
+      r.first_seen,
+      r.last_seen,
+    );
+  }
+
+  /** Every node, as last written, by box, slot, cpu. A claimants list that cannot be read becomes `[host_ip]`. */
+  load(): NodeRow[] {
+    const rows = this.all.all() as unknown as (Omit<NodeRow, 'claimants'> & { claimants: string })[];
+    return rows.map((r) => ({ ...r, claimants: parseList(r.claimants, r.host_ip) }));
+  }
+
+  /** Sets where the rows of dirty nodes come from (the registry), read at each flush. */
+  setSource(fn: (id: string) => NodeRow | undefined): void {
+    this.source = fn;
+  }
+
+  /** Marks a node to be written at the next flush (O(1): called for every heartbeat). */
+  touch(id: string): void {
+    this.dirtyIds.add(id);
+  }
+
+  /** Writes a node now (a transition: it must survive a SIGKILL). A failure is counted as `node`. */
+  save(row: NodeRow): void {
+    this.dirtyIds.delete(row.id);
+    this.core.guard('node', undefined, () => this.write(row));
+  }
+}
+
+/** A JSON list of strings, or `[fallback]` when `text` is not one (or is empty). */
+function parseList(text: string, fallback: string): string[] {
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string') && v.length > 0) return v;
+  } catch {
+    // fall through
+  }
+  return [fallback];
+}
