@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import type { TSchema } from 'typebox';
 import { DeployReplyBody, DeployRequestBody, HeartbeatBody, QueryBody, ResourceBody } from '../../common/protocol.js';
 import { compile } from '../../common/validate.js';
+import { heartbeatBody, heartbeatData } from '../../testkit/bodies.js';
 
 type Json = Record<string, unknown>;
 
@@ -16,25 +17,17 @@ const query = (): Json => ({
   data: { manager_ip: '192.168.10.254', manager_port: 3926, url: '/heartbeat' },
 });
 
-const heartbeat = (): Json => ({
-  api_version: 1,
-  data: {
-    box_id: 1,
-    slot_id: 1,
-    cpu_id: 1,
-    srio_id: 0,
-    host_ip: '192.168.10.29',
-    hostname: 'localhost.localdomain',
-    service_port: 23980,
-    box_type: '计算I型',
-    board_type: 'GPU',
-    cpu_type: 'Phytium,D2000/8',
-    os_type: 'Kylin Linux Advanced Server V10',
-    resource_type: 'GPU I',
-    cpu_arch: 'aarch64',
-    gpu: [{ index: 0, name: 'JM9271' }],
-  },
-});
+const heartbeat = (): Json =>
+  heartbeatBody(
+    heartbeatData({
+      box_id: 1,
+      slot_id: 1,
+      cpu_id: 1,
+      host_ip: '192.168.10.29',
+      hostname: 'localhost.localdomain',
+      gpu: [{ index: 0, name: 'JM9271' }],
+    }),
+  );
 
 const resource = (): Json => ({
   api_version: 1,
