@@ -1,6 +1,6 @@
 /**
- * The manager's memory and alerts on real parts (issue 4): a real manager process with its
- * SQLite file, boards played over HTTP (heartbeats and resource reports in the spec's shape, as
+ * The manager's memory and alerts on real parts (docs/operations.md "Alerts and history"): a
+ * real manager process with its SQLite file, boards played over HTTP (heartbeats and resource reports in the spec's shape, as
  * agents send them), the CLI. Alerts fire (threshold with hold time, node offline, component
  * FAILED, an agent's own), operations are recorded, the manager is killed with SIGKILL while
  * reports keep coming, and after the restart `muster alerts`, `muster history`, the rules, the

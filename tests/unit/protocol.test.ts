@@ -1,7 +1,7 @@
 /**
- * The schemas of common/protocol.ts against the bodies of seed 003 (agent与manager接口协议 v1.1),
- * written out with realistic values: every example validates, bad ones are refused naming the
- * field, and a sensor the board does not have may be null.
+ * The schemas of common/protocol.ts against the bodies of docs/protocol.md §1–§5 (agent与manager
+ * 接口协议 v1.1), written out with realistic values: every example validates, bad ones are refused
+ * naming the field, and a sensor the board does not have may be null.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -161,7 +161,7 @@ function refuses(schema: TSchema, doc: unknown, field: string, message?: RegExp)
   if (message) assert.match(r.error.message, message);
 }
 
-describe('seed 003 example bodies validate', () => {
+describe('docs/protocol.md example bodies validate', () => {
   it('multicast query, for each url', () => {
     accepts(QueryBody, query());
     accepts(QueryBody, withAt(query(), '/data/url', '/resource'));
