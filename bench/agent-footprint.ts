@@ -28,7 +28,7 @@ import {
   contentionMeter,
   cpuMeter,
   freeMulticastPort,
-  freeTcpPort,
+  freePort,
   fx,
   getJson,
   getText,
@@ -146,7 +146,7 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
   const seconds = o.seconds ?? 60;
   const dir = tempDir('agent');
   const mcastPort = await freeMulticastPort();
-  const servicePort = await freeTcpPort();
+  const servicePort = await freePort();
   const s = await sink();
   const q = await querySender(mcastPort);
   progress(`agent footprint: muster agent (${musterBinary().kind}) for ${seconds} s`);
@@ -166,7 +166,7 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
   ];
   const agent = startMuster(agentArgs(mcastPort, servicePort, 7, path.join(dir, 'agent')));
   // A second agent that hears no query (its own port): what sampling alone costs.
-  const silentPort = await freeTcpPort();
+  const silentPort = await freePort();
   const silent = startMuster(agentArgs(await freeMulticastPort(), silentPort, 8, path.join(dir, 'silent')));
   const idle = startChild([process.execPath, '-e', 'setInterval(()=>{},1000)']);
   const eldRef = startChild([process.execPath, '-e', ELD_REF]);

@@ -1,9 +1,11 @@
 /**
  * Shared plumbing of the benchmarks: which muster binary to run, child daemons, /proc readers,
  * Prometheus text parsing, percentiles, free ports, the open-file limit and machine facts.
- * Everything here stays on 127.0.0.0/8.
+ * Everything here stays on 127.0.0.0/8. What tests use too (the repository root, child
+ * processes, `--set` argv, free TCP ports, the Prometheus counter reader) comes from
+ * testkit/process.ts and is re-exported here.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import {
   copyFileSync,
@@ -16,17 +18,13 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { metric, sets } from '../tests/helpers/daemons.js';
+import { ROOT, sets, startProcess } from '../testkit/process.js';
 
-// Shared with the tests: the --set argv builder and the Prometheus text reader.
-export { metric, sets };
+export { freePort, metric, ROOT, sets } from '../testkit/process.js';
 
-/** The repository root. */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** Multicast group the benchmarks use: the spec's, but always on 127.0.0.1 and a private port. */
 export const GROUP = '239.192.168.80';
 /** Interface every multicast send and join uses. */
@@ -169,40 +167,23 @@ export interface Child {
   stop(): Promise<void>;
 }
 
+/** Children still running, for contentionMeter. */
 const children = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
 
-/** Spawns `argv` (stdout and stderr captured); killed when the bench exits. */
+/** Spawns `argv` (stdout and stderr captured, the last 64 KB kept); killed when the bench exits. */
 export function startChild(argv: string[], env: NodeJS.ProcessEnv = process.env): Child {
-  const proc = spawn(argv[0] as string, argv.slice(1), { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
-  let out = '';
-  const keep = (d: Buffer) => {
-    out += d.toString();
-    if (out.length > 65536) out = out.slice(-65536);
-  };
-  proc.stdout?.on('data', keep);
-  proc.stderr?.on('data', keep);
-  const exited = new Promise<number | string | null>((resolve) =>
-    proc.on('exit', (code, sig) => {
-      children.delete(proc);
-      resolve(code ?? sig);
-    }),
-  );
+  const p = startProcess(argv[0] as string, argv.slice(1), env, { keepBytes: 65536 });
+  const { proc } = p;
   if (proc.pid === undefined) throw new Error(`cannot start ${argv.join(' ')}`);
+  children.add(proc);
+  void p.exited.then(() => children.delete(proc));
   return {
     proc,
     pid: proc.pid,
-    output: () => out,
-    exited,
+    output: p.output,
+    exited: p.exited,
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
+      await p.stop();
     },
   };
 }
@@ -445,18 +426,6 @@ export const fx = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/
 // Ports, limits, machine
 // ---------------------------------------------------------------------------------------------
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /**
  * A UDP port in 40000–48999 that nobody has bound on the group address or the wildcard, so the
  * bench's multicast never meets another test's (or a real muster's 3980).
@@ -547,7 +516,10 @@ export async function startBare(port: number): Promise<{ child: Child; base: str
   return { child, base };
 }
 
-/** A UDP socket that sends seed-003 queries to the bench group on 127.0.0.1 (like the manager's querier). */
+/**
+ * A UDP socket that sends queries (docs/protocol.md §1 Query) to the bench group on 127.0.0.1,
+ * like the manager's querier.
+ */
 export async function querySender(mcastPort: number): Promise<{
   send(url: '/heartbeat' | '/resource', managerPort: number, jitterMs?: number): Promise<number>;
   close(): void;

@@ -1,10 +1,10 @@
 /**
  * A fleet simulator: one process playing N agents with distinct identities. It joins the query
- * group on 127.0.0.1 and answers every valid query (seed 003 "一查一报") with one spec-shaped
- * report per simulated agent, each after its own random delay in [0, jitter_ms] (the query's,
- * default 200 ms), from its own source address.
+ * group on 127.0.0.1 and answers every valid query (docs/protocol.md §7 Timing: one query, one
+ * report) with one spec-shaped report per simulated agent, each after its own random delay in
+ * [0, jitter_ms] (the query's, default 200 ms), from its own source address.
  *
- * Simulated agent i:
+ * Simulated agent i (its bodies come from testkit/fleet.ts):
  *   - position: box = 1 + ⌊i/64⌋, slot = 1 + ⌊(i mod 64)/2⌋, cpu = i mod 2 (node id box-slot-cpu)
  *   - host_ip 127.<net>.<1+⌊i/250⌋>.<1+(i mod 250)>: all of 127.0.0.0/8 is loopback on Linux, so
  *     the report is also *sent from* that address (undici `localAddress`); the manager sees
@@ -25,7 +25,6 @@ import { parseArgs } from 'node:util';
 import { Client } from 'undici';
 import type { ReportUrl } from '../common/constants.js';
 import {
-  type Component,
   type HeartbeatBody,
   HeartbeatBody as HeartbeatSchema,
   QueryBody,
@@ -34,187 +33,18 @@ import {
   ResourceBody as ResourceSchema,
 } from '../common/protocol.js';
 import { compile } from '../common/validate.js';
+import {
+  type FleetBoard,
+  fleetBoard,
+  fleetHeartbeat,
+  hostIpOf,
+  MAX_AGENTS,
+  mix,
+  mulberry32,
+  nextFleetResource,
+  positionOf,
+} from '../testkit/fleet.js';
 import { GROUP, IFACE, isMain, wallMs } from './common.js';
-
-/** mulberry32: a tiny seeded PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Mixes a seed and an index into one 32-bit seed. */
-const mix = (seed: number, i: number) =>
-  (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35)) >>> 0;
-
-/** Largest fleet: 250 × 250 host addresses per /16 of 127.0.0.0/8. */
-export const MAX_AGENTS = 62_500;
-
-/** host_ip of simulated agent `i`: 127.<net>.<1+⌊i/250⌋>.<1+(i mod 250)>. */
-export function hostIpOf(i: number, net = 20): string {
-  return `127.${net}.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`;
-}
-
-/** Position of simulated agent `i`. */
-export function positionOf(i: number): { box_id: number; slot_id: number; cpu_id: number } {
-  return { box_id: 1 + Math.floor(i / 64), slot_id: 1 + Math.floor((i % 64) / 2), cpu_id: i % 2 };
-}
-
-const GPU_NAME = 'NVIDIA Jetson AGX Orin';
-const GIB = 1024 ** 3;
-const round2 = (x: number) => Math.round(x * 100) / 100;
-const hex = (rng: () => number, n: number) => {
-  let s = '';
-  for (let k = 0; k < n; k++) s += Math.floor(rng() * 16).toString(16);
-  return s;
-};
-const uuid = (rng: () => number) => {
-  const h = hex(rng, 32);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-};
-
-/** The heartbeat body of agent `i` (identity only, so it never changes). */
-export function heartbeatBody(i: number, net = 20): HeartbeatBody {
-  const p = positionOf(i);
-  return {
-    api_version: 1,
-    data: {
-      ...p,
-      srio_id: i % 64,
-      host_ip: hostIpOf(i, net),
-      hostname: `board-${p.box_id}-${p.slot_id}-${p.cpu_id}`,
-      service_port: 23980,
-      box_type: '计算I型',
-      board_type: 'GPU',
-      cpu_type: 'Phytium,D2000/8',
-      os_type: 'Kylin Linux Advanced Server V10',
-      resource_type: 'GPU I',
-      cpu_arch: 'aarch64',
-      gpu: [
-        { index: 0, name: GPU_NAME },
-        { index: 1, name: GPU_NAME },
-      ],
-    },
-  };
-}
-
-/** Per-agent state that makes successive resource reports look like one board over time. */
-interface BoardState {
-  rng: () => number;
-  components: { instance_id: string; uuid: string; name: string; id: string; index: number; state: string }[];
-  counters: number[];
-  reports: number;
-}
-
-function boardState(i: number, seed: number): BoardState {
-  const rng = mulberry32(mix(seed, i));
-  const states = ['RUNNING', 'RUNNING', 'RUNNING', 'RUNNING', 'RUNNING', 'SLEEPING', 'PENDING', 'STOPPED'];
-  const components = Array.from({ length: 8 }, (_, k) => ({
-    instance_id: `inst-${(i * 7 + (k >> 1)) % 997}`,
-    uuid: uuid(rng),
-    name: `radar-proc-${k}`,
-    id: hex(rng, 64),
-    index: k % 2,
-    state: states[k] as string,
-  }));
-  const counters = Array.from({ length: 16 }, () => Math.floor(rng() * 1e12));
-  return { rng, components, counters, reports: 0 };
-}
-
-/** The next resource report of a board (counters grow, usages wander). */
-function resourceOf(i: number, st: BoardState, net: number): ResourceBody {
-  const r = st.rng;
-  st.reports++;
-  for (let k = 0; k < st.counters.length; k++) st.counters[k] = (st.counters[k] as number) + Math.floor(r() * 5e7);
-  const c = st.counters;
-  const memTotal = 32 * GIB;
-  const memUsed = Math.floor(memTotal * (0.3 + r() * 0.4));
-  const nics = ['eth0', 'eth1', 'enp1s0f0', 'enp1s0f1'];
-  const disks = [
-    { device: '/dev/nvme0n1p2', mount_point: '/', total: 256 * GIB },
-    { device: '/dev/nvme0n1p3', mount_point: '/data', total: 1024 * GIB },
-    { device: '/dev/sda1', mount_point: '/var/log', total: 64 * GIB },
-  ];
-  const component: Component[] = st.components.map((k) => ({
-    instance_id: k.instance_id,
-    uuid: k.uuid,
-    index: k.index,
-    config: { name: k.name, id: k.id },
-    state: k.state as Component['state'],
-    resource: {
-      cpu: { load: round2(r() * 100) },
-      memory: { mem_used: Math.floor(r() * 2 * GIB), mem_limit: 4 * GIB },
-      network: { tx: Math.floor(r() * 1e10), rx: Math.floor(r() * 1e10) },
-    },
-  }));
-  return {
-    api_version: 1,
-    data: {
-      host_ip: hostIpOf(i, net),
-      resource: {
-        cpu: {
-          usage_percent: round2(r() * 100),
-          load_avg_1m: round2(r() * 8),
-          load_avg_5m: round2(r() * 8),
-          load_avg_15m: round2(r() * 8),
-          core_count: 8,
-          core_allocated: 5,
-          temperature: round2(40 + r() * 30),
-          voltage: round2(0.8 + r() * 0.2),
-          current: round2(2 + r() * 8),
-          power: round2(10 + r() * 20),
-        },
-        memory: {
-          total: memTotal,
-          used: memUsed,
-          free: memTotal - memUsed,
-          usage_percent: round2((memUsed / memTotal) * 100),
-        },
-        network: nics.map((nic, k) => ({
-          interface: nic,
-          rx_bytes: c[k * 4] as number,
-          tx_bytes: c[k * 4 + 1] as number,
-          rx_packets: Math.floor((c[k * 4 + 2] as number) / 900),
-          tx_packets: Math.floor((c[k * 4 + 3] as number) / 900),
-          rx_errors: k === 3 ? 2 : 0,
-          tx_errors: 0,
-        })),
-        disk: disks.map((d) => {
-          const used = Math.floor(d.total * (0.2 + r() * 0.5));
-          return { ...d, used, free: d.total - used, usage_percent: round2((used / d.total) * 100) };
-        }),
-        gpu: [0, 1].map((index) => {
-          const memUsedG = Math.floor(r() * 16 * GIB);
-          return {
-            index,
-            name: GPU_NAME,
-            compute_usage: round2(r() * 100),
-            mem_usage: round2((memUsedG / (32 * GIB)) * 100),
-            mem_used: memUsedG,
-            mem_total: 32 * GIB,
-            temperature: round2(35 + r() * 40),
-            voltage: null,
-            current: null,
-            power: round2(15 + r() * 40),
-          };
-        }),
-      },
-      component,
-    },
-  };
-}
-
-/** A resource report body of agent `i` with `seed`, after `skip` earlier reports (for fixed body sets). */
-export function resourceBody(i: number, seed = 1, net = 20, skip = 0): ResourceBody {
-  const st = boardState(i, seed);
-  for (let k = 0; k < skip; k++) resourceOf(i, st, net);
-  return resourceOf(i, st, net);
-}
 
 /**
  * Checks that the fleet's bodies pass the protocol schemas (common/protocol.ts through
@@ -227,10 +57,10 @@ export function selfCheck(seed = 1): { heartbeatBytes: number; resourceBytes: { 
   let max = 0;
   let hbBytes = 0;
   for (const i of [0, 1, 63, 64, 249, 250, 999, 4999, MAX_AGENTS - 1]) {
-    const h = JSON.stringify(heartbeatBody(i));
-    const st = boardState(i, seed);
+    const h = JSON.stringify(fleetHeartbeat(i));
+    const st = fleetBoard(i, seed);
     for (let k = 0; k < 3; k++) {
-      const r = JSON.stringify(resourceOf(i, st, 20));
+      const r = JSON.stringify(nextFleetResource(i, st, 20));
       const rc = rs.check(JSON.parse(r));
       if (!rc.ok)
         throw new Error(`fleet resource body of agent ${i} fails the schema: ${rc.error.field} ${rc.error.message}`);
@@ -338,8 +168,8 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const defaultJitter = opts.defaultJitterMs ?? 200;
 
-  const hbJson = Array.from({ length: n }, (_, i) => JSON.stringify(heartbeatBody(i, net)));
-  const boards = Array.from({ length: n }, (_, i) => boardState(i, seed));
+  const hbJson = Array.from({ length: n }, (_, i) => JSON.stringify(fleetHeartbeat(i, net)));
+  const boards = Array.from({ length: n }, (_, i) => fleetBoard(i, seed));
   const delayRng = Array.from({ length: n }, (_, i) => mulberry32(mix(seed ^ 0x5bd1e995, i)));
   const clients: Map<string, Client>[] = Array.from({ length: n }, () => new Map());
 
@@ -385,7 +215,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const report = async (i: number, q: QueryData, queryAt: number, delay: number) => {
     const url = q.url;
     const body =
-      url === '/heartbeat' ? (hbJson[i] as string) : JSON.stringify(resourceOf(i, boards[i] as BoardState, net));
+      url === '/heartbeat' ? (hbJson[i] as string) : JSON.stringify(nextFleetResource(i, boards[i] as FleetBoard, net));
     const sentAt = wallMs();
     counters.sent[url]++;
     counters.inFlight++;

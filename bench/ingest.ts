@@ -12,11 +12,12 @@
  */
 import { parseArgs } from 'node:util';
 import { Client } from 'undici';
+import { fleetHeartbeat, fleetResource, hostIpOf } from '../testkit/fleet.js';
 import {
   contentionMeter,
   cpuSeconds,
   freeMulticastPort,
-  freeTcpPort,
+  freePort,
   fx,
   getJson,
   getText,
@@ -29,7 +30,6 @@ import {
   startManager,
   tempDir,
 } from './common.js';
-import { heartbeatBody, hostIpOf, resourceBody } from './fleet.js';
 
 /** Address block of the ingest boards: 127.21.x.y. */
 const NET = 21;
@@ -181,8 +181,8 @@ export async function runIngest(o: IngestOptions = {}): Promise<IngestResult> {
   const seed = o.seed ?? 1;
   const sliceMs = 2000;
   const slices = Math.max(1, Math.round((seconds * 1000) / sliceMs));
-  const hb = Array.from({ length: boards }, (_, i) => JSON.stringify(heartbeatBody(i, NET)));
-  const res = Array.from({ length: boards }, (_, i) => JSON.stringify(resourceBody(i, seed, NET)));
+  const hb = Array.from({ length: boards }, (_, i) => JSON.stringify(fleetHeartbeat(i, NET)));
+  const res = Array.from({ length: boards }, (_, i) => JSON.stringify(fleetResource(i, seed, NET)));
   const sizes = res.map((b) => Buffer.byteLength(b));
   const bodyBytes = { min: Math.min(...sizes), max: Math.max(...sizes) };
 
@@ -190,9 +190,9 @@ export async function runIngest(o: IngestOptions = {}): Promise<IngestResult> {
     `ingest: bare node:http vs muster manager (${musterBinary().kind}), ${connections} connections, ${slices} × ${sliceMs / 1000} s each`,
   );
   const dir = tempDir('ingest');
-  const bare = await startBare(await freeTcpPort());
+  const bare = await startBare(await freePort());
   const mgr = await startManager({
-    httpPort: await freeTcpPort(),
+    httpPort: await freePort(),
     mcastPort: await freeMulticastPort(),
     dataDir: dir,
     // No query rounds during the run: the load generator is the only traffic.

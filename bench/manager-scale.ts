@@ -18,7 +18,7 @@ import {
   cpuMeter,
   ensureOpenFiles,
   freeMulticastPort,
-  freeTcpPort,
+  freePort,
   fx,
   getJson,
   getText,
@@ -82,7 +82,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
     const started = performance.now();
-    mgr = await startManager({ httpPort: await freeTcpPort(), mcastPort, dataDir: dir });
+    mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir });
     const base = mgr.base;
     const deadline = Date.now() + 60_000;
     for (;;) {

@@ -24,7 +24,7 @@ import {
   contentionMeter,
   ensureOpenFiles,
   freeMulticastPort,
-  freeTcpPort,
+  freePort,
   fx,
   getJson,
   isMain,
@@ -130,7 +130,7 @@ async function managerSide(n: number, rounds: number, seed: number): Promise<Rou
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
     mgr = await startManager({
-      httpPort: await freeTcpPort(),
+      httpPort: await freePort(),
       mcastPort,
       dataDir: dir,
       extra: { 'query.heartbeat_interval_ms': HEARTBEAT_MS, 'query.resource_interval_ms': 3_600_000 },
@@ -178,7 +178,7 @@ async function managerSide(n: number, rounds: number, seed: number): Promise<Rou
 async function bareSide(n: number, rounds: number, seed: number, jitterMs: number): Promise<RoundSide> {
   const mcastPort = await freeMulticastPort();
   const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
-  const port = await freeTcpPort();
+  const port = await freePort();
   const bare = await startBare(port);
   const q = await querySender(mcastPort);
   // The manager's heartbeat rounds, reproduced: every 2 s with the same reply window.

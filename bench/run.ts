@@ -29,7 +29,7 @@ import { formatRound, type RoundResult, type RoundSide, runRound } from './round
 const BENCHES = ['ingest', 'round', 'footprint', 'scale'] as const;
 type BenchName = (typeof BENCHES)[number];
 
-/** Targets of the brief. */
+/** Targets (the Target column of bench/README.md). */
 const TARGET = {
   ingestRatio: 0.6,
   roundSlackMs: 200,

@@ -2,7 +2,8 @@
  * Config loading shared by both daemons: YAML defaults from `config/<name>.yaml`, an optional
  * `--config FILE` merged over them, then `MUSTER_<DAEMON>_<PATH>` env vars, then `--set path=value`
  * flags. The result is validated against the daemon's schema: an unknown key or a wrong type stops
- * the daemon at start with the key's path and what was expected (issue "Core", DESIGN.md).
+ * the daemon at start with the key's path and what was expected (docs/configuration.md "How a
+ * daemon's config is built").
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

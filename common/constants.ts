@@ -1,11 +1,11 @@
 /**
- * Protocol constants of the agent↔manager protocol v1.1
- * (seed 003, "状态协议" and "命令协议").
+ * Protocol constants of the agent↔manager protocol v1.1 (docs/protocol.md: the status protocol
+ * §1–§4 and the command protocol §5).
  */
 
-/** Multicast group the manager sends queries to (seed 003 "manager查询"). */
+/** Multicast group the manager sends queries to (docs/protocol.md §1 Query). */
 export const MULTICAST_GROUP = '239.192.168.80';
-/** UDP port of the multicast query (seed 003 "manager查询"). */
+/** UDP port of the multicast query (docs/protocol.md §1 Query). */
 export const MULTICAST_PORT = 3980;
 /** The only protocol version this code speaks; every body carries it as `api_version`. */
 export const API_VERSION = 1;

@@ -1,14 +1,14 @@
 /**
- * The agent↔manager protocol v1.1 (seed 003) as JSON schemas: the one source of truth.
+ * The agent↔manager protocol v1.1 (docs/protocol.md) as JSON schemas: the one source of truth.
  *
  * The TypeScript types below are derived from these schemas (`Static<...>`), fastify validates
  * HTTP bodies with them, and the agent validates multicast queries with them (common/validate.ts).
  * Field names, nesting and units are exactly the spec's: sizes in bytes, usage in percent,
  * temperature in °C, voltage in V, current in A, power in W. A sensor the board does not have is
- * `null` (DESIGN.md "Decisions"), never a made-up 0.
+ * `null` (docs/protocol.md "Common rules"), never a made-up 0.
  *
- * Extensions are optional fields the other side may ignore (DESIGN.md "Wire protocol"); unknown
- * properties are therefore accepted and ignored everywhere.
+ * Extensions are optional fields the other side may ignore (docs/protocol.md §6 Interoperability
+ * rules); unknown properties are therefore accepted and ignored everywhere.
  */
 import { type Static, Type } from 'typebox';
 import { API_VERSION } from './constants.js';
@@ -25,7 +25,7 @@ const IPv4 = (description: string) => Type.String({ format: 'ipv4', description 
 /** TCP/UDP port (spec "uint16_t"), 1..65535. */
 const Port = (description: string) => Type.Integer({ minimum: 1, maximum: 65535, description });
 
-/** `api_version`: always 1 (seed 003). */
+/** `api_version`: always 1 (docs/protocol.md "Common rules", Envelope). */
 export const ApiVersion = Type.Literal(API_VERSION, { description: 'protocol version, always 1' });
 
 /** Wraps a `data` schema in the spec's envelope `{ api_version, data }`. */
@@ -37,7 +37,7 @@ function envelope<T extends Parameters<typeof Type.Object>[0]>(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Query (seed 003 "manager查询"): UDP multicast to 239.192.168.80:3980
+// Query (docs/protocol.md §1 Query): UDP multicast to 239.192.168.80:3980
 // ---------------------------------------------------------------------------------------------
 
 /** Largest reply window a query may suggest, ms. */
@@ -64,7 +64,7 @@ export const QueryBody = envelope(QueryData, 'multicast query (seed 003 manager�
 export type QueryBody = Static<typeof QueryBody>;
 
 // ---------------------------------------------------------------------------------------------
-// POST /heartbeat (seed 003 "agent心跳信息上报")
+// POST /heartbeat (docs/protocol.md §2 Heartbeat)
 // ---------------------------------------------------------------------------------------------
 
 /** A GPU as named in a heartbeat. */
@@ -97,7 +97,7 @@ export const HeartbeatBody = envelope(HeartbeatData, 'heartbeat report (seed 003
 export type HeartbeatBody = Static<typeof HeartbeatBody>;
 
 // ---------------------------------------------------------------------------------------------
-// POST /resource (seed 003 "agent资源信息上报")
+// POST /resource (docs/protocol.md §3 Resource report)
 // ---------------------------------------------------------------------------------------------
 
 /** CPU figures of a resource report. */
@@ -162,7 +162,7 @@ export const GpuResource = Type.Object({
 });
 export type GpuResource = Static<typeof GpuResource>;
 
-/** Component (workload) states of seed 003. */
+/** Component (workload) states (docs/protocol.md §3 `component[]`). */
 export const COMPONENT_STATES = ['PENDING', 'RUNNING', 'FAILED', 'STOPPED', 'SLEEPING'] as const;
 export type ComponentState = (typeof COMPONENT_STATES)[number];
 
@@ -217,7 +217,7 @@ export const ResourceBody = envelope(ResourceData, 'resource report (seed 003 ag
 export type ResourceBody = Static<typeof ResourceBody>;
 
 // ---------------------------------------------------------------------------------------------
-// POST /deploy (seed 003 "加载命令")
+// POST /deploy (docs/protocol.md §5 Load command)
 // ---------------------------------------------------------------------------------------------
 
 /** Resource requirement of a start: whole cores, memory in bytes, a GPU count. */
@@ -267,7 +267,7 @@ export const DeployReplyBody = envelope(DeployReplyData, 'deploy reply (seed 003
 export type DeployReplyBody = Static<typeof DeployReplyBody>;
 
 // ---------------------------------------------------------------------------------------------
-// POST /alert (muster extension; seed 000 "向服务端报警"): an agent raises or clears an alert
+// POST /alert (docs/protocol.md §4a Agent alert, a muster extension): a board raises or clears one
 // ---------------------------------------------------------------------------------------------
 
 /** Data of an agent's alert: a board-local event (a workload crashed, a sensor over its limit). */

@@ -21,17 +21,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NodeDetail } from '../../manager/views.js';
+import { fakeHeartbeatData, fakeResourceData, heartbeatBody, resourceBody } from '../../testkit/bodies.js';
 import { freePort, getJson, metric, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
-import {
-  countPoints,
-  fakeHeartbeatData,
-  fakeResourceData,
-  heartbeatBody,
-  type Influxd,
-  missingInfluxd,
-  resourceBody,
-  startInfluxd,
-} from '../helpers/influxd.js';
+import { countPoints, type Influxd, missingInfluxd, startInfluxd } from '../helpers/influxd.js';
 import { needs } from '../helpers/need.js';
 
 const IFACE = '127.0.0.1';

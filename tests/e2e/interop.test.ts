@@ -1,5 +1,6 @@
 /**
- * Interoperability with peers written from the spec alone (seed 003), in Python:
+ * Interoperability with peers written from the spec alone (docs/protocol.md §6 Interoperability
+ * rules), in Python:
  * muster's agent answers tests/interop/spec_manager.py, and muster's manager shows
  * tests/interop/spec_agent.py's board. Everything runs over the loopback interface on a multicast
  * port picked per test, so nothing leaves the machine.

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
+import { heartbeat, resource } from '../../testkit/bodies.js';
 import { freePort, getJson, metric, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const IFACE = '127.0.0.1';
@@ -51,53 +52,11 @@ const runShort = (args: string[], ms = 20_000) => runMuster(args, { timeoutMs: m
 
 /** A heartbeat body for a board that exists only in this test. */
 function fakeHeartbeat(hostIp: string): HeartbeatBody {
-  return {
-    api_version: 1,
-    data: {
-      box_id: 9,
-      slot_id: 9,
-      cpu_id: 9,
-      srio_id: 0,
-      host_ip: hostIp,
-      hostname: 'fake-9-9-9',
-      service_port: 23980,
-      box_type: '计算I型',
-      board_type: 'GPU',
-      cpu_type: 'Phytium,D2000/8',
-      os_type: 'Kylin Linux Advanced Server V10',
-      resource_type: 'GPU I',
-      cpu_arch: 'aarch64',
-      gpu: [],
-    },
-  };
+  return heartbeat({ box_id: 9, slot_id: 9, cpu_id: 9, host_ip: hostIp, hostname: 'fake-9-9-9' });
 }
 
 function fakeResource(hostIp: string): ResourceBody {
-  return {
-    api_version: 1,
-    data: {
-      host_ip: hostIp,
-      resource: {
-        cpu: {
-          usage_percent: 21.5,
-          load_avg_1m: 1.2,
-          load_avg_5m: 1.1,
-          load_avg_15m: 0.9,
-          core_count: 8,
-          core_allocated: 2,
-          temperature: 51,
-          voltage: null,
-          current: null,
-          power: null,
-        },
-        memory: { total: 17179869184, used: 4294967296, free: 12884901888, usage_percent: 25 },
-        network: [],
-        disk: [],
-        gpu: [],
-      },
-      component: [],
-    },
-  };
+  return resource({ host_ip: hostIp, cpu: { usage_percent: 21.5 } });
 }
 
 describe('loopback: one manager and one agent on 127.0.0.1', () => {

@@ -1,6 +1,6 @@
 /**
- * The manager's memory and alerts on real parts (issue 4): a real manager process with its
- * SQLite file, boards played over HTTP (heartbeats and resource reports in the spec's shape, as
+ * The manager's memory and alerts on real parts (docs/operations.md "Alerts and history"): a
+ * real manager process with its SQLite file, boards played over HTTP (heartbeats and resource reports in the spec's shape, as
  * agents send them), the CLI. Alerts fire (threshold with hold time, node offline, component
  * FAILED, an agent's own), operations are recorded, the manager is killed with SIGKILL while
  * reports keep coming, and after the restart `muster alerts`, `muster history`, the rules, the
@@ -13,10 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
-import { heartbeatBody, resourceBody } from '../../bench/fleet.js';
 import type { AlertView, HistoryEntry, RuleView } from '../../manager/alerts/types.js';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { NodeSummary } from '../../manager/views.js';
+import { fleetHeartbeat, fleetResource } from '../../testkit/fleet.js';
 import { freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'muster-state-'));
@@ -57,9 +57,9 @@ class Boards {
     await Promise.all(
       [...this.alive].map(async (i) => {
         try {
-          await this.post('/heartbeat', heartbeatBody(i));
+          await this.post('/heartbeat', fleetHeartbeat(i));
           if (this.tick % 2 === 0) {
-            const r = resourceBody(i, 1, 20, this.tick);
+            const r = fleetResource(i, 1, 20, this.tick);
             r.data.resource.cpu.temperature = this.temp.get(i) ?? 50;
             for (const d of r.data.resource.disk) d.usage_percent = 40;
             r.data.resource.memory.usage_percent = 40;

@@ -1,55 +1,11 @@
-/** Starting real muster daemons (child processes) for end-to-end tests, and polling helpers. */
-import { type ChildProcess, spawn } from 'node:child_process';
-import net from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-/** The repository root. */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** The CLI entry point. */
-export const MUSTER = path.join(ROOT, 'bin', 'muster.js');
-
-/** A running daemon or CLI process. */
-export interface Proc {
-  proc: ChildProcess;
-  /** Everything it printed so far (stdout and stderr). */
-  output(): string;
-  /** Resolves with the exit code (or signal name) when it exits. */
-  exited: Promise<number | string | null>;
-  /** Sends `signal` (default SIGTERM) and waits for the exit, SIGKILL after 5 s. */
-  stop(signal?: NodeJS.Signals): Promise<number | string | null>;
-}
-
 /**
- * Starts `cmd args` with its output captured. The process is killed when the test process exits.
+ * Starting real muster daemons (child processes) for end-to-end tests, and polling helpers. The
+ * process, port, polling and Prometheus helpers live in testkit/process.ts (shared with bench/)
+ * and are re-exported here, so a test needs one import.
  */
-export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Proc {
-  const proc = spawn(cmd, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  proc.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  const exited = new Promise<number | string | null>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
-  const kill = () => proc.kill('SIGKILL');
-  process.once('exit', kill);
-  proc.once('exit', () => process.off('exit', kill));
-  return {
-    proc,
-    output: () => out,
-    exited,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode;
-      proc.kill(signal);
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-      const r = await exited;
-      clearTimeout(t);
-      return r;
-    },
-  };
-}
+import { MUSTER, type Proc, startProcess, waitFor } from '../../testkit/process.js';
+
+export { freePort, MUSTER, metric, type Proc, ROOT, sets, startProcess, waitFor } from '../../testkit/process.js';
 
 /** Starts `muster <args>`, optionally inside network namespace `netns` (`ip netns exec`). */
 export function startMuster(args: string[], opts: { netns?: string; env?: NodeJS.ProcessEnv } = {}): Proc {
@@ -79,33 +35,6 @@ export async function runMuster(
     throw new Error(`muster ${args.join(' ')} still running after ${opts.timeoutMs} ms:\n${p.output()}`);
   }
   return { code, output: p.output() };
-}
-
-/**
- * Polls `fn` until it returns a truthy value.
- * @throws after `timeoutMs` with `what` and the last error in the message
- */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  timeoutMs = 15_000,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`,
-      );
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 /**
@@ -144,34 +73,4 @@ export async function getJson<T = unknown>(url: string): Promise<T> {
   const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
   return (await res.json()) as T;
-}
-
-/** `--set path=value` arguments for a daemon, one pair per key. */
-export function sets(kv: Record<string, string | number>): string[] {
-  return Object.entries(kv).flatMap(([k, v]) => ['--set', `${k}=${v}`]);
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Reads one counter or gauge (summing matching label sets) from a Prometheus text page. */
-export function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const set = m[2] ?? '';
-    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
 }

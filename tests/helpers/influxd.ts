@@ -1,15 +1,14 @@
 /**
  * For the telemetry tests: a private InfluxDB 1.x (`influxd` from the Debian package `influxdb`)
  * in a temp dir on free 127.0.0.1 ports, that can be stopped and started again on the same data;
- * an InfluxQL query helper; and report bodies in the spec's shape.
+ * and an InfluxQL query helper (report bodies: testkit/bodies.ts).
  *
  * Nothing of the system's InfluxDB is used: no /etc/influxdb, no port 8086, no /var/lib/influxdb.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { HeartbeatBody, HeartbeatData, ResourceBody, ResourceData } from '../../common/protocol.js';
-import { freePort, type Proc, startProcess, waitFor } from './daemons.js';
+import { freePort, type Proc, startProcess, waitFor } from '../../testkit/process.js';
 
 /** The influxd binary (MUSTER_TEST_INFLUXD overrides). */
 export const INFLUXD = process.env.MUSTER_TEST_INFLUXD ?? '/usr/bin/influxd';
@@ -150,96 +149,3 @@ export async function countPoints(d: Influxd, db: string, measurement: string, f
   const v = s[0]?.values[0]?.[1];
   return typeof v === 'number' ? v : 0;
 }
-
-// -----------------------------------------------------------------------------------------------
-// Report bodies in the spec's shape, for boards that exist only in a test
-// -----------------------------------------------------------------------------------------------
-
-/** The heartbeat of a fake board at `box-slot-cpu` reporting from `hostIp`. */
-export function fakeHeartbeatData(hostIp: string, box: number, slot: number, cpu = 0): HeartbeatData {
-  return {
-    box_id: box,
-    slot_id: slot,
-    cpu_id: cpu,
-    srio_id: 0,
-    host_ip: hostIp,
-    hostname: `fake-${box}-${slot}-${cpu}`,
-    service_port: 23980,
-    box_type: '计算I型',
-    board_type: 'GPU',
-    cpu_type: 'Phytium,D2000/8',
-    os_type: 'Kylin Linux Advanced Server V10',
-    resource_type: 'GPU I',
-    cpu_arch: 'aarch64',
-    gpu: [{ index: 0, name: 'Jingjia JM9271' }],
-  };
-}
-
-/**
- * A resource report of a fake board: one of each part (network, disk, gpu, component), so it
- * makes exactly one point in each of cpu, memory, network, disk, gpu and component. `seq` shows
- * in cpu.usage_percent (seq % 100) and in network rx_bytes (seq), so points can be told apart.
- */
-export function fakeResourceData(hostIp: string, seq = 0): ResourceData {
-  return {
-    host_ip: hostIp,
-    resource: {
-      cpu: {
-        usage_percent: seq % 100,
-        load_avg_1m: 1.25,
-        load_avg_5m: 1,
-        load_avg_15m: 0.5,
-        core_count: 8,
-        core_allocated: 1,
-        temperature: 51.5,
-        voltage: null,
-        current: null,
-        power: 12,
-      },
-      memory: { total: 17179869184, used: 4294967296, free: 12884901888, usage_percent: 25 },
-      network: [
-        {
-          interface: 'eth0',
-          rx_bytes: seq,
-          tx_bytes: 2000,
-          rx_packets: 10,
-          tx_packets: 20,
-          rx_errors: 0,
-          tx_errors: 0,
-        },
-      ],
-      disk: [{ device: '/dev/sda1', mount_point: '/', total: 1000, used: 500, free: 500, usage_percent: 50 }],
-      gpu: [
-        {
-          index: 0,
-          name: 'Jingjia JM9271',
-          compute_usage: 30,
-          mem_usage: 12.5,
-          mem_used: 1073741824,
-          mem_total: 8589934592,
-          temperature: 60,
-          voltage: null,
-          current: null,
-          power: 35.5,
-        },
-      ],
-    },
-    component: [
-      {
-        instance_id: 'inst-1',
-        uuid: `u-${hostIp}`,
-        index: 0,
-        config: { name: 'app', id: 'abc123' },
-        state: 'RUNNING',
-        resource: {
-          cpu: { load: 12 },
-          memory: { mem_used: 1024, mem_limit: 67108864 },
-          network: { tx: null, rx: null },
-        },
-      },
-    ],
-  };
-}
-
-export const heartbeatBody = (d: HeartbeatData): HeartbeatBody => ({ api_version: 1, data: d });
-export const resourceBody = (d: ResourceData): ResourceBody => ({ api_version: 1, data: d });

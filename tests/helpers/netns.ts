@@ -62,7 +62,7 @@ export interface LossCounters {
 /** The nftables table that holds a host's loss rule. */
 export const LOSS_TABLE = 'muster_loss';
 
-/** The multicast query port of seed 003, the default target of {@link Lan.loss}. */
+/** The multicast query port (docs/protocol.md §1 Query), the default target of {@link Lan.loss}. */
 export const QUERY_PORT = 3980;
 
 /** Default subnet: the benchmarking range (RFC 2544), never routed on real networks. */

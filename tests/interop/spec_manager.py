@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A minimal manager written from the protocol spec alone (seed 003, agent与manager接口协议 v1.1).
+"""A minimal manager written from the protocol spec alone (agent与manager接口协议 v1.1, docs/protocol.md).
 
 It knows nothing of muster: it sends the spec's UDP multicast query
     {"api_version": 1, "data": {"manager_ip": ..., "manager_port": ..., "url": "/heartbeat" | "/resource"}}
@@ -276,7 +276,7 @@ def iface_address(iface):
 
 
 def main():
-    ap = argparse.ArgumentParser(description='minimal manager of seed 003, from the spec alone')
+    ap = argparse.ArgumentParser(description='minimal manager of the agent/manager protocol v1.1, from the spec alone')
     ap.add_argument('--group', default='239.192.168.80')
     ap.add_argument('--port', type=int, default=3980, help='multicast (query) port')
     ap.add_argument('--iface', default='127.0.0.1', help='IPv4 address of the interface to send on')

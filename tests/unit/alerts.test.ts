@@ -10,12 +10,12 @@ import path from 'node:path';
 import { after, beforeEach, describe, it } from 'node:test';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { resourceBody } from '../../bench/fleet.js';
 import type { ResourceData } from '../../common/protocol.js';
 import { isMetric, metricCatalog, readMetric } from '../../manager/alerts/catalog.js';
 import { AlertEngine, alertKey, RuleError } from '../../manager/alerts/engine.js';
 import type { ManagerConfig } from '../../manager/config.js';
 import { Store } from '../../manager/store/store.js';
+import { fleetResource } from '../../testkit/fleet.js';
 
 const log = pino({ level: 'silent' });
 const storeCfg: ManagerConfig['store'] = {
@@ -41,7 +41,7 @@ function open(dir?: string): { store: Store; engine: AlertEngine; dir: string } 
 
 /** A resource report with the given cpu temperature and / usage. */
 function report(temp: number | null, rootDisk = 50): ResourceData {
-  const r = resourceBody(1).data;
+  const r = fleetResource(1).data;
   r.resource.cpu.temperature = temp;
   for (const d of r.resource.disk) d.usage_percent = d.mount_point === '/' ? rootDisk : 10;
   return r;

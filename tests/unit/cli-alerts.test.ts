@@ -223,7 +223,10 @@ describe('muster alerts / history: argument checks', () => {
   });
 });
 
-/** A stand-in manager: the routes of issue 4 over fixed data, recording every request. */
+/**
+ * A stand-in manager: the alert and history routes (docs/operations.md "Alerts and history",
+ * REST API) over fixed data, recording every request.
+ */
 describe('muster alerts / history against a manager', () => {
   const seen: { method: string; url: URL; headers: http.IncomingHttpHeaders; body: unknown }[] = [];
   let server: http.Server;

@@ -37,7 +37,7 @@ function configError(fn: () => unknown, ...patterns: RegExp[]): void {
 }
 
 describe('agent config', () => {
-  it('defaults are the documented ones (seed 003 group, port and service port)', () => {
+  it('defaults are the documented ones (docs/protocol.md group, port and service port)', () => {
     const c = loadAgentConfig(undefined, [], NO_ENV);
     assert.deepEqual(c.identity, {
       box_id: 1,
@@ -175,7 +175,7 @@ describe('agent config', () => {
 });
 
 describe('manager config', () => {
-  it('defaults are the documented ones (seed 003 port 3926, group 239.192.168.80:3980)', () => {
+  it('defaults are the documented ones (docs/protocol.md port 3926, group 239.192.168.80:3980)', () => {
     const c = loadManagerConfig(undefined, [], NO_ENV);
     assert.deepEqual(c.http, { host: '0.0.0.0', port: 3926, body_limit_bytes: 1048576 });
     assert.equal(c.advertise_ip, '');

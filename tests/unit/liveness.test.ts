@@ -13,51 +13,17 @@ import type { HeartbeatData, ResourceData } from '../../common/protocol.js';
 import { evaluate, type LivenessThresholds, stateFor, type Transition } from '../../manager/liveness.js';
 import { NodeRegistry } from '../../manager/registry.js';
 import { listNodes, summarize } from '../../manager/views.js';
+import { heartbeatData, resourceData } from '../../testkit/bodies.js';
 
 const T: LivenessThresholds = { suspect_after_rounds: 2, offline_after_rounds: 5 };
 
 function hb(ip: string, pos: [number, number, number] = [1, 3, 0]): HeartbeatData {
-  return {
-    box_id: pos[0],
-    slot_id: pos[1],
-    cpu_id: pos[2],
-    srio_id: 0,
-    host_ip: ip,
-    hostname: `board-${ip.replace(/\./g, '-')}`,
-    service_port: 23980,
-    box_type: '计算I型',
-    board_type: 'GPU',
-    cpu_type: 'Phytium,D2000/8',
-    os_type: 'Kylin Linux Advanced Server V10',
-    resource_type: 'GPU I',
-    cpu_arch: 'aarch64',
-    gpu: [],
-  };
+  const [box_id, slot_id, cpu_id] = pos;
+  return heartbeatData({ box_id, slot_id, cpu_id, host_ip: ip, hostname: `board-${ip.replace(/\./g, '-')}` });
 }
 
 function res(ip: string, usage = 12.5): ResourceData {
-  return {
-    host_ip: ip,
-    resource: {
-      cpu: {
-        usage_percent: usage,
-        load_avg_1m: 0.5,
-        load_avg_5m: 0.4,
-        load_avg_15m: 0.3,
-        core_count: 8,
-        core_allocated: 0,
-        temperature: 45,
-        voltage: null,
-        current: null,
-        power: null,
-      },
-      memory: { total: 17179869184, used: 4294967296, free: 12884901888, usage_percent: 25 },
-      network: [],
-      disk: [],
-      gpu: [],
-    },
-    component: [],
-  };
+  return resourceData({ host_ip: ip, cpu: { usage_percent: usage, temperature: 45 }, memory: { usage_percent: 25 } });
 }
 
 /** A registry with every event recorded, and a fake clock. */

@@ -1,13 +1,14 @@
 /**
- * The schemas of common/protocol.ts against the bodies of seed 003 (agent与manager接口协议 v1.1),
- * written out with realistic values: every example validates, bad ones are refused naming the
- * field, and a sensor the board does not have may be null.
+ * The schemas of common/protocol.ts against the bodies of docs/protocol.md §1–§5 (agent与manager
+ * 接口协议 v1.1), written out with realistic values: every example validates, bad ones are refused
+ * naming the field, and a sensor the board does not have may be null.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TSchema } from 'typebox';
 import { DeployReplyBody, DeployRequestBody, HeartbeatBody, QueryBody, ResourceBody } from '../../common/protocol.js';
 import { compile } from '../../common/validate.js';
+import { heartbeatBody, heartbeatData } from '../../testkit/bodies.js';
 
 type Json = Record<string, unknown>;
 
@@ -16,25 +17,17 @@ const query = (): Json => ({
   data: { manager_ip: '192.168.10.254', manager_port: 3926, url: '/heartbeat' },
 });
 
-const heartbeat = (): Json => ({
-  api_version: 1,
-  data: {
-    box_id: 1,
-    slot_id: 1,
-    cpu_id: 1,
-    srio_id: 0,
-    host_ip: '192.168.10.29',
-    hostname: 'localhost.localdomain',
-    service_port: 23980,
-    box_type: '计算I型',
-    board_type: 'GPU',
-    cpu_type: 'Phytium,D2000/8',
-    os_type: 'Kylin Linux Advanced Server V10',
-    resource_type: 'GPU I',
-    cpu_arch: 'aarch64',
-    gpu: [{ index: 0, name: 'JM9271' }],
-  },
-});
+const heartbeat = (): Json =>
+  heartbeatBody(
+    heartbeatData({
+      box_id: 1,
+      slot_id: 1,
+      cpu_id: 1,
+      host_ip: '192.168.10.29',
+      hostname: 'localhost.localdomain',
+      gpu: [{ index: 0, name: 'JM9271' }],
+    }),
+  );
 
 const resource = (): Json => ({
   api_version: 1,
@@ -168,7 +161,7 @@ function refuses(schema: TSchema, doc: unknown, field: string, message?: RegExp)
   if (message) assert.match(r.error.message, message);
 }
 
-describe('seed 003 example bodies validate', () => {
+describe('docs/protocol.md example bodies validate', () => {
   it('multicast query, for each url', () => {
     accepts(QueryBody, query());
     accepts(QueryBody, withAt(query(), '/data/url', '/resource'));

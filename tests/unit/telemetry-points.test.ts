@@ -26,106 +26,41 @@ import {
   tagValue,
   toLine,
 } from '../../manager/telemetry/points.js';
+import { component, disk, gpu, heartbeatData, nic, resourceData } from '../../testkit/bodies.js';
 
 const TAGS: NodeTags = { node: '1-3-0', box: 1, slot: 3, cpu: 0, hostname: 'kylin-a', host_ip: '10.0.0.5' };
 const AT = 1_763_712_000_123;
 
 /** A resource report with two of everything, some readings null. */
 function report(over: Partial<ResourceData['resource']['cpu']> = {}): ResourceData {
-  return {
-    host_ip: '10.0.0.5',
-    resource: {
-      cpu: {
-        usage_percent: 50,
-        load_avg_1m: 1.25,
-        load_avg_5m: 1,
-        load_avg_15m: 0.5,
-        core_count: 8,
-        core_allocated: 2,
-        temperature: 51.5,
-        voltage: null,
-        current: null,
-        power: 12,
-        ...over,
-      },
-      memory: { total: 17179869184, used: 4294967296, free: 12884901888, usage_percent: 25 },
-      network: [
-        {
-          interface: 'eth0',
-          rx_bytes: 1000,
-          tx_bytes: 2000,
-          rx_packets: 10,
-          tx_packets: 20,
-          rx_errors: 0,
-          tx_errors: 1,
-        },
-        { interface: 'eth1', rx_bytes: 5, tx_bytes: 6, rx_packets: 1, tx_packets: 1, rx_errors: 0, tx_errors: 0 },
-      ],
-      disk: [
-        { device: '/dev/sda1', mount_point: '/', total: 1000, used: 500, free: 500, usage_percent: 50 },
-        { device: '/dev/sdb1', mount_point: '/data dir', total: 2000, used: 1900, free: 100, usage_percent: 95.5 },
-      ],
-      gpu: [
-        {
-          index: 0,
-          name: 'Jingjia JM9271',
-          compute_usage: 30,
-          mem_usage: 12.5,
-          mem_used: 1073741824,
-          mem_total: 8589934592,
-          temperature: 60,
-          voltage: null,
-          current: null,
-          power: 35.5,
-        },
-        {
-          index: 1,
-          name: 'Jingjia JM9271',
-          compute_usage: null,
-          mem_usage: null,
-          mem_used: null,
-          mem_total: null,
-          temperature: 48,
-          voltage: null,
-          current: null,
-          power: null,
-        },
-      ],
-    },
-    component: [
-      {
-        instance_id: 'inst-1',
-        uuid: 'u-1',
-        index: 0,
-        config: { name: 'app', id: 'abc123' },
-        state: 'RUNNING',
-        resource: {
-          cpu: { load: 12 },
-          memory: { mem_used: 1024, mem_limit: 67108864 },
-          network: { tx: null, rx: null },
-        },
-      },
+  return resourceData({
+    cpu: over,
+    network: [
+      nic({ tx_errors: 1 }),
+      { interface: 'eth1', rx_bytes: 5, tx_bytes: 6, rx_packets: 1, tx_packets: 1, rx_errors: 0, tx_errors: 0 },
     ],
-  };
+    disk: [
+      disk(),
+      { device: '/dev/sdb1', mount_point: '/data dir', total: 2000, used: 1900, free: 100, usage_percent: 95.5 },
+    ],
+    gpu: [
+      gpu(),
+      gpu({
+        index: 1,
+        compute_usage: null,
+        mem_usage: null,
+        mem_used: null,
+        mem_total: null,
+        temperature: 48,
+        power: null,
+      }),
+    ],
+    component: [component()],
+  });
 }
 
 function heartbeat(): HeartbeatData {
-  return {
-    box_id: 1,
-    slot_id: 3,
-    cpu_id: 0,
-    srio_id: 0,
-    host_ip: '10.0.0.5',
-    hostname: 'kylin-a',
-    service_port: 23980,
-    box_type: '计算I型',
-    board_type: 'GPU',
-    cpu_type: 'Phytium,D2000/8',
-    os_type: 'Kylin Linux Advanced Server V10',
-    resource_type: 'GPU I',
-    cpu_arch: 'aarch64',
-    gpu: [],
-  };
+  return heartbeatData({ box_id: 1, slot_id: 3, cpu_id: 0, host_ip: '10.0.0.5', hostname: 'kylin-a' });
 }
 
 const NODE_TAGS = { node: '1-3-0', box: '1', slot: '3', cpu: '0', hostname: 'kylin-a', host_ip: '10.0.0.5' };

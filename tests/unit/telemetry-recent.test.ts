@@ -9,7 +9,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { ResourceData } from '../../common/protocol.js';
 import { BYTES_PER_SAMPLE, RECENT_FIELDS, RecentHistory, sampleOf } from '../../manager/telemetry/recent.js';
-import { fakeResourceData } from '../helpers/influxd.js';
+import { fakeResourceData } from '../../testkit/bodies.js';
 
 /** A report with two disks (50 %, 95.5 %) and two GPUs (one without compute usage). */
 function report(over: Partial<ResourceData['resource']['cpu']> = {}): ResourceData {

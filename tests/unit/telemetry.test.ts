@@ -13,8 +13,8 @@ import type { ManagerConfig } from '../../manager/config.js';
 import type { Manager } from '../../manager/manager.js';
 import { telemetryRoutes } from '../../manager/routes/telemetry.js';
 import { type NodeTags, type PointWriter, Telemetry, type WriteOutcome } from '../../manager/telemetry/index.js';
+import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
 import { metric, waitFor } from '../helpers/daemons.js';
-import { fakeHeartbeatData, fakeResourceData } from '../helpers/influxd.js';
 
 const T0 = Date.parse('2026-11-21T08:00:00.000Z');
 const TAGS: NodeTags = { node: '1-3-0', box: 1, slot: 3, cpu: 0, hostname: 'fake-1-3-0', host_ip: '10.0.0.5' };
