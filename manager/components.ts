@@ -4,10 +4,11 @@
  * a `component_failed` alert, resolved once it is reported in another state or no longer
  * reported. Only changes are written, so a steady fleet writes nothing.
  */
+
+import type { Severity } from '../common/api/primitives.js';
 import type { Component } from '../common/protocol.js';
 import type { AlertEngine } from './alerts/engine.js';
 import { alertKey } from './alerts/engine.js';
-import type { Severity } from './config.js';
 import type { Store } from './store/store.js';
 
 /** A pseudo-state recorded when a component disappears from its node's reports. */
