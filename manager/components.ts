@@ -1,5 +1,5 @@
 /**
- * The components each node reports (seed 003 /resource `component`), followed across reports:
+ * The components each node reports (docs/protocol.md "`component[]`: the agent's workloads"), followed across reports:
  * a change of state is written to the store and the history, a component reported FAILED raises
  * a `component_failed` alert, resolved once it is reported in another state or no longer
  * reported. Only changes are written, so a steady fleet writes nothing.
