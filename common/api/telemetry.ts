@@ -19,7 +19,7 @@ export const RECENT_FIELDS = [
 /** One figure of a recent sample. */
 export type RecentField = (typeof RECENT_FIELDS)[number];
 
-const figure = Type.Union([Type.Number(), Type.Null()]);
+const figure = () => Type.Union([Type.Number(), Type.Null()]);
 
 /**
  * One sample: the report's arrival time (ISO-8601) and its figures, null when not reported:
@@ -29,16 +29,10 @@ const figure = Type.Union([Type.Number(), Type.Null()]);
  */
 export const RecentSampleSchema = Type.Object({
   at: Type.String({ description: 'ISO time the resource report arrived' }),
-  cpu_usage_percent: figure,
-  cpu_temperature: figure,
-  memory_usage_percent: figure,
-  cpu_power: figure,
-  gpu_temperature_max: figure,
-  gpu_usage_max: figure,
-  disk_usage_percent_max: figure,
+  ...(Object.fromEntries(RECENT_FIELDS.map((f) => [f, figure()])) as { [K in RecentField]: ReturnType<typeof figure> }),
 });
 /** One sample of a node's recent history. */
-export type RecentSample = { at: string } & Record<RecentField, number | null>;
+export type RecentSample = Static<typeof RecentSampleSchema>;
 
 /** A node's recent history (GET /api/v1/nodes/:id/recent): samples oldest first. */
 export const RecentViewSchema = Type.Object({
@@ -50,12 +44,7 @@ export const RecentViewSchema = Type.Object({
   samples: Type.Array(RecentSampleSchema),
 });
 /** A node's recent history. */
-export interface RecentView {
-  node: string;
-  /** How far back the history reaches, ms (telemetry.recent.window_ms). */
-  window_ms: number;
-  samples: RecentSample[];
-}
+export type RecentView = Static<typeof RecentViewSchema>;
 
 /** Query string of GET /api/v1/nodes/:id/recent. */
 export const RecentQuerySchema = Type.Object({
