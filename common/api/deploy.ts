@@ -10,7 +10,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { DeployReplyData, DeployRequestData, Require } from '../protocol.js';
-import { NodeIdSchema, openSchema, WorkloadTypeSchema } from './primitives.js';
+import { NodeIdSchema, openOrNull, openSchema, WorkloadTypeSchema } from './primitives.js';
 
 /** Results the manager records when no valid agent reply arrived (the agent's own are ≥ 0). */
 export const MANAGER_RESULT = {
@@ -64,9 +64,7 @@ export const DeploymentRecordSchema = Type.Object({
     description: "the agent's result (0 = success), a negative MANAGER_RESULT, or null while under way",
   }),
   message: Type.Union([Type.String(), Type.Null()]),
-  reply: Type.Union([openSchema(DeployReplyData), Type.Null()], {
-    description: "the agent's reply data when it was valid",
-  }),
+  reply: openOrNull(DeployReplyData),
   progress: Type.Array(Type.String(), { description: 'progress lines reported by the agent while it ran' }),
 });
 /** A deploy operation as recorded. */

@@ -5,7 +5,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { Component, HeartbeatData, ResourceData } from '../protocol.js';
-import { literalUnion, NodeIdSchema, openSchema } from './primitives.js';
+import { NodeIdSchema, openOrNull, openSchema } from './primitives.js';
 
 /** `:id` of the node routes. */
 export const NodeParamsSchema = Type.Object({ id: NodeIdSchema });
@@ -19,8 +19,15 @@ export const NodeFilterSchema = Type.Object({ node: Type.Optional(NodeIdSchema) 
 export const NODE_STATES = ['online', 'suspect', 'offline'] as const;
 /** A node's liveness state. */
 export type NodeState = (typeof NODE_STATES)[number];
-/** Schema of {@link NodeState}. */
-export const NodeStateSchema = literalUnion(NODE_STATES, { description: 'online, suspect or offline' });
+/**
+ * Schema of {@link NodeState}, as a string `enum`: the serializer writes it as it is (the
+ * transitions put back from the history after a restart may name a conflict or a move too).
+ */
+export const NodeStateSchema = Type.Unsafe<NodeState>({
+  type: 'string',
+  enum: [...NODE_STATES],
+  description: 'online, suspect or offline',
+});
 
 /** A change of liveness state with its reason. */
 export const TransitionSchema = Type.Object({
@@ -92,8 +99,8 @@ export type FreeResources = Static<typeof FreeResourcesSchema>;
  */
 export const NodeDetailSchema = Type.Object({
   ...summaryFields,
-  heartbeat: Type.Union([openSchema(HeartbeatData), Type.Null()]),
-  resource: Type.Union([openSchema(ResourceData), Type.Null()]),
+  heartbeat: openOrNull(HeartbeatData),
+  resource: openOrNull(ResourceData),
   free: Type.Union([FreeResourcesSchema, Type.Null()], { description: 'null before the first resource report' }),
   transitions: Type.Array(TransitionSchema, { description: 'the latest transitions, oldest first' }),
 });

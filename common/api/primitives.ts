@@ -3,7 +3,16 @@
  * each, used by the manager's routes, the agent, the CLI and the dashboard alike
  * (docs/architecture.md "One source of truth").
  */
-import { type Static, type TLiteral, type TSchema, type TSchemaOptions, type TUnion, Type } from 'typebox';
+import {
+  type Static,
+  type TLiteral,
+  type TObject,
+  type TSchema,
+  type TSchemaOptions,
+  type TUnion,
+  type TUnsafe,
+  Type,
+} from 'typebox';
 
 /**
  * A union of literals from a constant list, typed so that `Static<>` is the union of the values
@@ -65,4 +74,15 @@ export function openSchema<T extends TSchema>(schema: T): T {
     return out;
   };
   return copy(schema) as T;
+}
+
+/**
+ * `schema` (an object, opened with {@link openSchema}) or null, as `type: ['object', 'null']`
+ * rather than an `anyOf`: the serializer then writes the object as it is, without validating it
+ * against the schema first (a large body, a heartbeat or a resource report, would be checked on
+ * every answer, and an answer that did not match would fail).
+ */
+export function openOrNull<T extends TObject>(schema: T): TUnsafe<Static<T> | null> {
+  const open = openSchema(schema) as unknown as Record<string, unknown>;
+  return Type.Unsafe<Static<T> | null>({ ...open, type: ['object', 'null'] });
 }

@@ -73,6 +73,42 @@ describe('node routes', () => {
     await app.close();
   });
 
+  it('a node put back after a restart answers with its transitions as stored, a conflict entry included', async () => {
+    const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 });
+    const at = '2026-11-21T08:00:00.000Z';
+    // The composition root puts back the history's `state` entries, which also record conflicts and moves.
+    const transitions = [
+      { node: '1-3-0', from: null, to: 'online', at, reason: 'first heartbeat' },
+      { node: '1-3-0', from: null, to: 'conflict', at, reason: '' },
+    ] as never;
+    registry.restore(
+      [
+        {
+          id: '1-3-0',
+          box_id: 1,
+          slot_id: 3,
+          cpu_id: 0,
+          host_ip: '10.0.0.5',
+          claimants: ['10.0.0.5'],
+          heartbeat: fakeHeartbeatData('10.0.0.5', 1, 3),
+          state: 'online',
+          state_since: Date.parse(at),
+          first_seen: Date.parse(at),
+          last_seen: Date.parse(at),
+        },
+      ],
+      new Map([['1-3-0', transitions]]),
+    );
+    const app = await server(registry);
+    const r = await app.inject({ url: '/api/v1/nodes/1-3-0' });
+    assert.equal(r.statusCode, 200);
+    assert.deepEqual(
+      (r.json() as { transitions: { to: string }[] }).transitions.map((t) => t.to),
+      ['online', 'conflict'],
+    );
+    await app.close();
+  });
+
   it('404 for an unknown node, 400 naming params/id for an id that is not box-slot-cpu', async () => {
     const app = await server(fleet());
     let r = await app.inject({ url: '/api/v1/nodes/9-9-9' });
