@@ -4,7 +4,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { REPORT_URLS } from '../constants.js';
-import { literalUnion, NodeIdSchema } from './primitives.js';
+import { literalUnion } from './primitives.js';
 
 /** A report url a query asks for: `/heartbeat` or `/resource`. */
 export const ReportUrlSchema = literalUnion(REPORT_URLS, { description: 'the report the query asks for' });
@@ -25,8 +25,8 @@ export type QueryRequest = Static<typeof QueryRequestSchema>;
 
 /** One report received in answer to a query. */
 export const AnswerSchema = Type.Object({
-  node: Type.Union([NodeIdSchema, Type.Null()], {
-    description: 'node id; null for a resource report from an address no heartbeat has named yet',
+  node: Type.Union([Type.String(), Type.Null()], {
+    description: 'node id box-slot-cpu; null for a resource report from an address no heartbeat has named yet',
   }),
   host_ip: Type.String({ description: 'address the report came from' }),
   ms: Type.Number({ description: 'ms from the query leaving to the report stored' }),
