@@ -1,7 +1,9 @@
 /**
  * What the manager's route plugins share (docs/operations.md "REST API"): the error body and the
- * error handlers (validation errors named by field, 413, 404), the paging fields of the lists,
- * the node-id parameter and the caller's identity. Routes import this module; it imports no route.
+ * error handlers (validation errors named by field, 413, 404), the error responses of every
+ * route, the paging of the lists and the caller's identity. The schemas themselves (the node-id
+ * parameter `NodeParamsSchema`, the paging fields) are the contract's, in common/api/. Routes
+ * import this module; it imports no route.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiError } from '../../common/api/errors.js';
@@ -12,7 +14,6 @@ import { parseSince } from '../../common/time.js';
 import { describeErrors, type RawError } from '../../common/validate.js';
 
 export { ERROR_RESPONSES } from '../../common/api/errors.js';
-export { NodeParamsSchema } from '../../common/api/nodes.js';
 export type { ApiError };
 
 /** Why a report was refused: `schema` (400), `json` (400, not JSON), `too_large` (413). */
