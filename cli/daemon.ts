@@ -1,4 +1,8 @@
-/** Running a daemon from the CLI: load config, start, stop cleanly on SIGTERM/SIGINT. */
+/**
+ * Running a daemon from the CLI (`muster manager`, `muster agent`): load the config, build the
+ * daemon, start it, reload on SIGHUP, stop cleanly on SIGTERM/SIGINT (docs/operations.md "systemd
+ * units"). Loaded only by the daemon verbs (cli/commands/daemons.ts), never by the other verbs.
+ */
 import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 
@@ -10,15 +14,16 @@ interface Daemon<C> {
 }
 
 /**
- * Loads the config with `load`, builds the daemon and runs it until SIGTERM or SIGINT.
- * A ConfigError prints its message and exits 2; a failure to start exits 1 (systemd restarts it).
+ * Loads the config with `load`, builds the daemon (`build` may open files: it runs with the start)
+ * and runs it until SIGTERM or SIGINT.
+ * A ConfigError prints its message and exits 2; a failure to build or start exits 1 (systemd restarts it).
  * On SIGHUP a daemon with `reload` gets the config read again; a config that does not load is
  * logged as an error and the running one is kept (the daemon keeps serving).
  */
 export async function runDaemon<C extends { log: { level: string } }>(
   name: 'agent' | 'manager',
   load: () => C,
-  build: (cfg: C, log: ReturnType<typeof createLogger>) => Daemon<C>,
+  build: (cfg: C, log: ReturnType<typeof createLogger>) => Daemon<C> | Promise<Daemon<C>>,
 ): Promise<void> {
   let cfg: C;
   try {
@@ -31,7 +36,6 @@ export async function runDaemon<C extends { log: { level: string } }>(
     throw err;
   }
   const log = createLogger(name, cfg.log.level as Parameters<typeof createLogger>[1]);
-  const daemon = build(cfg, log);
   process.on('uncaughtException', (err) => {
     log.fatal({ err: err.stack ?? err.message }, 'uncaught exception; exiting');
     process.exit(1);
@@ -39,7 +43,9 @@ export async function runDaemon<C extends { log: { level: string } }>(
   process.on('unhandledRejection', (err) => {
     log.error({ err: (err as Error)?.stack ?? String(err) }, 'unhandled rejection');
   });
+  let daemon: Daemon<C>;
   try {
+    daemon = await build(cfg, log);
     await daemon.start();
   } catch (err) {
     log.fatal({ err: (err as Error).message }, `${name} cannot start`);

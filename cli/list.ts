@@ -3,15 +3,17 @@
  * value naming the flag, and paging through the API's `{ ..., next }` pages (newest first).
  */
 import { InvalidArgumentError } from 'commander';
+import { MAX_PAGE_LIMIT, type Page } from '../common/api/paging.js';
+import { NODE_ID_RE } from '../common/api/primitives.js';
 import { parseSince } from '../common/time.js';
 import { api, CliError } from './client.js';
 
 /** Most items the API returns in one page. */
-export const MAX_LIMIT = 1000;
+export const MAX_LIMIT = MAX_PAGE_LIMIT;
 
 /** `--node`: a node id box-slot-cpu. */
 export function nodeId(v: string): string {
-  if (!/^\d+-\d+-\d+$/.test(v)) throw new InvalidArgumentError('expected box-slot-cpu, e.g. 1-3-0');
+  if (!NODE_ID_RE.test(v)) throw new InvalidArgumentError('expected box-slot-cpu, e.g. 1-3-0');
   return v;
 }
 
@@ -42,11 +44,7 @@ export function id(v: string): number {
   return n;
 }
 
-/** One page of a list as the API returns it. */
-export interface Page<T> {
-  items: T[];
-  next: number | null;
-}
+export type { Page };
 
 /**
  * GETs `path?<query>&before=` from the manager and reads the list under `key` (`alerts`,

@@ -1,5 +1,5 @@
 /**
- * `muster`: one binary for the two daemons and the operator's verbs (DESIGN.md "What muster is").
+ * `muster`: one binary for the two daemons and the operator's verbs (docs/operations.md "The CLI").
  *   muster manager | muster agent         run a daemon (systemd runs these)
  *   muster nodes | node | query | status  ask the manager's REST API
  *   muster alerts | history               alerts, alert rules and the operation history

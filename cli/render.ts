@@ -2,9 +2,10 @@
  * Human-readable renderings of the manager's views: `muster nodes`, `muster node`, `muster alerts`
  * (and its `rules` and `metrics`), `muster history`.
  */
-import type { AlertView, HistoryEntry, RuleOp, RuleView } from '../manager/alerts/types.js';
-import type { RecentField, RecentView } from '../manager/telemetry/recent.js';
-import type { NodeDetail, NodeSummary } from '../manager/views.js';
+import type { AlertView, CatalogMetric, RuleOp, RuleView } from '../common/api/alerts.js';
+import type { HistoryEntry } from '../common/api/history.js';
+import type { NodeDetail, NodeSummary } from '../common/api/nodes.js';
+import type { RecentField, RecentView } from '../common/api/telemetry.js';
 import { ago, bytes, duration, figure, fitLastColumn, isoSeconds, num, oneLine, table, truncate } from './format.js';
 
 /** The `muster nodes` table: one row per node, one per claimant when a position is in conflict. */
@@ -287,14 +288,8 @@ export function describeRule(r: RuleView): string {
   return `rule ${r.name}: ${oneLine(r.metric)} ${condition(r.op, r.threshold, r.for_ms)}, ${r.severity}, ${r.enabled ? 'enabled' : 'disabled'} (source ${r.source})`;
 }
 
-/** A metric a threshold rule may use (GET /api/v1/metrics-catalog). */
-export interface CatalogMetric {
-  name: string;
-  unit: string;
-  /** The field that tells instances apart (`mount_point`, `index`, `interface`, `uuid`); null for one per board. */
-  instance: string | null;
-  description: string;
-}
+/** A metric a threshold rule may use (GET /api/v1/metrics-catalog; common/api/alerts.ts). */
+export type { CatalogMetric };
 
 /** The `muster alerts metrics` table. */
 export function renderMetrics(metrics: CatalogMetric[], layout: ListLayout = {}): string {

@@ -1,13 +1,14 @@
 /**
- * The components each node reports (seed 003 /resource `component`), followed across reports:
+ * The components each node reports (docs/protocol.md "`component[]`: the agent's workloads"), followed across reports:
  * a change of state is written to the store and the history, a component reported FAILED raises
  * a `component_failed` alert, resolved once it is reported in another state or no longer
  * reported. Only changes are written, so a steady fleet writes nothing.
  */
+
+import type { Severity } from '../common/api/primitives.js';
 import type { Component } from '../common/protocol.js';
 import type { AlertEngine } from './alerts/engine.js';
 import { alertKey } from './alerts/engine.js';
-import type { Severity } from './config.js';
 import type { Store } from './store/store.js';
 
 /** A pseudo-state recorded when a component disappears from its node's reports. */

@@ -3,39 +3,23 @@
  * live in config/manager.yaml; see docs/configuration.md for every key.
  */
 import { type Static, Type } from 'typebox';
+import { type AlertRuleBody, AlertRuleBodySchema, RULE_NAME_PATTERN } from '../common/api/alerts.js';
+import { literalUnion, NODE_ID_PATTERN, SEVERITIES } from '../common/api/primitives.js';
 import { ConfigError, loadConfig } from '../common/config.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { Millis, Strict } from '../common/schema-util.js';
 import { isMetric, metricNames } from './alerts/catalog.js';
 
-/** Name of an alert rule: lower case, digits and _ (used in keys and the REST path). */
-export const RULE_NAME_PATTERN = '^[a-z][a-z0-9_]{0,63}$';
-
-/** An alert severity. */
-export const SEVERITIES = ['critical', 'warning', 'info'] as const;
-export type Severity = (typeof SEVERITIES)[number];
-const Severity = (description: string) =>
-  Type.Union([Type.Literal('critical'), Type.Literal('warning'), Type.Literal('info')], { description });
-
-/** Comparison operators of a threshold rule. */
-export const RULE_OPS = ['>', '>=', '<', '<='] as const;
-export type RuleOp = (typeof RULE_OPS)[number];
+/** An alert severity of an event (alerts.events), described for the config's schema. */
+const Severity = (description: string) => literalUnion(SEVERITIES, { description });
 
 /**
- * A threshold rule as written in the config (and in PUT /api/v1/alert-rules/:name): fires when
- * `metric op threshold` has held for `for_ms` on a board; resolved when it no longer holds.
+ * A threshold rule as written in the config (docs/configuration.md "alerts"): the same schema as
+ * the body of PUT /api/v1/alert-rules/:name (common/api/alerts.ts).
  */
-export const AlertRuleConfig = Strict({
-  enabled: Type.Optional(Type.Boolean({ description: 'default true' })),
-  metric: Type.String({ minLength: 1, description: 'a reported metric, e.g. cpu.temperature, disk.usage_percent' }),
-  op: Type.Union([Type.Literal('>'), Type.Literal('>='), Type.Literal('<'), Type.Literal('<=')], {
-    description: 'comparison: > >= < <=',
-  }),
-  threshold: Type.Number({ description: "in the metric's unit (%, °C, V, A, W, bytes)" }),
-  for_ms: Type.Optional(Millis('hold time: how long the condition must hold before the alert fires (default 0)')),
-  severity: Type.Optional(Severity('critical, warning or info (default warning)')),
-});
-export type AlertRuleConfig = Static<typeof AlertRuleConfig>;
+export const AlertRuleConfig = AlertRuleBodySchema;
+/** A threshold rule as written in the config. */
+export type AlertRuleConfig = AlertRuleBody;
 
 export const ManagerConfigSchema = Strict({
   http: Strict({
@@ -68,7 +52,7 @@ export const ManagerConfigSchema = Strict({
   deploy: Strict({
     token: Type.String({ description: 'bearer token sent to the agents\' POST /deploy; "" = none' }),
     token_file: Type.String({ description: 'file holding the token (read at start); wins over token when it exists' }),
-    tokens: Type.Record(Type.String({ pattern: '^[0-9]+-[0-9]+-[0-9]+$' }), Type.String(), {
+    tokens: Type.Record(Type.String({ pattern: NODE_ID_PATTERN }), Type.String(), {
       description: 'per-node tokens, node id box-slot-cpu → token; win over token_file and token',
     }),
     timeout_ms: Millis('time limit of one POST /deploy to an agent (an image pull can be slow)', 100),

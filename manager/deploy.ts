@@ -1,77 +1,37 @@
 /**
- * The manager's side of POST /deploy (seed 003 "加载命令"): sends a start or stop to the agent of
- * a node at `http://<host_ip>:<service_port>/deploy` (both from the node's latest heartbeat), with
- * the node's bearer token, and records every operation.
+ * The manager's side of the load command (docs/protocol.md "5. Load command"): sends a start or
+ * stop to the agent of a node (its address and port from the node's latest heartbeat) through an
+ * AgentClient (manager/agents/), and records every operation.
  *
- * The request body is the spec's `{ api_version: 1, data: { mode, type, uuid, id?, url, file,
- * require, instance_id?, index? } }` (instance_id and index are muster's optional extensions).
- * The reply is validated against DeployReplyBody; whatever goes wrong on the way (agent
- * unreachable, time limit, a reply that is not the spec's shape) is a recorded failure with a
- * negative `result` (MANAGER_RESULT), never a crash. Non-negative results are the agent's own
- * (agent/deploy/results.ts: 0 ok, 1 bad request, 2 insufficient resources, ...).
+ * The request `data` is the spec's `{ mode, type, uuid, id?, url, file, require, instance_id?,
+ * index? }` (instance_id and index are muster's optional extensions). Whatever goes wrong on the
+ * way (agent unreachable, time limit, a reply that is not the spec's shape) is a recorded failure
+ * with a negative `result` (MANAGER_RESULT), never a crash. Non-negative results are the agent's
+ * own (docs/protocol.md "Result codes": 0 ok, 1 bad request, 2 insufficient resources, ...).
  *
- * While a start is under way the agent's GET /deploy/:uuid (muster's progress extension) is
- * polled, and new progress lines (image pull, bundle fetch) are kept with the record.
+ * While a start is under way the agent's progress (docs/protocol.md "Progress: `GET /deploy/:uuid`")
+ * is polled, and new progress lines (image pull, bundle fetch) are kept with the record.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
-import { request } from 'undici';
-import { API_VERSION } from '../common/constants.js';
+import { type DeploymentRecord, MANAGER_RESULT } from '../common/api/deploy.js';
+import type { WorkloadType } from '../common/api/primitives.js';
 import type { Logger } from '../common/log.js';
-import { DeployReplyBody, type DeployReplyData, type DeployRequestData, type Require } from '../common/protocol.js';
-import { compile } from '../common/validate.js';
+import type { DeployReplyData, DeployRequestData, Require } from '../common/protocol.js';
+import type { AgentClient, AgentTarget } from './agents/client.js';
 import type { ManagerConfig } from './config.js';
 import type { NodeRegistry } from './registry.js';
 
-/** Results the manager records when no valid agent reply arrived (the agent's own are ≥ 0). */
-export const MANAGER_RESULT = {
-  /** The agent could not be reached (connection refused, no route, reset). */
-  UNREACHABLE: -1,
-  /** The agent did not answer within deploy.timeout_ms. */
-  TIMEOUT: -2,
-  /** The agent answered with something that is not a spec deploy reply. */
-  BAD_REPLY: -3,
-  /** The manager restarted before the reply arrived (found unfinished in the store at start). */
-  INTERRUPTED: -4,
-} as const;
+export { type DeploymentRecord, MANAGER_RESULT };
 
 /** Most deployments kept in memory; the oldest go first. */
 export const DEPLOYMENTS_KEPT = 1000;
 /** Most progress lines kept per deployment. */
 const PROGRESS_KEPT = 500;
 
-/** A deploy operation as recorded (a plain object: it is persisted as is). */
-export interface DeploymentRecord {
-  /** uuid v4 of this operation. */
-  id: string;
-  /** Node id `box-slot-cpu`. */
-  node: string;
-  mode: 'start' | 'stop';
-  type: 'docker' | 'bar';
-  /** Component uuid. */
-  uuid: string;
-  /** The `data` sent to the agent. */
-  request: DeployRequestData;
-  /** Who asked: the `x-muster-user` header, or 'cli'. */
-  who: string;
-  /** ISO time the operation was asked for. */
-  at: string;
-  /** ISO time the reply (or the failure) arrived; null while under way. */
-  finished_at: string | null;
-  /** The reply's `result` (0 = success), a MANAGER_RESULT, or null while under way. */
-  result: number | null;
-  /** The reply's `message`, or what went wrong; null while under way. */
-  message: string | null;
-  /** The agent's reply `data` when it was valid. */
-  reply: DeployReplyData | null;
-  /** Progress lines reported by the agent while the operation ran. */
-  progress: string[];
-}
-
 /** What an operator asks for in a start. */
 export interface StartInput {
-  type: 'docker' | 'bar';
+  type: WorkloadType;
   /** Component uuid; generated when absent. */
   uuid?: string | undefined;
   url: string;
@@ -85,7 +45,7 @@ export interface StartInput {
 export interface StopInput {
   uuid: string;
   /** Defaults to the type the component was started with (deployments, then the latest report). */
-  type?: 'docker' | 'bar' | undefined;
+  type?: WorkloadType | undefined;
   /** Container id or bar pid; defaults to the id in the node's latest report. */
   id?: string | number | undefined;
 }
@@ -109,8 +69,8 @@ export interface Submitted {
   done: Promise<DeploymentRecord>;
 }
 
-type DeployConfig = ManagerConfig['deploy'];
-const checkReply = compile<DeployReplyBody>(DeployReplyBody);
+/** The deploy settings the Deployer uses (the time limits and tokens are the AgentClient's). */
+type DeployConfig = Pick<ManagerConfig['deploy'], 'progress_poll_ms'>;
 
 /**
  * Appends to `have` the lines of `got` it does not hold yet. `got` is the agent's latest window
@@ -131,40 +91,27 @@ export function newLines(have: readonly string[], got: readonly string[]): strin
   return [...got];
 }
 
-/** The record of a component as the agent's GET /deploy/:uuid returns it (the fields used). */
-interface AgentProgress {
-  createdAt?: string;
-  progress?: unknown;
-}
-
 /**
  * Sends deploy commands to agents and keeps their records. Events: `deployment` (a record was
  * created), `finished` (a record got its result).
  */
 export class Deployer extends EventEmitter {
   private readonly records: DeploymentRecord[] = [];
-  private readonly fileToken: string | null;
 
+  /**
+   * @param cfg progress_poll_ms: how often a start's progress is read
+   * @param registry where the nodes' agents are (latest heartbeats)
+   * @param agents how the agents are called
+   * @param keep most records kept in memory
+   */
   constructor(
     private readonly cfg: DeployConfig,
     private readonly registry: NodeRegistry,
+    private readonly agents: AgentClient,
     private readonly log: Logger,
     readonly keep = DEPLOYMENTS_KEPT,
   ) {
     super();
-    this.fileToken = readTokenFile(cfg.token_file);
-    if (!this.fileToken && !cfg.token) {
-      const perNode = Object.keys(cfg.tokens).length;
-      log.warn(
-        { token_file: cfg.token_file, per_node_tokens: perNode },
-        `no deploy token configured (deploy.token, deploy.token_file${perNode ? '; only per-node deploy.tokens' : ''}): deploys go out without Authorization and only agents with auth.disabled accept them`,
-      );
-    }
-  }
-
-  /** The bearer token for `node`: tokens[node], else token_file's content, else token, else none. */
-  tokenFor(node: string): string | null {
-    return this.cfg.tokens[node] || this.fileToken || this.cfg.token || null;
   }
 
   /**
@@ -247,7 +194,7 @@ export class Deployer extends EventEmitter {
   }
 
   /** The agent address of `node`, refusing unknown and offline nodes (a suspect one is allowed). */
-  private target(node: string): { host_ip: string; port: number } {
+  private target(node: string): AgentTarget {
     const n = this.registry.nodes.get(node);
     const hb = n ? this.registry.boardOf(n)?.heartbeat : undefined;
     if (!n || !hb) throw new DeployRefused(404, 'not_found', `no node ${node}`);
@@ -258,11 +205,11 @@ export class Deployer extends EventEmitter {
         `node ${node} is offline since ${new Date(n.since).toISOString()} (no heartbeat from ${n.primary}); refusing to deploy to it`,
       );
     }
-    return { host_ip: hb.host_ip, port: hb.service_port };
+    return { node, host_ip: hb.host_ip, port: hb.service_port };
   }
 
   /** The type and id of a component of `node`: from the latest report, then from recorded starts. */
-  private componentOf(node: string, uuid: string): { type?: 'docker' | 'bar'; id?: string | number } {
+  private componentOf(node: string, uuid: string): { type?: WorkloadType; id?: string | number } {
     const n = this.registry.nodes.get(node);
     const c = n ? this.registry.boardOf(n)?.resource?.component.find((x) => x.uuid === uuid) : undefined;
     const started = this.records.findLast(
@@ -276,7 +223,7 @@ export class Deployer extends EventEmitter {
     return { ...(type ? { type } : {}), ...(id !== undefined && id !== '' ? { id } : {}) };
   }
 
-  private submit(node: string, target: { host_ip: string; port: number }, data: DeployRequestData, who: string) {
+  private submit(node: string, target: AgentTarget, data: DeployRequestData, who: string): Submitted {
     const rec: DeploymentRecord = {
       id: randomUUID(),
       node,
@@ -322,112 +269,34 @@ export class Deployer extends EventEmitter {
     this.emit('finished', rec);
   }
 
-  private headers(node: string): Record<string, string> {
-    const token = this.tokenFor(node);
-    return {
-      'content-type': 'application/json',
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    };
-  }
-
-  /** POSTs the request and records the outcome; polls progress meanwhile (starts only). */
-  private async run(rec: DeploymentRecord, target: { host_ip: string; port: number }): Promise<void> {
-    const base = `http://${target.host_ip}:${target.port}`;
-    const headers = this.headers(rec.node);
-    const poller = rec.mode === 'start' ? await this.pollProgress(rec, base) : null;
+  /** Sends the request and records the outcome; polls progress meanwhile (starts only). */
+  private async run(rec: DeploymentRecord, target: AgentTarget): Promise<void> {
+    const poller = rec.mode === 'start' ? await this.pollProgress(rec, target) : null;
     try {
-      let status: number;
-      let text: string;
-      try {
-        const res = await request(`${base}/deploy`, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify({ api_version: API_VERSION, data: rec.request }),
-          headersTimeout: this.cfg.timeout_ms,
-          bodyTimeout: this.cfg.timeout_ms,
-          signal: AbortSignal.timeout(this.cfg.timeout_ms),
-        });
-        status = res.statusCode;
-        text = await res.body.text();
-      } catch (err) {
-        const e = err as Error & { code?: string };
-        const timedOut =
-          e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
-        if (timedOut) {
-          this.finish(
-            rec,
-            MANAGER_RESULT.TIMEOUT,
-            `agent ${base} did not answer within ${this.cfg.timeout_ms} ms (deploy.timeout_ms); the operation may still complete on the board`,
-            null,
-          );
-        } else {
-          this.finish(
-            rec,
-            MANAGER_RESULT.UNREACHABLE,
-            `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
-            null,
-          );
-        }
+      const out = await this.agents.deploy(target, rec.request);
+      if (!out.ok) {
+        this.finish(rec, out.result, out.message, null);
         return;
       }
-      let doc: unknown;
-      try {
-        doc = JSON.parse(text);
-      } catch {
-        this.finish(
-          rec,
-          MANAGER_RESULT.BAD_REPLY,
-          `agent ${base} answered HTTP ${status} with a body that is not JSON: ${JSON.stringify(text.slice(0, 200))}`,
-          null,
-        );
-        return;
-      }
-      const checked = checkReply.check(doc);
-      if (!checked.ok) {
-        this.finish(
-          rec,
-          MANAGER_RESULT.BAD_REPLY,
-          `agent ${base} answered HTTP ${status} with a body that is not a deploy reply: ${checked.error.field} ${checked.error.message}`,
-          null,
-        );
-        return;
-      }
-      const reply = checked.value.data;
       if (poller) await poller.last();
-      this.finish(rec, reply.result, reply.message, reply);
+      this.finish(rec, out.reply.result, out.reply.message, out.reply);
     } finally {
       poller?.stop();
     }
   }
 
   /**
-   * Polls the agent's GET /deploy/:uuid every progress_poll_ms and appends new lines to
-   * `rec.progress`; resolves once the baseline is read, the POST may then go out. Lines of an earlier operation on the same uuid (the agent keeps the last
-   * one's) are told apart by the component record's creation time, read before the first poll.
+   * Polls the agent's progress every progress_poll_ms and appends new lines to `rec.progress`;
+   * resolves once the baseline is read, the request may then go out. Lines of an earlier
+   * operation on the same uuid (the agent keeps the last one's) are told apart by the component
+   * record's creation time, read before the first poll.
    */
-  private async pollProgress(rec: DeploymentRecord, base: string) {
+  private async pollProgress(rec: DeploymentRecord, target: AgentTarget) {
     let stopped = false;
     let timer: NodeJS.Timeout | undefined;
-    const url = `${base}/deploy/${encodeURIComponent(rec.uuid)}`;
-    const token = this.tokenFor(rec.node);
-    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
-    const fetchOne = async (): Promise<AgentProgress | null> => {
-      try {
-        const res = await request(url, {
-          method: 'GET',
-          headers,
-          signal: AbortSignal.timeout(Math.max(1000, this.cfg.progress_poll_ms * 4)),
-        });
-        const text = await res.body.text();
-        if (res.statusCode !== 200) return null;
-        const doc = JSON.parse(text) as unknown;
-        return typeof doc === 'object' && doc !== null ? (doc as AgentProgress) : null;
-      } catch {
-        return null;
-      }
-    };
+    const fetchOne = () => this.agents.progress(target, rec.uuid);
     // The creation time of the agent's record before this operation (undefined: none, or unknown),
-    // read before the POST goes out so that it cannot see the new record.
+    // read before the request goes out so that it cannot see the new record.
     const before = (await fetchOne())?.createdAt;
     const take = async () => {
       const d = await fetchOne();
@@ -461,16 +330,5 @@ export class Deployer extends EventEmitter {
         if (timer) clearTimeout(timer);
       },
     };
-  }
-}
-
-/** The trimmed content of `file`, or null when it is unset, missing or empty. */
-function readTokenFile(file: string): string | null {
-  if (!file) return null;
-  try {
-    return readFileSync(file, 'utf8').trim() || null;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new Error(`deploy.token_file ${file}: ${(err as Error).message}`);
   }
 }

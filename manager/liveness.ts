@@ -1,26 +1,15 @@
 /**
- * Node liveness (DESIGN.md "Liveness"): online → suspect → offline, counted in missed heartbeat
- * rounds, so that one lost UDP datagram never marks a board offline. Pure logic, no clock.
+ * Node liveness (docs/operations.md "Liveness"): online → suspect → offline, counted in missed
+ * heartbeat rounds, so that one lost UDP datagram never marks a board offline. Pure logic, no clock.
  */
+import type { NodeState, Transition } from '../common/api/nodes.js';
 
-/** A board's liveness state. */
-export type NodeState = 'online' | 'suspect' | 'offline';
+export type { NodeState, Transition };
 
 /** Thresholds, in missed heartbeat rounds. */
 export interface LivenessThresholds {
   suspect_after_rounds: number;
   offline_after_rounds: number;
-}
-
-/** A change of state with its reason. */
-export interface Transition {
-  /** Node id `box-slot-cpu`. */
-  node: string;
-  from: NodeState | null;
-  to: NodeState;
-  /** ISO-8601 time of the change. */
-  at: string;
-  reason: string;
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The manager's side of the multicast query (seed 003 "manager查询"): one url per datagram to
+ * The manager's side of the multicast query (docs/protocol.md "1. Query"): one url per datagram to
  * 239.192.168.80:3980, `/heartbeat` and `/resource` on their own intervals.
  */
 import dgram from 'node:dgram';

@@ -1,6 +1,6 @@
 /**
  * The node registry: every board the manager has heard, keyed by node id `box-slot-cpu`
- * (DESIGN.md "Node id"), with its latest heartbeat and resource report, liveness, and identity
+ * (docs/protocol.md "2. Heartbeat": box_id, slot_id, cpu_id), with its latest heartbeat and resource report, liveness, and identity
  * conflicts (two boards claiming one position: both shown, an event raised).
  *
  * A *board* is an address reporting for a position (host_ip + node id); a node is the position.
@@ -10,6 +10,8 @@
  * `address-shared` event says so; give each agent its own address (report.host_ip).
  */
 import { EventEmitter } from 'node:events';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { NODE_STATES } from '../common/api/nodes.js';
 import type { HeartbeatData, ResourceData } from '../common/protocol.js';
 import { evaluate, type LivenessThresholds, type NodeState, type Transition } from './liveness.js';
 
@@ -115,7 +117,7 @@ export class NodeRegistry extends EventEmitter {
     return Math.max(0, this.round - 1 - b.lastRound);
   }
 
-  /** Records a valid heartbeat (seed 003 /heartbeat). Returns the node id. */
+  /** Records a valid heartbeat (docs/protocol.md "2. Heartbeat"). Returns the node id. */
   ingestHeartbeat(h: HeartbeatData): string {
     const id = nodeIdOf(h);
     const at = this.now();
@@ -182,7 +184,7 @@ export class NodeRegistry extends EventEmitter {
   }
 
   /**
-   * Records a valid resource report (seed 003 /resource).
+   * Records a valid resource report (docs/protocol.md "3. Resource report").
    * @returns the node id, or null when no heartbeat has named this host_ip yet (kept for later)
    */
   ingestResource(r: ResourceData): string | null {
@@ -335,8 +337,43 @@ export class NodeRegistry extends EventEmitter {
 
   /** Count of nodes per state. */
   countByState(): Record<NodeState, number> {
-    const c: Record<NodeState, number> = { online: 0, suspect: 0, offline: 0 };
+    const c = Object.fromEntries(NODE_STATES.map((s) => [s, 0])) as Record<NodeState, number>;
     for (const n of this.nodes.values()) c[n.state]++;
     return c;
   }
+}
+
+/**
+ * The registry's metrics (docs/operations.md "Prometheus metrics") in the daemon's Prometheus
+ * registry: `muster_manager_nodes{state}` and `muster_manager_identity_conflicts`, read from
+ * `nodes` at each scrape, and `muster_manager_transitions_total{to}`, counted on its events.
+ */
+export function registryMetrics(prom: Registry, nodes: NodeRegistry): void {
+  const registers = [prom];
+  new Gauge({
+    name: 'muster_manager_nodes',
+    help: 'Nodes by liveness state',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      for (const [state, n] of Object.entries(nodes.countByState())) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'muster_manager_identity_conflicts',
+    help: 'Node ids claimed by more than one board',
+    registers,
+    collect() {
+      let conflicts = 0;
+      for (const n of nodes.nodes.values()) if (n.claimants.size > 1) conflicts++;
+      this.set(conflicts);
+    },
+  });
+  const transitions = new Counter({
+    name: 'muster_manager_transitions_total',
+    help: 'Liveness transitions, by target state',
+    labelNames: ['to'],
+    registers,
+  });
+  nodes.on('transition', (t: Transition) => transitions.inc({ to: t.to }));
 }

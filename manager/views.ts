@@ -1,73 +1,13 @@
 /**
- * The REST API's view of nodes (`/api/v1/nodes`), shared by the server and the CLI. Times are
- * ISO-8601 strings; figures keep the spec's units (%, °C, bytes).
+ * The REST API's views of nodes (docs/operations.md "REST API": `/api/v1/nodes`,
+ * `/api/v1/components`), built from the node registry. Their shapes are the contract's
+ * (common/api/nodes.ts), which the CLI reads too. Times are ISO-8601 strings; figures keep the
+ * protocol's units (%, °C, bytes).
  */
-import type { Component, HeartbeatData, ResourceData } from '../common/protocol.js';
-import type { NodeState, Transition } from './liveness.js';
+import type { ClaimantView, ComponentView, FreeResources, NodeDetail, NodeSummary } from '../common/api/nodes.js';
 import type { Board, NodeRecord, NodeRegistry } from './registry.js';
 
-/** A board claiming a position, as shown in a conflict. */
-export interface ClaimantView {
-  host_ip: string;
-  hostname: string | null;
-  last_seen: string | null;
-  missed_rounds: number;
-}
-
-/** One row of `muster nodes`: identity, liveness and headline figures. */
-export interface NodeSummary {
-  id: string;
-  box_id: number;
-  slot_id: number;
-  cpu_id: number;
-  state: NodeState;
-  state_since: string;
-  host_ip: string;
-  hostname: string | null;
-  /** Time of the latest heartbeat. */
-  last_seen: string | null;
-  missed_rounds: number;
-  /** cpu usage, %. */
-  cpu_percent: number | null;
-  /** memory usage, %. */
-  memory_percent: number | null;
-  /** cpu temperature, °C. */
-  temperature: number | null;
-  gpu_count: number;
-  component_count: number;
-  resource_at: string | null;
-  /** Set when more than one board claims this position: every claimant, the shown one first. */
-  conflict: ClaimantView[] | null;
-}
-
-/**
- * What a node has left for workloads, from its latest resource report (null before the first).
- * GPUs: a spec report says which GPUs exist but not which ones running components hold, so the
- * manager cannot know how many are free; `gpus` is null and `gpus_total` is the count present.
- * The agent's own admission is what decides a start (it refuses one that does not fit).
- */
-export interface FreeResources {
-  /** core_count - core_allocated. */
-  cores: number;
-  /** memory.free of the report (available memory), bytes. */
-  memory_bytes: number;
-  /** Free GPUs: unknown to the manager (not in the spec report), always null. */
-  gpus: null;
-  /** GPUs present on the board. */
-  gpus_total: number;
-}
-
-/** `muster node <id>`: the summary plus everything last reported and the recent transitions. */
-export interface NodeDetail extends NodeSummary {
-  heartbeat: HeartbeatData | null;
-  resource: ResourceData | null;
-  /** What is left for workloads per the latest report; null when there is no report yet. */
-  free: FreeResources | null;
-  transitions: Transition[];
-}
-
-/** One row of `GET /api/v1/components`: a component of a node's latest resource report. */
-export type ComponentView = { node: string; host_ip: string } & Component;
+export type { ClaimantView, ComponentView, FreeResources, NodeDetail, NodeSummary };
 
 const iso = (ms: number): string | null => (ms > 0 ? new Date(ms).toISOString() : null);
 

@@ -7,21 +7,20 @@
  *   muster alerts metrics                       the metric names a rule may use
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import {
+  ALERT_KINDS,
+  type AlertKind,
+  type AlertView,
+  RULE_NAME_PATTERN,
+  RULE_OPS,
+  type RuleOp,
+  type RuleView,
+} from '../../common/api/alerts.js';
+import { SEVERITIES, type Severity } from '../../common/api/primitives.js';
 import { parseDuration } from '../../common/time.js';
-import type { AlertKind, AlertView, RuleOp, RuleView } from '../../manager/alerts/types.js';
-import { RULE_NAME_PATTERN, RULE_OPS, SEVERITIES, type Severity } from '../../manager/config.js';
 import { api, managerUrl, userHeader } from '../client.js';
 import { id, limit, listPages, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
 import { type CatalogMetric, describeRule, renderAlerts, renderMetrics, renderRules } from '../render.js';
-
-/** Every alert kind (`--kind`); the Record makes the compiler list them all. */
-const KINDS = Object.keys({
-  node_offline: 1,
-  identity_conflict: 1,
-  component_failed: 1,
-  threshold: 1,
-  agent: 1,
-} satisfies Record<AlertKind, 1>) as AlertKind[];
 
 /** `--op`: the rule's comparison, or a word for it that needs no shell quoting. */
 const OP_WORDS: Record<string, RuleOp> = { gt: '>', ge: '>=', gte: '>=', lt: '<', le: '<=', lte: '<=' };
@@ -115,7 +114,7 @@ export function register(p: Command): void {
     .option('--resolved', 'only resolved alerts')
     .option('--node <id>', 'only this node (box-slot-cpu)', nodeId)
     .option('--since <time>', 'only alerts seen since: 30m, 2h, 7d, an ISO date-time, ms since the epoch', since)
-    .addOption(new Option('--kind <kind>', 'only this kind').choices(KINDS))
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(ALERT_KINDS))
     .addOption(severityOption('only this severity'))
     .option('--limit <n>', `alerts per page, 1-${MAX_LIMIT} (default 50; with --all ${MAX_LIMIT})`, limit)
     .option('--before <id>', 'the page of alerts older than this id (from the `more:` line)', id)

@@ -1,10 +1,9 @@
-/** `muster manager` and `muster agent`: run a daemon (systemd runs these). */
+/**
+ * `muster manager` and `muster agent`: run a daemon (systemd runs these; docs/operations.md
+ * "systemd units"). The daemon's code is loaded with `import()` only when its verb runs, so that
+ * the other verbs (`muster nodes`, ...) load no daemon code.
+ */
 import type { Command } from 'commander';
-import { AgentDaemon } from '../../agent/agent.js';
-import { loadAgentConfig } from '../../agent/config.js';
-import { loadManagerConfig } from '../../manager/config.js';
-import { Manager } from '../../manager/manager.js';
-import { runDaemon } from '../daemon.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -14,23 +13,33 @@ export function register(p: Command): void {
     .description('run the manager daemon: multicast queries, report ingest, REST API')
     .option('-c, --config <file>', 'YAML config merged over config/manager.yaml')
     .option('-s, --set <path=value>', 'override one config key (repeatable)', collect, [])
-    .action((o: { config?: string; set: string[] }) =>
-      runDaemon(
+    .action(async (o: { config?: string; set: string[] }) => {
+      const [{ runDaemon }, { loadManagerConfig }, { createManager }] = await Promise.all([
+        import('../daemon.js'),
+        import('../../manager/config.js'),
+        import('../../manager/app.js'),
+      ]);
+      await runDaemon(
         'manager',
         () => loadManagerConfig(o.config, o.set),
-        (cfg, log) => new Manager(cfg, log),
-      ),
-    );
+        (cfg, log) => createManager(cfg, log),
+      );
+    });
 
   p.command('agent')
     .description('run the agent daemon on a board: answers queries, runs workloads')
     .option('-c, --config <file>', 'YAML config merged over config/agent.yaml')
     .option('-s, --set <path=value>', 'override one config key (repeatable)', collect, [])
-    .action((o: { config?: string; set: string[] }) =>
-      runDaemon(
+    .action(async (o: { config?: string; set: string[] }) => {
+      const [{ runDaemon }, { loadAgentConfig }, { AgentDaemon }] = await Promise.all([
+        import('../daemon.js'),
+        import('../../agent/config.js'),
+        import('../../agent/agent.js'),
+      ]);
+      await runDaemon(
         'agent',
         () => loadAgentConfig(o.config, o.set),
         (cfg, log) => new AgentDaemon(cfg, log),
-      ),
-    );
+      );
+    });
 }

@@ -1,5 +1,5 @@
 /**
- * Workload verbs over the manager's REST API (manager/routes/deploy.ts):
+ * Workload verbs over the manager's REST API (docs/operations.md "Deploying workloads"):
  *   muster deploy start --node 1-3-0 --type docker --url host:5000 --file app:1 --cpu 1 --memory 512M
  *   muster deploy stop --node 1-3-0 --uuid U
  *   muster components [--node id]      what the nodes' latest reports say runs where
@@ -7,19 +7,18 @@
  * A deploy prints the agent's progress lines while it runs, then the agent's result and message.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { DeploymentRecord } from '../../common/api/deploy.js';
+import type { ComponentView } from '../../common/api/nodes.js';
+import { NODE_ID_RE, WORKLOAD_TYPES, type WorkloadType } from '../../common/api/primitives.js';
 import { parseSize } from '../../common/units.js';
-import type { DeploymentRecord } from '../../manager/deploy.js';
-import type { ComponentView } from '../../manager/views.js';
 import { api, CliError, managerUrl, userHeader } from '../client.js';
 import { ago, bytes, num, table } from '../format.js';
-
-const NODE_RE = /^\d+-\d+-\d+$/;
 
 /** How often the CLI asks the manager whether a deployment is done, ms. */
 const POLL_MS = 300;
 
 function nodeId(v: string): string {
-  if (!NODE_RE.test(v)) throw new InvalidArgumentError(`expected box-slot-cpu, e.g. 1-3-0`);
+  if (!NODE_ID_RE.test(v)) throw new InvalidArgumentError(`expected box-slot-cpu, e.g. 1-3-0`);
   return v;
 }
 
@@ -36,7 +35,7 @@ function size(v: string): number {
   }
 }
 
-const typeOption = (help: string) => new Option('--type <type>', help).choices(['docker', 'bar']);
+const typeOption = (help: string) => new Option('--type <type>', help).choices(WORKLOAD_TYPES);
 
 /**
  * POSTs a deployment, prints its progress lines as they come, then the agent's result.
@@ -135,7 +134,7 @@ export function register(p: Command): void {
     .action(
       async (o: {
         node: string;
-        type: 'docker' | 'bar';
+        type: WorkloadType;
         url: string;
         file: string;
         cpu: number;

@@ -4,18 +4,10 @@
  *   muster history [--node id] [--since T] [--kind k] [--limit N] [--before ID] [--all] [--json]
  */
 import { type Command, Option } from 'commander';
-import type { HistoryEntry, HistoryKind } from '../../manager/alerts/types.js';
+import { HISTORY_KINDS, type HistoryEntry, type HistoryKind } from '../../common/api/history.js';
 import { managerUrl } from '../client.js';
 import { id, limit, listPages, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
 import { renderHistory } from '../render.js';
-
-/** Every history kind (`--kind`); the Record makes the compiler list them all. */
-const KINDS = Object.keys({
-  state: 1,
-  operation: 1,
-  component: 1,
-  manager: 1,
-} satisfies Record<HistoryKind, 1>) as HistoryKind[];
 
 interface HistoryOptions {
   node?: string;
@@ -33,7 +25,7 @@ export function register(p: Command): void {
     .description('list what happened, newest first: node states, operations and who ran them, components, manager')
     .option('--node <id>', 'only this node (box-slot-cpu)', nodeId)
     .option('--since <time>', 'only entries since: 30m, 2h, 7d, an ISO date-time, ms since the epoch', since)
-    .addOption(new Option('--kind <kind>', 'only this kind').choices(KINDS))
+    .addOption(new Option('--kind <kind>', 'only this kind').choices(HISTORY_KINDS))
     .option('--limit <n>', `entries per page, 1-${MAX_LIMIT} (default 50; with --all ${MAX_LIMIT})`, limit)
     .option('--before <id>', 'the page of entries older than this id (from the `more:` line)', id)
     .option('--all', 'follow the pages to the oldest entry')

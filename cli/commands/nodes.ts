@@ -1,7 +1,8 @@
 /** `muster nodes` and `muster node <id>`: what the manager knows of every board. */
 import { type Command, Option } from 'commander';
-import type { RecentView } from '../../manager/telemetry/recent.js';
-import type { NodeDetail, NodeSummary } from '../../manager/views.js';
+import type { NodeDetail, NodeListReply } from '../../common/api/nodes.js';
+import { NODE_ID_RE } from '../../common/api/primitives.js';
+import type { RecentView } from '../../common/api/telemetry.js';
 import { api, CliError, managerUrl } from '../client.js';
 import { renderNode, renderNodes, renderRecent } from '../render.js';
 
@@ -14,7 +15,7 @@ export function register(p: Command): void {
     .action(async (o: { json?: boolean; watch?: number | true }) => {
       const base = managerUrl(p.opts().manager);
       const once = async () => {
-        const r = await api<{ nodes: NodeSummary[] }>(base, 'GET', '/api/v1/nodes');
+        const r = await api<NodeListReply>(base, 'GET', '/api/v1/nodes');
         return o.json ? JSON.stringify(r.nodes, null, 2) : renderNodes(r.nodes);
       };
       if (o.watch === undefined) {
@@ -34,7 +35,7 @@ export function register(p: Command): void {
     .argument('<id>', 'node id box-slot-cpu, e.g. 1-3-0')
     .option('--json', 'print the API response as JSON')
     .action(async (id: string, o: { json?: boolean }) => {
-      if (!/^\d+-\d+-\d+$/.test(id))
+      if (!NODE_ID_RE.test(id))
         throw new CliError(`node id ${JSON.stringify(id)}: expected box-slot-cpu, e.g. 1-3-0`, 2);
       const base = managerUrl(p.opts().manager);
       const n = await api<NodeDetail>(base, 'GET', `/api/v1/nodes/${id}`);

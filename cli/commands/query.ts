@@ -1,6 +1,6 @@
 /** `muster query` (send one query now, a debugging aid) and `muster status`. */
 import type { Command } from 'commander';
-import type { Answer } from '../../manager/manager.js';
+import type { QueryReply } from '../../common/api/query.js';
 import { api, CliError, managerUrl, userHeader } from '../client.js';
 import { table } from '../format.js';
 
@@ -16,7 +16,7 @@ export function register(p: Command): void {
     .action(async (kind: string, o: { wait?: number; json?: boolean }) => {
       if (kind !== 'heartbeat' && kind !== 'resource')
         throw new CliError(`query kind ${JSON.stringify(kind)}: expected heartbeat or resource`, 2);
-      const r = await api<{ url: string; sent_at: string; wait_ms: number; answers: Answer[] }>(
+      const r = await api<QueryReply>(
         managerUrl(p.opts().manager),
         'POST',
         '/api/v1/query',

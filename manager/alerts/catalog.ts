@@ -1,5 +1,5 @@
 /**
- * The metrics an alert rule may name: every number of a resource report (seed 003 /resource),
+ * The metrics an alert rule may name: every number of a resource report (docs/protocol.md "3. Resource report"),
  * read off the protocol schemas in common/protocol.ts so that a field added there is a metric
  * here too. Names are the report's own paths: `cpu.temperature`, `memory.usage_percent`;
  * figures of lists are per instance: `disk.usage_percent` per mount point, `gpu.temperature` per

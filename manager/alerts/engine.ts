@@ -1,5 +1,5 @@
 /**
- * Alerts (seed 000 查看报警记录, issue 4): raised by the manager for events (a node offline, an
+ * Alerts (docs/operations.md "Alerts and history"): raised by the manager for events (a node offline, an
  * identity conflict, a component FAILED), by threshold rules on any reported metric, and by
  * agents (POST /alert). Each alert is about one thing, its *key* (`kind|node|rule|instance`): at
  * most one alert per key is open; while it is open, new occurrences update its value and last
@@ -14,12 +14,18 @@
  * after a restart; pending holds are memory only (a hold starts again after a restart).
  */
 import { EventEmitter } from 'node:events';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { RuleOp } from '../../common/api/alerts.js';
+import { RULE_NAME_PATTERN } from '../../common/api/alerts.js';
+import { SEVERITIES, type Severity } from '../../common/api/primitives.js';
 import type { Logger } from '../../common/log.js';
 import type { ResourceData } from '../../common/protocol.js';
-import type { AlertRuleConfig, RuleOp, Severity } from '../config.js';
+import type { AlertRuleConfig } from '../config.js';
 import type { OpenAlert, Store, StoredRule } from '../store/store.js';
 import { isMetric, metricCatalog, metricNames, readMetric } from './catalog.js';
 import type { AlertKind, RuleView } from './types.js';
+
+const RULE_NAME_RE = new RegExp(RULE_NAME_PATTERN);
 
 /** A threshold rule in force. */
 export type Rule = StoredRule;
@@ -77,7 +83,7 @@ function withUnit(metric: string, v: number): string {
  * @throws RuleError naming the field: an unknown metric lists the known ones
  */
 export function checkRule(name: string, r: AlertRuleConfig): void {
-  if (!/^[a-z][a-z0-9_]{0,63}$/.test(name)) {
+  if (!RULE_NAME_RE.test(name)) {
     throw new RuleError(
       '/name',
       `rule name ${JSON.stringify(name)}: use lower case letters, digits and _ (at most 64)`,
@@ -269,7 +275,7 @@ export class AlertEngine extends EventEmitter {
 
   /** Count of open alerts by severity. */
   countOpen(): Record<Severity, number> {
-    const c: Record<Severity, number> = { critical: 0, warning: 0, info: 0 };
+    const c = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
     for (const a of this.open.values()) c[a.severity]++;
     return c;
   }
@@ -415,6 +421,30 @@ export class AlertEngine extends EventEmitter {
         this.resolveAlert(a, at, `${a.metric} of ${a.instance ?? node} is no longer reported by ${node}`);
     }
   }
+}
+
+/**
+ * The alert metrics (docs/operations.md "Prometheus metrics") in the daemon's Prometheus registry:
+ * `muster_manager_alerts_open{severity}`, read from `engine` at each scrape, and
+ * `muster_manager_alerts_raised_total{kind}`, counted on its `raised` events.
+ */
+export function alertMetrics(prom: Registry, engine: AlertEngine): void {
+  new Gauge({
+    name: 'muster_manager_alerts_open',
+    help: 'Open alerts, by severity',
+    labelNames: ['severity'],
+    registers: [prom],
+    collect() {
+      for (const [severity, n] of Object.entries(engine.countOpen())) this.set({ severity }, n);
+    },
+  });
+  const raised = new Counter({
+    name: 'muster_manager_alerts_raised_total',
+    help: 'Alerts opened, by kind',
+    labelNames: ['kind'],
+    registers: [prom],
+  });
+  engine.on('raised', (a: { kind: string }) => raised.inc({ kind: a.kind }));
 }
 
 function toRule(name: string, r: AlertRuleConfig, source: 'config' | 'api', at: number): Rule {

@@ -1,35 +1,30 @@
 /**
- * The history over HTTP (issue 4, seed 000 查看节点运行记录): state transitions, operations
- * (deploys, queries, rule changes), component state changes and manager starts and stops.
+ * The history (docs/operations.md "`muster history`"), under the API prefix: state transitions,
+ * operations (deploys, queries, rule changes), component state changes, manager starts and stops.
  *
- *   GET /api/v1/history?node=&since=&kind=&limit=&before= → `{ history, next }`, newest first
+ *   GET /history?node=&since=&kind=&limit=&before= → `{ history, next }`, newest first
  */
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import type { HistoryKind } from '../alerts/types.js';
-import type { Manager } from '../manager.js';
-import { PageQuery, readPage } from './alerts.js';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { HistoryQuerySchema, HistoryReplySchema } from '../../common/api/history.js';
+import type { Store } from '../store/store.js';
+import { ERROR_RESPONSES, readPage } from './shared.js';
 
-const KINDS: HistoryKind[] = ['state', 'operation', 'component', 'manager'];
+/** What the history route uses. */
+export interface HistoryRoutesOptions {
+  store: Pick<Store, 'listHistory'>;
+}
 
-/** Registers GET /api/v1/history. */
-export function historyRoutes(app: FastifyInstance, manager: Manager): void {
+/** Registers GET /history. */
+export const historyRoutes: FastifyPluginAsyncTypebox<HistoryRoutesOptions> = async (app, { store }) => {
   app.get(
-    '/api/v1/history',
-    {
-      schema: {
-        querystring: Type.Object(
-          { ...PageQuery, kind: Type.Optional(Type.Union(KINDS.map((k) => Type.Literal(k)))) },
-          { additionalProperties: false },
-        ),
-      },
-    },
+    '/history',
+    { schema: { querystring: HistoryQuerySchema, response: { 200: HistoryReplySchema, ...ERROR_RESPONSES } } },
     async (req, reply) => {
-      const q = req.query as { node?: string; kind?: HistoryKind; since?: string; limit?: string; before?: string };
+      const q = req.query;
       const p = readPage(q, reply);
       if (!p) return reply;
-      const page = manager.store.listHistory({ ...p, node: q.node, kind: q.kind });
+      const page = store.listHistory({ ...p, node: q.node, kind: q.kind });
       return { history: page.items, next: page.next };
     },
   );
-}
+};

@@ -1,16 +1,66 @@
-/** The report endpoints of seed 003 (状态协议): POST /heartbeat and POST /resource, 200 with an empty body. */
-import type { FastifyInstance } from 'fastify';
-import { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
-import type { Manager } from '../manager.js';
+/**
+ * The wire-protocol routes the agents call (docs/protocol.md "2. Heartbeat", "3. Resource report",
+ * "4. The manager's answers to reports", "4a. Agent alert"), unprefixed and outside the REST API
+ * scope (no API hook covers them):
+ *
+ *   POST /heartbeat, POST /resource → 200 with an empty body; bodies validated against common/protocol.ts
+ *   POST /alert `{ api_version: 1, data: AgentAlertData }` → `{ id, state }`: an agent's own alert
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { AgentAlertReplySchema } from '../../common/api/reports.js';
+import { AgentAlertBody, HeartbeatBody, ResourceBody } from '../../common/protocol.js';
+import { type AlertEngine, alertKey } from '../alerts/engine.js';
+import type { Ingest } from '../ingest.js';
+import { ERROR_RESPONSES } from './shared.js';
 
-/** Registers POST /heartbeat and POST /resource; bodies are validated against common/protocol.ts. */
-export function reportRoutes(app: FastifyInstance, manager: Manager): void {
-  app.post('/heartbeat', { schema: { body: HeartbeatBody } }, async (req, reply) => {
-    manager.ingestHeartbeat((req.body as HeartbeatBody).data);
-    return reply.code(200).send();
-  });
-  app.post('/resource', { schema: { body: ResourceBody } }, async (req, reply) => {
-    manager.ingestResource((req.body as ResourceBody).data);
-    return reply.code(200).send();
-  });
+/** What the report routes use. */
+export interface ReportRoutesOptions {
+  ingest: Pick<Ingest, 'heartbeat' | 'resource'>;
+  alerts: Pick<AlertEngine, 'raise' | 'resolve'>;
 }
+
+/** Registers POST /heartbeat, POST /resource and POST /alert. */
+export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = async (app, { ingest, alerts }) => {
+  app.post('/heartbeat', { schema: { body: HeartbeatBody } }, async (req, reply) => {
+    ingest.heartbeat(req.body.data);
+    return reply.code(200).send();
+  });
+
+  app.post('/resource', { schema: { body: ResourceBody } }, async (req, reply) => {
+    ingest.resource(req.body.data);
+    return reply.code(200).send();
+  });
+
+  // The node is the position the body names; it need not have reported yet.
+  app.post(
+    '/alert',
+    { schema: { body: AgentAlertBody, response: { 200: AgentAlertReplySchema, ...ERROR_RESPONSES } } },
+    async (req) => {
+      const d = req.body.data;
+      const node = `${d.box_id}-${d.slot_id}-${d.cpu_id}`;
+      const at = Date.now();
+      const name = d.name;
+      const instance = d.instance ?? null;
+      if (d.state === 'resolved') {
+        const was = alerts.resolve(alertKey('agent', node, name, instance), at, d.message);
+        return { state: was ? ('resolved' as const) : ('not_open' as const) };
+      }
+      const a = alerts.raise(
+        {
+          kind: 'agent',
+          rule: name,
+          severity: d.severity ?? 'warning',
+          node,
+          metric: d.metric ?? null,
+          instance,
+          value: d.value ?? null,
+          threshold: d.threshold ?? null,
+          message: d.message,
+          source: 'agent',
+        },
+        at,
+      );
+      return { id: a.id, state: 'open' as const };
+    },
+  );
+};

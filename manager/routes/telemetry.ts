@@ -1,41 +1,60 @@
-/** The REST API for telemetry under /api/v1/: a node's recent history and the InfluxDB writer's status. */
-import type { FastifyInstance } from 'fastify';
-import { Type } from 'typebox';
-import { parseSince } from '../../common/time.js';
-import type { Manager } from '../manager.js';
-import type { ApiError } from '../server.js';
-import type { RecentView } from '../telemetry/index.js';
-
 /**
- * GET /api/v1/nodes/:id/recent?since= → RecentView (samples oldest first; `since` a duration back
- * from now such as 15m, an ISO date-time or ms since the epoch; 400 when unreadable, 404 for an
- * unknown node); GET /api/v1/telemetry → TelemetryStatus.
+ * Telemetry (docs/telemetry.md), under the API prefix:
+ *
+ *   GET /nodes/:id/recent?since= → RecentView: samples oldest first; `since` a duration back from
+ *       now (15m), an ISO date-time or ms since the epoch; 400 when unreadable, 404 for an unknown node
+ *   GET /telemetry → TelemetryStatus
  */
-export function telemetryRoutes(app: FastifyInstance, manager: Manager): void {
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { NodeParamsSchema } from '../../common/api/nodes.js';
+import { RecentQuerySchema, RecentViewSchema, TelemetryStatusSchema } from '../../common/api/telemetry.js';
+import { parseSince } from '../../common/time.js';
+import type { NodeRegistry } from '../registry.js';
+import type { Telemetry } from '../telemetry/index.js';
+import { badRequest, ERROR_RESPONSES, notFound } from './shared.js';
+
+/** What the telemetry routes use. */
+export interface TelemetryRoutesOptions {
+  telemetry: Pick<Telemetry, 'recent' | 'status' | 'history'>;
+  /** Which nodes exist (a known node with no resource report yet has an empty history). */
+  registry: { nodes: Pick<NodeRegistry['nodes'], 'has'> };
+}
+
+/** Registers GET /nodes/:id/recent and GET /telemetry. */
+export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> = async (
+  app,
+  { telemetry, registry },
+) => {
   app.get(
-    '/api/v1/nodes/:id/recent',
-    { schema: { params: Type.Object({ id: Type.String({ pattern: '^[0-9]+-[0-9]+-[0-9]+$' }) }) } },
+    '/nodes/:id/recent',
+    {
+      schema: {
+        params: NodeParamsSchema,
+        querystring: RecentQuerySchema,
+        response: { 200: RecentViewSchema, ...ERROR_RESPONSES },
+      },
+    },
     async (req, reply) => {
-      const { id } = req.params as { id: string };
-      const q = req.query as { since?: string | string[] };
+      const { id } = req.params;
+      const q = req.query.since;
       let since: number | undefined;
-      if (q.since !== undefined) {
-        const text = Array.isArray(q.since) ? (q.since[q.since.length - 1] ?? '') : q.since;
+      if (q !== undefined) {
+        const text = Array.isArray(q) ? (q[q.length - 1] ?? '') : q;
         try {
           since = parseSince(text, 'since');
         } catch (err) {
-          return reply
-            .code(400)
-            .send({ error: 'bad_request', field: 'since', message: (err as Error).message } satisfies ApiError);
+          return reply.code(400).send(badRequest('since', (err as Error).message));
         }
       }
-      const view = manager.telemetry.recent(id, since);
+      const view = telemetry.recent(id, since);
       if (view) return view;
-      if (!manager.registry.nodes.has(id))
-        return reply.code(404).send({ error: 'not_found', message: `no node ${id}` } satisfies ApiError);
+      if (!registry.nodes.has(id)) return reply.code(404).send(notFound(`no node ${id}`));
       // Known, but no resource report yet.
-      return { node: id, window_ms: manager.cfg.telemetry.recent.window_ms, samples: [] } satisfies RecentView;
+      return { node: id, window_ms: telemetry.history.windowMs, samples: [] };
     },
   );
-  app.get('/api/v1/telemetry', async () => manager.telemetry.status());
-}
+
+  app.get('/telemetry', { schema: { response: { 200: TelemetryStatusSchema, ...ERROR_RESPONSES } } }, async () =>
+    telemetry.status(),
+  );
+};

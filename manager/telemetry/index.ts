@@ -9,6 +9,7 @@
  * the recent history. Writes to InfluxDB run from timers, never on a request.
  */
 import type { Registry } from 'prom-client';
+import type { TelemetryStatus } from '../../common/api/telemetry.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { HeartbeatData, ResourceData } from '../../common/protocol.js';
 import type { ManagerConfig } from '../config.js';
@@ -28,33 +29,7 @@ import { influxMetrics, PointShipper, type PointWriter } from './shipper.js';
 export type { NodeTags } from './points.js';
 export type { RecentSample, RecentView } from './recent.js';
 export type { PointWriter, WriteOutcome } from './shipper.js';
-
-/** GET /api/v1/telemetry. */
-export interface TelemetryStatus {
-  influxdb: {
-    enabled: boolean;
-    /** Base URL (credentials removed). */
-    url: string;
-    database: string;
-    /** Whether the last attempt got an answer; null before the first attempt (or when disabled). */
-    reachable: boolean | null;
-    /** Points waiting to be written (including the batch in flight and reports not yet converted). */
-    buffered: number;
-    /** Points written since the manager started. */
-    written: number;
-    /** Points dropped since the manager started (buffer full, refused by InfluxDB, shutdown). */
-    dropped: number;
-    last_error: string | null;
-    /** ISO time of the last successful write. */
-    last_write_at: string | null;
-  };
-  recent: {
-    /** Nodes with a history. */
-    nodes: number;
-    /** Samples held in all. */
-    samples: number;
-  };
-}
+export type { TelemetryStatus };
 
 /** Longest the last flush at stop() may take, ms (the CLI exits 5 s after SIGTERM regardless). */
 const STOP_FLUSH_MAX_MS = 3000;

@@ -9,36 +9,13 @@
  * (tests/unit/telemetry-recent.test.ts measures it). Float64 times would make it 12,960 bytes.
  * Figures are kept as float32: 7 significant digits, plenty for %, °C and W.
  */
+import { RECENT_FIELDS, type RecentField, type RecentSample, type RecentView } from '../../common/api/telemetry.js';
 import type { ResourceData } from '../../common/protocol.js';
 
-/** The figures of a sample, in this order in memory. */
-export const RECENT_FIELDS = [
-  'cpu_usage_percent',
-  'cpu_temperature',
-  'memory_usage_percent',
-  'cpu_power',
-  'gpu_temperature_max',
-  'gpu_usage_max',
-  'disk_usage_percent_max',
-] as const;
-export type RecentField = (typeof RECENT_FIELDS)[number];
+export { RECENT_FIELDS, type RecentField, type RecentSample, type RecentView };
+
+/** Figures per sample (RECENT_FIELDS, in this order in memory). */
 const NF = RECENT_FIELDS.length;
-
-/**
- * One sample: the report's arrival time (ISO-8601) and its figures, null when not reported:
- * cpu_usage_percent (%), cpu_temperature (°C), memory_usage_percent (%), cpu_power (W),
- * gpu_temperature_max (°C, hottest GPU), gpu_usage_max (%, busiest GPU compute),
- * disk_usage_percent_max (%, fullest mount point).
- */
-export type RecentSample = { at: string } & Record<RecentField, number | null>;
-
-/** A node's recent history (GET /api/v1/nodes/:id/recent): samples oldest first. */
-export interface RecentView {
-  node: string;
-  /** How far back the history reaches, ms (telemetry.recent.window_ms). */
-  window_ms: number;
-  samples: RecentSample[];
-}
 
 /** Bytes per sample in a node's buffer: a Uint32 time and NF float32 figures. */
 export const BYTES_PER_SAMPLE = 4 + 4 * NF;

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Answer } from '../../manager/manager.js';
+import type { Answer } from '../../common/api/query.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
 import { type Proc, runMuster, sets, startMuster, watchDaemons } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';

@@ -10,7 +10,6 @@ import Fastify from 'fastify';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { ManagerConfig } from '../../manager/config.js';
-import type { Manager } from '../../manager/manager.js';
 import { telemetryRoutes } from '../../manager/routes/telemetry.js';
 import { type NodeTags, type PointWriter, Telemetry, type WriteOutcome } from '../../manager/telemetry/index.js';
 import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
@@ -163,18 +162,9 @@ describe('telemetry', () => {
 describe('telemetry routes', () => {
   async function app() {
     const telemetry = new Telemetry(cfg(false), silent, new Registry(), Date.now);
-    const manager = {
-      cfg: { telemetry: cfg(false) },
-      registry: {
-        nodes: new Map([
-          ['1-3-0', {}],
-          ['2-1-0', {}],
-        ]),
-      },
-      telemetry,
-    } as unknown as Manager;
+    const registry = { nodes: new Set(['1-3-0', '2-1-0']) };
     const a = Fastify();
-    telemetryRoutes(a, manager);
+    await a.register(telemetryRoutes, { prefix: '/api/v1', telemetry, registry });
     await a.ready();
     return { a, telemetry };
   }

@@ -1,0 +1,189 @@
+/**
+ * The manager daemon's composition root (`muster manager`, docs/operations.md): builds the object
+ * graph in order — the Prometheus registry, the store opened (manager/store), the alert engine,
+ * the component tracker, the node registry put back from the store, the deployer and its agent
+ * client, the telemetry, the ingest, the query rounds, the event wiring, the HTTP server — and
+ * returns the daemon's start, stop and reload.
+ *
+ * Its state (nodes, history, deployments, alerts, rules) is kept in the SQLite store under
+ * data_dir and put back at start; every report also goes to the telemetry (in-memory recent
+ * history, and InfluxDB when enabled), off the request path.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from '../common/log.js';
+import { interfaceAddress, primaryAddress } from '../common/net.js';
+import { VERSION } from '../common/version.js';
+import { AgentCredentials } from './agents/credentials.js';
+import { HttpAgentClient } from './agents/http.js';
+import { AlertEngine, alertMetrics } from './alerts/engine.js';
+import { ComponentTracker } from './components.js';
+import type { ManagerConfig } from './config.js';
+import { Deployer } from './deploy.js';
+import { Ingest } from './ingest.js';
+import type { Transition } from './liveness.js';
+import { createMetricsRegistry } from './metrics.js';
+import { Querier } from './querier.js';
+import { nodeRow, parseHeartbeat } from './records.js';
+import { NodeRegistry, registryMetrics } from './registry.js';
+import { QueryRounds } from './rounds.js';
+import { buildServer } from './server.js';
+import { Store } from './store/store.js';
+import { Telemetry } from './telemetry/index.js';
+import { managerHistory, wireEvents } from './wiring.js';
+
+/** A built manager: the daemon's handle (cli/daemon.ts runs it). */
+export interface Manager {
+  /** The HTTP server (not listening before start()). */
+  readonly http: FastifyInstance;
+  /** Starts the telemetry writer, opens the query socket and the HTTP port, starts the rounds. */
+  start(): Promise<void>;
+  /** Stops the rounds, closes the port, flushes the telemetry and closes the store. */
+  stop(): Promise<void>;
+  /**
+   * Applies a reloaded config (SIGHUP): alert rules and event severities, store retention and
+   * flush. Other keys need a restart; those that differ are logged.
+   * @throws RuleError when a rule is invalid (the running rules stay)
+   */
+  reload(next: ManagerConfig): void;
+}
+
+/**
+ * Builds the manager for `config`: opens the store and puts back the previous run's state (nodes,
+ * transitions, open alerts, rules then the config's rules, components, deployments).
+ * @throws StoreError when the database cannot be opened; Error naming deploy.token_file when it cannot be read
+ */
+export function createManager(config: ManagerConfig, log: Logger): Manager {
+  let cfg = config;
+  const t0 = performance.now();
+  const metrics = createMetricsRegistry();
+  const advertiseIp =
+    cfg.advertise_ip || (cfg.multicast.interface && interfaceAddress(cfg.multicast.interface)) || primaryAddress();
+
+  const store = Store.open(cfg.data_dir, cfg.store, log, metrics);
+  const alerts = new AlertEngine(store, log);
+  alertMetrics(metrics, alerts);
+  const components = new ComponentTracker(store, alerts, cfg.alerts.events.component_failed);
+  const registry = new NodeRegistry(cfg.liveness);
+  registryMetrics(metrics, registry);
+  store.setNodeSource((id) => nodeRow(registry, id));
+
+  // The previous run's state.
+  const rows = store.loadNodes();
+  const transitions = new Map<string, Transition[]>();
+  for (const [node, entries] of store.recentTransitions(50)) {
+    transitions.set(
+      node,
+      entries.map((e) => ({
+        node,
+        from: (e.args?.from as Transition['from']) ?? null,
+        to: e.operation as Transition['to'],
+        at: e.at,
+        reason: String(e.args?.reason ?? ''),
+      })),
+    );
+  }
+  registry.restore(
+    rows.map((r) => ({ ...r, heartbeat: parseHeartbeat(r.heartbeat) })),
+    transitions,
+  );
+  const { open, rules } = alerts.restore();
+  alerts.syncConfigRules(cfg.alerts.rules, Date.now());
+  components.restore();
+
+  const agents = new HttpAgentClient(
+    { timeout_ms: cfg.deploy.timeout_ms, progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4) },
+    new AgentCredentials(cfg.deploy, log),
+  );
+  const deployer = new Deployer(cfg.deploy, registry, agents, log);
+  const telemetry = new Telemetry(cfg.telemetry, log, metrics);
+  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics });
+  const querier = new Querier(
+    {
+      group: cfg.multicast.group,
+      port: cfg.multicast.port,
+      interface: cfg.multicast.interface,
+      ttl: cfg.multicast.ttl,
+      loopback: cfg.multicast.loopback,
+      managerIp: advertiseIp,
+      managerPort: cfg.http.port,
+    },
+    log,
+  );
+  const rounds = new QueryRounds({ cfg: cfg.query, querier, registry, ingest, store, log, metrics });
+  wireEvents({ registry, deployer, store, alerts, telemetry, severities: () => cfg.alerts.events, log });
+  // After the wiring: a deployment found unfinished is recorded as interrupted.
+  deployer.restore(store.loadDeployments(deployer.keep));
+
+  const restored = {
+    file: store.file,
+    schema: store.version,
+    nodes: rows.length,
+    open_alerts: open,
+    stored_rules: rules,
+    rules: alerts.listRules().length,
+    ms: Math.round(performance.now() - t0),
+  };
+  log.info(restored, 'state restored from the database');
+  managerHistory(store, null, 'manager', 'start', { version: VERSION, ...restored }, `manager ${VERSION} started`);
+
+  const http = buildServer({
+    registry,
+    alerts,
+    store,
+    telemetry,
+    deployer,
+    rounds,
+    ingest,
+    metrics,
+    database: store.file,
+    managerIp: advertiseIp,
+    managerPort: cfg.http.port,
+    bodyLimit: cfg.http.body_limit_bytes,
+    log,
+  });
+
+  return {
+    http,
+    async start() {
+      store.start();
+      await telemetry.start();
+      await querier.start();
+      await http.listen({ host: cfg.http.host, port: cfg.http.port });
+      rounds.start();
+      log.info(
+        {
+          manager_ip: advertiseIp,
+          port: cfg.http.port,
+          group: `${cfg.multicast.group}:${cfg.multicast.port}`,
+          version: VERSION,
+        },
+        'manager started',
+      );
+    },
+
+    async stop() {
+      rounds.stop();
+      querier.stop();
+      await http.close();
+      await telemetry.stop();
+      managerHistory(store, null, 'manager', 'stop', null, `manager ${VERSION} stopped`);
+      store.close();
+    },
+
+    reload(next) {
+      alerts.syncConfigRules(next.alerts.rules, Date.now());
+      components.setSeverity(next.alerts.events.component_failed);
+      store.reconfigure(next.store);
+      const needRestart = (Object.keys(next) as (keyof ManagerConfig)[]).filter(
+        (k) => !['alerts', 'store', 'log'].includes(k) && JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
+      );
+      cfg = { ...cfg, alerts: next.alerts, store: next.store };
+      log.info(
+        { rules: alerts.listRules().length, ...(needRestart.length ? { need_restart: needRestart } : {}) },
+        needRestart.length
+          ? 'config reloaded: alerts and store applied; the other changed keys take effect at the next restart'
+          : 'config reloaded',
+      );
+    },
+  };
+}

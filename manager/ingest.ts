@@ -1,0 +1,130 @@
+/**
+ * The ingest of the agents' reports (docs/protocol.md "2. Heartbeat", "3. Resource report",
+ * "4. The manager's answers to reports"): a validated report goes to the node registry, the store
+ * (last seen), the components and alerts (resource reports of the board a node shows), and the
+ * telemetry queue; refused reports are counted and logged at a rate limit. The report metrics
+ * (docs/operations.md "Prometheus metrics") are declared here.
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Answer } from '../common/api/query.js';
+import type { ReportUrl } from '../common/constants.js';
+import { type Logger, RateLimitedLog } from '../common/log.js';
+import type { HeartbeatData, ResourceData } from '../common/protocol.js';
+import type { AlertEngine } from './alerts/engine.js';
+import type { ComponentTracker } from './components.js';
+import { nodeTags } from './records.js';
+import type { NodeRegistry } from './registry.js';
+import type { RefusalReason } from './routes/shared.js';
+import type { Store } from './store/store.js';
+import type { Telemetry } from './telemetry/index.js';
+
+/** A report stored: its url, node (null for a resource report no heartbeat has named) and sender. */
+export type ReportWatcher = (url: ReportUrl, a: Omit<Answer, 'ms'>) => void;
+
+/** The report metrics, in the daemon's registry. */
+function ingestMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    ingested: new Counter({
+      name: 'muster_manager_reports_ingested_total',
+      help: 'Reports accepted and stored, by url',
+      labelNames: ['url'],
+      registers,
+    }),
+    rejected: new Counter({
+      name: 'muster_manager_reports_rejected_total',
+      help: 'Reports refused, by url and reason',
+      labelNames: ['url', 'reason'],
+      registers,
+    }),
+    unmatched: new Counter({
+      name: 'muster_manager_resource_unmatched_total',
+      help: 'Resource reports from an address no heartbeat has named yet',
+      registers,
+    }),
+    seconds: new Histogram({
+      name: 'muster_manager_ingest_seconds',
+      help: 'Time from a report body parsed to stored',
+      labelNames: ['url'],
+      buckets: [0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05],
+      registers,
+    }),
+  };
+}
+
+/** What the ingest writes to. */
+export interface IngestDeps {
+  registry: NodeRegistry;
+  store: Pick<Store, 'touchNode'>;
+  components: Pick<ComponentTracker, 'observe'>;
+  alerts: Pick<AlertEngine, 'evaluate'>;
+  telemetry: Pick<Telemetry, 'heartbeat' | 'resource'>;
+  log: Logger;
+  /** The daemon's Prometheus registry. */
+  metrics: Registry;
+}
+
+/** Takes validated reports in; called by the report routes (manager/routes/reports.ts). */
+export class Ingest {
+  private readonly m: ReturnType<typeof ingestMetrics>;
+  private readonly rl: RateLimitedLog;
+  private readonly watchers = new Set<ReportWatcher>();
+
+  constructor(private readonly d: IngestDeps) {
+    this.m = ingestMetrics(d.metrics);
+    this.rl = new RateLimitedLog(d.log);
+  }
+
+  /** Calls `w` for every report stored from now on; returns the function that stops it. */
+  watch(w: ReportWatcher): () => void {
+    this.watchers.add(w);
+    return () => this.watchers.delete(w);
+  }
+
+  /** Stores a validated heartbeat (POST /heartbeat). */
+  heartbeat(h: HeartbeatData): void {
+    const t0 = performance.now();
+    const { registry, store, telemetry } = this.d;
+    const node = registry.ingestHeartbeat(h);
+    store.touchNode(node);
+    telemetry.heartbeat(
+      { node, box: h.box_id, slot: h.slot_id, cpu: h.cpu_id, hostname: h.hostname, host_ip: h.host_ip },
+      h,
+      Date.now(),
+    );
+    this.m.ingested.inc({ url: '/heartbeat' });
+    this.m.seconds.observe({ url: '/heartbeat' }, (performance.now() - t0) / 1000);
+    for (const w of this.watchers) w('/heartbeat', { node, host_ip: h.host_ip });
+  }
+
+  /** Stores a validated resource report (POST /resource). */
+  resource(r: ResourceData): void {
+    const t0 = performance.now();
+    const { registry, components, alerts, telemetry } = this.d;
+    const node = registry.ingestResource(r);
+    if (node === null) this.m.unmatched.inc();
+    else {
+      const n = registry.nodes.get(node);
+      // Alerts and components follow the board a node shows; a conflicting claimant's reports do not count.
+      if (n && n.primary === r.host_ip) {
+        const at = Date.now();
+        components.observe(node, r.component, at);
+        alerts.evaluate(node, r, at);
+        const tags = nodeTags(registry, n);
+        if (tags) telemetry.resource(tags, r, at);
+      }
+    }
+    this.m.ingested.inc({ url: '/resource' });
+    this.m.seconds.observe({ url: '/resource' }, (performance.now() - t0) / 1000);
+    for (const w of this.watchers) w('/resource', { node, host_ip: r.host_ip });
+  }
+
+  /**
+   * A report refused by the server (docs/protocol.md "4. The manager's answers to reports"):
+   * counted by `reason` (undefined: not counted) and logged at a rate limit.
+   */
+  refused(from: string, url: ReportUrl, reason: RefusalReason | undefined, why: string): void {
+    if (reason) this.m.rejected.inc({ url, reason });
+    this.rl.warn(`reject:${from}:${url}`, { from, url, why }, 'refused a report');
+  }
+}
