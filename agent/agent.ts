@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { API_VERSION, type ReportUrl } from '../common/constants.js';
+import { installCrashHandlers } from '../common/crash.js';
 import { createHttpServer } from '../common/http.js';
 import { type Logger, RateLimitedLog } from '../common/log.js';
 import { routeSourceAddress } from '../common/net.js';
@@ -86,6 +87,12 @@ function agentMetrics(registry: Registry) {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5],
       registers: [registry],
     }),
+    uncaught: new Counter({
+      name: 'muster_agent_uncaught_total',
+      help: 'Uncaught exceptions and unhandled rejections (bugs), by kind',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     joined: new Gauge({
       name: 'muster_agent_multicast_joined',
       help: '1 while the agent holds its multicast group membership',
@@ -162,6 +169,7 @@ export class AgentDaemon {
   /** Runs the workloads of POST /deploy; the `component` list of /resource. */
   readonly supervisor: Supervisor;
   private onlineCores: number[] = [];
+  private readonly removeCrashHandlers: () => void;
 
   constructor(
     readonly cfg: AgentConfig,
@@ -169,6 +177,7 @@ export class AgentDaemon {
     opts: AgentOptions = {},
   ) {
     this.rl = new RateLimitedLog(log);
+    this.removeCrashHandlers = installCrashHandlers(log, 'agent', { counter: this.m.uncaught });
     collectDefaultMetrics({ register: this.registry });
     const ctx: CollectorContext = {
       procRoot: cfg.collect.proc_root,
@@ -250,6 +259,7 @@ export class AgentDaemon {
     this.sampler.stop();
     await this.server?.close();
     await this.reporter.close();
+    this.removeCrashHandlers();
   }
 
   private buildServer(): FastifyInstance {
