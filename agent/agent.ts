@@ -21,9 +21,7 @@ import type { AgentConfig } from './config.js';
 import type { Capacity } from './deploy/admission.js';
 import { type DeployAuth, deployRoutes } from './deploy/route.js';
 import { Supervisor } from './deploy/supervisor.js';
-import { createBarDriver } from './drivers/bar.js';
-import { createDockerDriver } from './drivers/docker.js';
-import type { WorkloadDriver } from './drivers/driver.js';
+import { createDrivers, type DriverRegistry } from './drivers/index.js';
 import { MulticastListener } from './listener.js';
 import { buildHeartbeat, buildResource } from './report.js';
 import { Reporter } from './reporter.js';
@@ -35,7 +33,7 @@ const HOST_IP_TTL_MS = 30_000;
 /** Optional parts a caller (or a test) may supply. */
 export interface AgentOptions {
   /** Workload drivers; default: docker (when deploy.docker_socket is set) and bar. */
-  drivers?: Partial<Record<'docker' | 'bar', WorkloadDriver>>;
+  drivers?: DriverRegistry;
   /** /etc/os-release to read os_type from (tests feed a recorded one). */
   osReleasePath?: string;
 }
@@ -98,23 +96,6 @@ function agentMetrics(registry: Registry) {
       help: '1 while the agent holds its multicast group membership',
       registers: [registry],
     }),
-  };
-}
-
-/** The drivers of a board: bar always, docker when a socket is configured. */
-function defaultDrivers(cfg: AgentConfig, log: Logger): Partial<Record<'docker' | 'bar', WorkloadDriver>> {
-  const d = cfg.deploy;
-  const common = { fetchTimeoutMs: d.fetch_timeout_ms, maxBundleBytes: d.max_bundle_bytes, log };
-  return {
-    bar: createBarDriver({
-      ...common,
-      cgroupRoot: d.cgroup_root,
-      logMaxBytes: d.log_max_bytes,
-      cacheDir: path.join(cfg.data_dir, 'cache'),
-      // The supervisor gives each component <data_dir>/components/<uuid> as its workDir.
-      componentsDir: path.join(cfg.data_dir, 'components'),
-    }),
-    ...(d.docker_socket ? { docker: createDockerDriver({ ...common, socketPath: d.docker_socket }) } : {}),
   };
 }
 
@@ -185,7 +166,7 @@ export class AgentDaemon {
       config: cfg.collect,
       log,
     };
-    const drivers = opts.drivers ?? defaultDrivers(cfg, log);
+    const drivers = opts.drivers ?? createDrivers({ cfg, log });
     this.supervisor = new Supervisor(
       drivers,
       () => this.capacity(),
