@@ -19,9 +19,10 @@ import { createComponentsCollector } from './collectors/components.js';
 import { createCollectors } from './collectors/index.js';
 import type { AgentConfig } from './config.js';
 import type { Capacity } from './deploy/admission.js';
-import { type DeployAuth, deployRoutes } from './deploy/route.js';
 import { Supervisor } from './deploy/supervisor.js';
 import { createDrivers, type DriverRegistry } from './drivers/index.js';
+import { createCommandRegistry } from './handlers/index.js';
+import { type CommandAuth, commandRoutes } from './http/commands.js';
 import { MulticastListener } from './listener.js';
 import { buildHeartbeat, buildResource } from './report.js';
 import { Reporter } from './reporter.js';
@@ -117,7 +118,7 @@ async function onlineCores(sysRoot: string): Promise<number[]> {
 }
 
 /** The /deploy token: token_file's content when the file exists, else auth.token, else none. */
-async function loadAuth(a: AgentConfig['auth']): Promise<DeployAuth> {
+async function loadAuth(a: AgentConfig['auth']): Promise<CommandAuth> {
   let token = a.token || null;
   if (a.token_file) {
     try {
@@ -218,7 +219,13 @@ export class AgentDaemon {
     else if (auth.token === null)
       this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
     this.server = this.buildServer();
-    deployRoutes(this.server, this.supervisor, auth, this.log);
+    commandRoutes(
+      this.server,
+      createCommandRegistry({ supervisor: this.supervisor, log: this.log }),
+      this.supervisor,
+      auth,
+      this.log,
+    );
     await this.server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });
     await this.listener.start();
     this.log.info({ node: this.nodeId, service_port: this.cfg.service.port, version: VERSION }, 'agent started');
