@@ -29,6 +29,9 @@ export interface SupervisorOptions {
   onComponent?: (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
 }
 
+/** Told of a component's `crashed` / `cleared` event (see SupervisorOptions.onComponent). Must not throw. */
+export type ComponentListener = (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
+
 /** A deploy reply and its HTTP status. */
 export interface DeployOutcome {
   status: number;
@@ -47,6 +50,7 @@ export class Supervisor implements WorkloadSource {
   private readonly store: RecordStore;
   private readonly progress = new Map<string, string[]>();
   private lastObserved = new Map<string, Observed>();
+  private readonly listeners: ComponentListener[] = [];
 
   constructor(
     private readonly drivers: DriverRegistry,
@@ -55,6 +59,16 @@ export class Supervisor implements WorkloadSource {
     private readonly log: Logger,
   ) {
     this.store = new RecordStore(opts.dataDir);
+    if (opts.onComponent) this.listeners.push(opts.onComponent);
+  }
+
+  /** Adds a listener of component events (as `opts.onComponent`), e.g. the link's alerts. */
+  onComponent(listener: ComponentListener): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(event: 'crashed' | 'cleared', rec: ComponentRecord): void {
+    for (const l of this.listeners) l(event, rec);
   }
 
   /**
@@ -150,7 +164,7 @@ export class Supervisor implements WorkloadSource {
         );
       }
       const rec = await this.withLock(req.uuid, () => (req.mode === 'start' ? this.start(req) : this.stop(req)));
-      this.opts.onComponent?.('cleared', rec);
+      this.emit('cleared', rec);
       return reply(RESULT.OK, rec.message ?? 'ok', rec);
     } catch (err) {
       if (err instanceof DeployError) return reply(err.code, err.message, this.records.get(req.uuid));
@@ -343,7 +357,7 @@ export class Supervisor implements WorkloadSource {
           { uuid, type: r.type, id: r.id, exitCode: o.exitCode },
           `component ended on its own (${o.state})`,
         );
-        if (o.state === 'FAILED') this.opts.onComponent?.('crashed', r);
+        if (o.state === 'FAILED') this.emit('crashed', r);
       }
     }
     if (changed) await this.persist();
