@@ -1,6 +1,6 @@
 /**
- * parseQuery (agent/listener.ts): what the agent accepts as a multicast query (seed 003
- * "manager查询") and why it refuses everything else.
+ * parseQuery (agent/link/listener.ts): what the agent accepts as a multicast query
+ * (docs/protocol.md "1. Query (manager查询)") and why it refuses everything else.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
