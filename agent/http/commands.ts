@@ -32,7 +32,8 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 /**
  * Registers `POST /<name>` for every command of `registry`, and `GET /deploy/:uuid` (muster's
- * progress extension: the component record and its progress lines, or 404).
+ * progress extension: the component record, its driver's state at the top level, and its
+ * progress lines; or 404).
  */
 export function commandRoutes(
   app: FastifyInstance,
@@ -86,6 +87,9 @@ export function commandRoutes(
     const { uuid } = req.params as { uuid: string };
     const rec = supervisor.list().find((r) => r.uuid === uuid);
     if (!rec) return reply.code(404).send({ error: 'not_found', message: `no component ${uuid}` });
-    return { ...rec, progress: supervisor.progressOf(uuid) };
+    // The documented shape keeps a driver's state at the top level (bar: `pid`, `pidStartTicks`);
+    // the record's own fields win over a driver key of the same name.
+    const { driverState, ...fields } = rec;
+    return { ...driverState, ...fields, progress: supervisor.progressOf(uuid) };
   });
 }
