@@ -1,11 +1,11 @@
 /**
- * Runs each collector on its own cadence and keeps its latest good sample, so that building a
- * report only reads memory (issue "Core": "a report is assembled from recent samples").
+ * Runs each collector on its own interval and keeps its latest good sample, so that building a
+ * report only reads memory (docs/protocol.md "7. Timing": a report is assembled from recent
+ * samples, never waits on a collector).
  */
 import type { Histogram } from 'prom-client';
 import type { Logger } from '../common/log.js';
-import type { Collector } from './collectors/collector.js';
-import type { AgentConfig } from './config.js';
+import type { Collector, CollectorContext, CollectorDef } from './collectors/collector.js';
 
 /** The latest sample of one collector with its age. */
 export interface Sample<T> {
@@ -16,30 +16,48 @@ export interface Sample<T> {
   error?: string | undefined;
 }
 
+interface Entry {
+  collector: Collector<unknown>;
+  /** ms; null = disabled (the initial value stays). */
+  intervalMs: number | null;
+}
+
 /** Samples a fixed set of collectors in the background. */
-export class Sampler<C extends Record<string, Collector<unknown>>> {
+export class Sampler {
+  private readonly entries = new Map<string, Entry>();
   private readonly samples = new Map<string, Sample<unknown>>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private stopped = false;
+  private readonly timeoutMs: number;
+  private readonly log: Logger;
 
   /**
-   * @param collectors the collectors by name
-   * @param cfg the `collect` config (intervals in ms, timeout_ms)
+   * @param defs the collectors to run (agent/collectors/index.ts), created here from `ctx`; each
+   *   samples every `ctx.config[def.interval]` ms when `def.enabled` allows it
+   * @param ctx what collectors read; `ctx.config.timeout_ms` bounds each run
    * @param duration histogram observing each run's duration in seconds, labelled by collector
    */
   constructor(
-    private readonly collectors: C,
-    private readonly cfg: AgentConfig['collect'],
-    private readonly log: Logger,
+    defs: readonly CollectorDef<unknown>[],
+    ctx: CollectorContext,
     private readonly duration?: Histogram<'collector'>,
   ) {
-    for (const [name, c] of Object.entries(collectors)) this.samples.set(name, { value: c.initial, at: 0 });
+    this.timeoutMs = ctx.config.timeout_ms;
+    this.log = ctx.log;
+    for (const def of defs) {
+      if (this.entries.has(def.name)) throw new Error(`collector ${def.name} is registered twice`);
+      const collector = def.create(ctx);
+      const on = def.enabled ? def.enabled(ctx.config) : true;
+      this.entries.set(def.name, { collector, intervalMs: on ? ctx.config[def.interval] : null });
+      this.samples.set(def.name, { value: collector.initial, at: 0 });
+    }
   }
 
-  /** Takes a first sample of everything (bounded by timeout_ms) and then keeps sampling. */
+  /** Takes a first sample of every enabled collector (bounded by timeout_ms), then keeps sampling. */
   async start(): Promise<void> {
-    await Promise.all(Object.keys(this.collectors).map((name) => this.runOnce(name)));
-    for (const name of Object.keys(this.collectors)) this.schedule(name);
+    const enabled = [...this.entries].filter(([, e]) => e.intervalMs !== null).map(([name]) => name);
+    await Promise.all(enabled.map((name) => this.runOnce(name)));
+    for (const name of enabled) this.schedule(name);
   }
 
   /** Stops sampling; samples stay readable. */
@@ -49,14 +67,19 @@ export class Sampler<C extends Record<string, Collector<unknown>>> {
     this.timers.clear();
   }
 
-  /** The latest sample of `name` (its initial value before the first run). */
-  latest<K extends keyof C & string>(name: K): Sample<C[K] extends Collector<infer T> ? T : never> {
-    return this.samples.get(name) as Sample<C[K] extends Collector<infer T> ? T : never>;
+  /**
+   * The latest sample of `def` (its initial value before the first run).
+   * @throws Error when `def` is not one of this sampler's collectors
+   */
+  latest<T>(def: CollectorDef<T>): Sample<T> {
+    const s = this.samples.get(def.name);
+    if (!s) throw new Error(`no collector ${def.name}`);
+    return s as Sample<T>;
   }
 
   /** Runs `name` once now; used at start and by tests. Never throws. */
   async runOnce(name: string): Promise<void> {
-    const c = this.collectors[name];
+    const c = this.entries.get(name)?.collector;
     if (!c) return;
     const started = performance.now();
     // One timer per run: it aborts the collector's I/O and settles the run even if the
@@ -65,10 +88,10 @@ export class Sampler<C extends Record<string, Collector<unknown>>> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const err = new Error(`timed out after ${this.cfg.timeout_ms} ms`);
+        const err = new Error(`timed out after ${this.timeoutMs} ms`);
         ac.abort(err);
         reject(err);
-      }, this.cfg.timeout_ms);
+      }, this.timeoutMs);
     });
     try {
       const value = await Promise.race([c.collect(ac.signal), deadline]);
@@ -85,20 +108,14 @@ export class Sampler<C extends Record<string, Collector<unknown>>> {
     }
   }
 
-  private intervalOf(c: Collector<unknown>): number {
-    if (c.cadence === 'disk') return this.cfg.disk_interval_ms;
-    if (c.cadence === 'gpu') return this.cfg.gpu_interval_ms;
-    return this.cfg.interval_ms;
-  }
-
   private schedule(name: string): void {
-    if (this.stopped) return;
-    const c = this.collectors[name] as Collector<unknown>;
+    const interval = this.entries.get(name)?.intervalMs;
+    if (this.stopped || interval === null || interval === undefined) return;
     const t = setTimeout(async () => {
       this.timers.delete(t);
       await this.runOnce(name);
       this.schedule(name);
-    }, this.intervalOf(c));
+    }, interval);
     t.unref();
     this.timers.add(t);
   }

@@ -6,7 +6,7 @@ import type { Component } from '../common/protocol.js';
 
 /** A snapshot of the components the agent supervises. */
 export interface WorkloadSnapshot {
-  /** Components in the spec's shape (seed 003 "component"). */
+  /** Components in the spec's shape (docs/protocol.md "component[]"). */
   components: Component[];
   /** Whole cores held by running components (`core_allocated`). */
   coreAllocated: number;

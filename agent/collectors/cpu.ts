@@ -7,7 +7,7 @@
  * the time between two consecutive samples (the first sample uses the totals since boot).
  */
 import { readFile } from 'node:fs/promises';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 
 /** One CPU sample: usage in % (0..100, 2 decimals) and the number of online cores. */
 export interface CpuSample {
@@ -76,7 +76,7 @@ export function cpuUsage(cur: CpuTimes, prev?: CpuTimes): number {
 }
 
 /**
- * The `cpu` collector (cadence `fast`): reads `${ctx.procRoot}/stat` each sample and keeps the
+ * The `cpu` collector (every `collect.interval_ms`): reads `${ctx.procRoot}/stat` each sample and keeps the
  * previous counters for the usage delta.
  * @returns a collector whose `collect` throws when /proc/stat cannot be read or parsed
  */
@@ -85,7 +85,6 @@ export function createCpuCollector(ctx: CollectorContext): Collector<CpuSample> 
   let prev: CpuTimes | undefined;
   return {
     name: 'cpu',
-    cadence: 'fast',
     initial: { usage_percent: 0, core_count: 0 },
     async collect(signal: AbortSignal): Promise<CpuSample> {
       const { times, coreCount } = parseProcStat(await readFile(file, { encoding: 'utf8', signal }));
@@ -95,3 +94,14 @@ export function createCpuCollector(ctx: CollectorContext): Collector<CpuSample> 
     },
   };
 }
+
+/** Registration of `cpu`: `resource.cpu.usage_percent` and `core_count` (docs/protocol.md "resource.cpu"). */
+export const cpuCollector = defineCollector<CpuSample>({
+  name: 'cpu',
+  interval: 'interval_ms',
+  create: createCpuCollector,
+  resource(s, data) {
+    data.resource.cpu.usage_percent = s.usage_percent;
+    data.resource.cpu.core_count = s.core_count;
+  },
+});

@@ -11,7 +11,7 @@
 import type { BigIntStatsFs } from 'node:fs';
 import { statfs as fsStatfs, readFile } from 'node:fs/promises';
 import type { DiskResource } from '../../common/protocol.js';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 import { globMatchAny } from './glob.js';
 
 /** The statfs fields the disk collector uses (block counts, and the block size in bytes). */
@@ -107,7 +107,7 @@ export function diskFromStatfs(device: string, mountPoint: string, s: StatfsResu
 const defaultStatfs: StatfsFn = (mountPoint) => fsStatfs(mountPoint, { bigint: true });
 
 /**
- * The `disk` collector (cadence `disk`): reads `${ctx.procRoot}/self/mounts` (or
+ * The `disk` collector (every `collect.disk_interval_ms`): reads `${ctx.procRoot}/self/mounts` (or
  * `${ctx.procRoot}/mounts` when absent), applies `ctx.config.disk_exclude_fstypes` and
  * `disk_exclude_mounts`, and runs statfs on each mount in parallel. statfs answers are awaited
  * until 90% of `ctx.config.timeout_ms` (ms) has passed since the sample began, or `signal`
@@ -135,7 +135,6 @@ export function createDiskCollector(ctx: CollectorContext, opts: DiskCollectorOp
 
   return {
     name: 'disk',
-    cadence: 'disk',
     initial: [],
     async collect(signal: AbortSignal): Promise<DiskResource[]> {
       const budgetMs = Math.max(1, Math.floor(ctx.config.timeout_ms * 0.9));
@@ -196,3 +195,13 @@ export function createDiskCollector(ctx: CollectorContext, opts: DiskCollectorOp
     },
   };
 }
+
+/** Registration of `disk`: `resource.disk[]` (docs/protocol.md "resource.disk[]"). */
+export const diskCollector = defineCollector<DiskResource[]>({
+  name: 'disk',
+  interval: 'disk_interval_ms',
+  create: (ctx) => createDiskCollector(ctx),
+  resource(s, data) {
+    data.resource.disk = s;
+  },
+});

@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { GpuResource } from '../../common/protocol.js';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -66,7 +66,7 @@ export function parseNvidiaSmiCsv(text: string): GpuResource[] {
 }
 
 /**
- * The `gpu` collector (cadence `gpu`): runs `ctx.config.nvidia_smi` with {@link NVIDIA_SMI_ARGS},
+ * The `gpu` collector (every `collect.gpu_interval_ms`): runs `ctx.config.nvidia_smi` with {@link NVIDIA_SMI_ARGS},
  * `timeout: ctx.config.timeout_ms` (ms, then SIGKILL) and `signal`. An empty command, a missing
  * binary (ENOENT) or "No devices were found" give `[]`. A nvidia-smi that cannot be killed (stuck
  * in the driver) is given up on KILL_GRACE_MS later, and no second one is started until it exits.
@@ -120,7 +120,6 @@ export function createGpuCollector(ctx: CollectorContext): Collector<GpuResource
 
   return {
     name: 'gpu',
-    cadence: 'gpu',
     initial: [],
     async collect(signal: AbortSignal): Promise<GpuResource[]> {
       if (!ctx.config.nvidia_smi) return [];
@@ -137,3 +136,19 @@ export function createGpuCollector(ctx: CollectorContext): Collector<GpuResource
     },
   };
 }
+
+/**
+ * Registration of `gpu`: `resource.gpu[]` and the heartbeat's `gpu` (index and name of each;
+ * docs/protocol.md "resource.gpu[]", "2. Heartbeat").
+ */
+export const gpuCollector = defineCollector<GpuResource[]>({
+  name: 'gpu',
+  interval: 'gpu_interval_ms',
+  create: createGpuCollector,
+  heartbeat(s, data) {
+    data.gpu = s.map((g) => ({ index: g.index, name: g.name }));
+  },
+  resource(s, data) {
+    data.resource.gpu = s;
+  },
+});

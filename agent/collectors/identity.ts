@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { promisify } from 'node:util';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -75,7 +75,7 @@ async function readOptional(file: string, signal: AbortSignal): Promise<string |
 }
 
 /**
- * The `identity` collector (cadence `disk`).
+ * The `identity` collector (every `collect.disk_interval_ms`).
  * - cpu_type: `opts.cpuTypeOverride`, else `model name` / `Hardware` from cpuinfo, else
  *   `Model name` from `lscpu` (run once with LC_ALL=C and a collect.timeout_ms limit; a missing
  *   lscpu is tolerated), else `unknown`.
@@ -127,7 +127,6 @@ export function createIdentityCollector(ctx: CollectorContext, opts: IdentityOpt
 
   return {
     name: 'identity',
-    cadence: 'disk',
     initial: { cpu_type: 'unknown', os_type: 'unknown', cpu_arch: 'unknown' },
     async collect(signal: AbortSignal): Promise<IdentitySample> {
       const [cpu_type, os_type] = await Promise.all([cpuType(signal), osType(signal)]);
@@ -135,3 +134,23 @@ export function createIdentityCollector(ctx: CollectorContext, opts: IdentityOpt
     },
   };
 }
+
+/**
+ * Registration of `identity`: the heartbeat's `cpu_type`, `os_type` (config overrides
+ * `identity.cpu_type` / `os_type` win) and `cpu_arch` (docs/protocol.md "2. Heartbeat").
+ */
+export const identityCollector = defineCollector<IdentitySample>({
+  name: 'identity',
+  interval: 'disk_interval_ms',
+  create: (ctx) =>
+    createIdentityCollector(ctx, {
+      cpuTypeOverride: ctx.identity?.cpu_type ?? '',
+      osTypeOverride: ctx.identity?.os_type ?? '',
+      ...(ctx.osReleasePath ? { osReleasePath: ctx.osReleasePath } : {}),
+    }),
+  heartbeat(s, data) {
+    data.cpu_type = s.cpu_type;
+    data.os_type = s.os_type;
+    data.cpu_arch = s.cpu_arch;
+  },
+});

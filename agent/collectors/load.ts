@@ -1,6 +1,6 @@
 /** Load averages from `/proc/loadavg` (proc(5)): `1.25 0.87 0.64 3/612 28734`. */
 import { readFile } from 'node:fs/promises';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 
 /** Load averages over 1, 5 and 15 minutes (runnable + uninterruptible tasks; no unit). */
 export interface LoadSample {
@@ -22,17 +22,26 @@ export function parseLoadavg(text: string): LoadSample {
 }
 
 /**
- * The `load` collector (cadence `fast`): reads `${ctx.procRoot}/loadavg`.
+ * The `load` collector (every `collect.interval_ms`): reads `${ctx.procRoot}/loadavg`.
  * @returns a collector whose `collect` throws when the file cannot be read or parsed
  */
 export function createLoadCollector(ctx: CollectorContext): Collector<LoadSample> {
   const file = `${ctx.procRoot}/loadavg`;
   return {
     name: 'load',
-    cadence: 'fast',
     initial: { load_avg_1m: 0, load_avg_5m: 0, load_avg_15m: 0 },
     async collect(signal: AbortSignal): Promise<LoadSample> {
       return parseLoadavg(await readFile(file, { encoding: 'utf8', signal }));
     },
   };
 }
+
+/** Registration of `load`: `resource.cpu.load_avg_*` (docs/protocol.md "resource.cpu"). */
+export const loadCollector = defineCollector<LoadSample>({
+  name: 'load',
+  interval: 'interval_ms',
+  create: createLoadCollector,
+  resource(s, data) {
+    Object.assign(data.resource.cpu, s);
+  },
+});

@@ -1,7 +1,7 @@
 /** Memory figures from `/proc/meminfo` (proc(5)); the kernel's kB are KiB (1024 bytes). */
 import { readFile } from 'node:fs/promises';
 import type { MemoryResource } from '../../common/protocol.js';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -32,17 +32,26 @@ export function parseMeminfo(text: string): MemoryResource {
 }
 
 /**
- * The `memory` collector (cadence `fast`): reads `${ctx.procRoot}/meminfo`.
+ * The `memory` collector (every `collect.interval_ms`): reads `${ctx.procRoot}/meminfo`.
  * @returns a collector whose `collect` throws when the file cannot be read or parsed
  */
 export function createMemoryCollector(ctx: CollectorContext): Collector<MemoryResource> {
   const file = `${ctx.procRoot}/meminfo`;
   return {
     name: 'memory',
-    cadence: 'fast',
     initial: { total: 0, used: 0, free: 0, usage_percent: 0 },
     async collect(signal: AbortSignal): Promise<MemoryResource> {
       return parseMeminfo(await readFile(file, { encoding: 'utf8', signal }));
     },
   };
 }
+
+/** Registration of `memory`: `resource.memory` (docs/protocol.md "resource.memory"). */
+export const memoryCollector = defineCollector<MemoryResource>({
+  name: 'memory',
+  interval: 'interval_ms',
+  create: createMemoryCollector,
+  resource(s, data) {
+    data.resource.memory = s;
+  },
+});

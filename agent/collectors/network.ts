@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { NetworkResource } from '../../common/protocol.js';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 import { globMatchAny } from './glob.js';
 
 /**
@@ -41,7 +41,7 @@ export function parseNetDev(text: string, exclude: readonly string[] = []): Netw
 }
 
 /**
- * The `network` collector (cadence `fast`): reads `${ctx.procRoot}/net/dev`, leaving out
+ * The `network` collector (every `collect.interval_ms`): reads `${ctx.procRoot}/net/dev`, leaving out
  * `ctx.config.network_exclude`. A missing file (no network namespace) gives `[]`.
  * @returns a collector whose `collect` throws on read errors other than ENOENT
  */
@@ -49,7 +49,6 @@ export function createNetworkCollector(ctx: CollectorContext): Collector<Network
   const file = `${ctx.procRoot}/net/dev`;
   return {
     name: 'network',
-    cadence: 'fast',
     initial: [],
     async collect(signal: AbortSignal): Promise<NetworkResource[]> {
       let text: string;
@@ -63,3 +62,13 @@ export function createNetworkCollector(ctx: CollectorContext): Collector<Network
     },
   };
 }
+
+/** Registration of `network`: `resource.network[]` (docs/protocol.md "resource.network[]"). */
+export const networkCollector = defineCollector<NetworkResource[]>({
+  name: 'network',
+  interval: 'interval_ms',
+  create: createNetworkCollector,
+  resource(s, data) {
+    data.resource.network = s;
+  },
+});

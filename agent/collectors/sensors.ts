@@ -11,7 +11,7 @@
  * A reading the board does not have is null, never a made-up 0.
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
-import type { Collector, CollectorContext } from './collector.js';
+import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 
 /** CPU sensor readings: temperature °C, voltage V, current A, power W; null when absent. */
 export interface SensorsSample {
@@ -233,7 +233,7 @@ export function pickPowerInput(
 }
 
 /**
- * The `sensors` collector (cadence `fast`): reads hwmon and thermal zones under
+ * The `sensors` collector (every `collect.interval_ms`): reads hwmon and thermal zones under
  * `${ctx.sysRoot}/class` each sample. Temperature per `ctx.config.cpu_temperature_sensor`
  * (see {@link pickTemperature}); voltage/current/power only from the hwmon chip named by
  * `ctx.config.cpu_power_chip`, else null. A configured sensor or chip that is not found is
@@ -248,7 +248,6 @@ export function createSensorsCollector(ctx: CollectorContext): Collector<Sensors
   };
   return {
     name: 'sensors',
-    cadence: 'fast',
     initial: { temperature: null, voltage: null, current: null, power: null },
     async collect(_signal: AbortSignal): Promise<SensorsSample> {
       const [chips, zones] = await Promise.all([readHwmonChips(ctx.sysRoot), readThermalZones(ctx.sysRoot)]);
@@ -272,3 +271,13 @@ export function createSensorsCollector(ctx: CollectorContext): Collector<Sensors
     },
   };
 }
+
+/** Registration of `sensors`: `resource.cpu.temperature`, `voltage`, `current`, `power` (docs/protocol.md "resource.cpu"). */
+export const sensorsCollector = defineCollector<SensorsSample>({
+  name: 'sensors',
+  interval: 'interval_ms',
+  create: createSensorsCollector,
+  resource(s, data) {
+    Object.assign(data.resource.cpu, s);
+  },
+});

@@ -1,5 +1,5 @@
 /**
- * Admission of a start (DESIGN.md "require"): whole cores allocated exclusively, memory in bytes
+ * Admission of a start (docs/operations.md "Admission"; docs/protocol.md "Request": `require`): whole cores allocated exclusively, memory in bytes
  * as a hard limit counted against what the board has, GPUs as a count of free devices. Pure.
  */
 import type { Require } from '../../common/protocol.js';

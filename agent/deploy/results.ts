@@ -1,5 +1,5 @@
 /**
- * Result codes of a /deploy reply (seed 003 "加载命令": `result` int, 0 = success) and the HTTP
+ * Result codes of a /deploy reply (docs/protocol.md "Result codes": `result` int, 0 = success) and the HTTP
  * status that goes with each. The spec names only 0; the non-zero table is muster's, documented
  * in docs/protocol.md, and a manager that knows only the spec still sees "non-zero = failed".
  */

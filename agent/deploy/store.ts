@@ -1,12 +1,30 @@
 /**
- * The agent's component records on disk: `<data_dir>/components.json`, written atomically
- * (temp file, fsync, rename) so a crash at any instant leaves the old or the new file, never half.
+ * The agent's component records on disk: `<data_dir>/components.json` (docs/operations.md "The
+ * agent's data directory"), written atomically (temp file, fsync, rename) so a crash at any
+ * instant leaves the old or the new file, never half.
  */
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { ComponentRecord } from '../drivers/driver.js';
 
 const VERSION = 1;
+
+/**
+ * A record as agents before the driver-state split wrote it: the bar driver's `pid` and
+ * `pidStartTicks` at the top level.
+ */
+type StoredRecord = ComponentRecord & { pid?: unknown; pidStartTicks?: unknown };
+
+/**
+ * Moves the top-level `pid` / `pidStartTicks` of a record written by an older agent into its
+ * `driverState`, so that a board upgraded in place re-adopts its running bar workloads. A record
+ * that already has a `driverState` keeps it. Pure; returns a new record without the old keys.
+ */
+export function upgradeRecord(stored: StoredRecord): ComponentRecord {
+  const { pid, pidStartTicks, ...rec } = stored;
+  if ((pid === undefined && pidStartTicks === undefined) || rec.driverState) return rec;
+  return { ...rec, driverState: { pid, pidStartTicks } };
+}
 
 /** Loads and saves the records of one agent. */
 export class RecordStore {
@@ -26,10 +44,10 @@ export class RecordStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    const doc = JSON.parse(text) as { version?: number; components?: ComponentRecord[] };
+    const doc = JSON.parse(text) as { version?: number; components?: StoredRecord[] };
     if (doc.version !== VERSION || !Array.isArray(doc.components))
       throw new Error(`${this.file}: not a muster component file (version ${doc.version})`);
-    return doc.components;
+    return doc.components.map(upgradeRecord);
   }
 
   /** Renames an unreadable file to `components.json.bad-<time>`; returns the new name. */

@@ -1,14 +1,16 @@
 /**
- * The agent's workload supervisor: carries out POST /deploy (seed 003 "加载命令") through the
- * drivers, with admission (agent/deploy/admission.ts), idempotency per uuid, one operation per
+ * The agent's workload supervisor: carries out a deploy (docs/protocol.md "5. Load command") through
+ * the drivers (agent/drivers/index.ts), with admission (agent/deploy/admission.ts), idempotency per uuid, one operation per
  * uuid at a time, records that survive an agent restart, and re-adoption of running workloads.
  * It is also the agent's WorkloadSource: the `component` list and `core_allocated` of /resource.
  */
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { WORKLOAD_TYPES, type WorkloadType } from '../../common/api/primitives.js';
 import type { Logger } from '../../common/log.js';
 import type { Component, DeployReplyData, DeployRequestData } from '../../common/protocol.js';
 import type { ComponentRecord, Observed, WorkloadDriver } from '../drivers/driver.js';
+import type { DriverRegistry } from '../drivers/index.js';
 import type { WorkloadSnapshot, WorkloadSource } from '../workloads.js';
 import { admit, type Capacity, cpuList, fmtBytes } from './admission.js';
 import { DeployError, HTTP_STATUS, RESULT, type ResultCode } from './results.js';
@@ -26,6 +28,9 @@ export interface SupervisorOptions {
    */
   onComponent?: (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
 }
+
+/** Told of a component's `crashed` / `cleared` event (see SupervisorOptions.onComponent). Must not throw. */
+export type ComponentListener = (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
 
 /** A deploy reply and its HTTP status. */
 export interface DeployOutcome {
@@ -45,14 +50,25 @@ export class Supervisor implements WorkloadSource {
   private readonly store: RecordStore;
   private readonly progress = new Map<string, string[]>();
   private lastObserved = new Map<string, Observed>();
+  private readonly listeners: ComponentListener[] = [];
 
   constructor(
-    private readonly drivers: Partial<Record<'docker' | 'bar', WorkloadDriver>>,
+    private readonly drivers: DriverRegistry,
     private readonly capacity: () => Capacity,
     private readonly opts: SupervisorOptions,
     private readonly log: Logger,
   ) {
     this.store = new RecordStore(opts.dataDir);
+    if (opts.onComponent) this.listeners.push(opts.onComponent);
+  }
+
+  /** Adds a listener of component events (as `opts.onComponent`), e.g. the link's alerts. */
+  onComponent(listener: ComponentListener): void {
+    this.listeners.push(listener);
+  }
+
+  private emit(event: 'crashed' | 'cleared', rec: ComponentRecord): void {
+    for (const l of this.listeners) l(event, rec);
   }
 
   /**
@@ -71,7 +87,7 @@ export class Supervisor implements WorkloadSource {
       return [] as ComponentRecord[];
     });
     this.records = new Map(recs.map((r) => [r.uuid, r]));
-    for (const type of ['docker', 'bar'] as const) {
+    for (const type of WORKLOAD_TYPES) {
       const mine = recs.filter((r) => r.type === type && ACTIVE.has(r.state));
       if (mine.length === 0) continue;
       const driver = this.drivers[type];
@@ -134,7 +150,7 @@ export class Supervisor implements WorkloadSource {
    */
   async handle(req: DeployRequestData): Promise<DeployOutcome> {
     const reply = (result: ResultCode, message: string, rec?: ComponentRecord): DeployOutcome => {
-      const id = rec?.id ? (rec.type === 'bar' && rec.pid ? rec.pid : rec.id) : req.id;
+      const id = rec?.id ? (this.drivers[rec.type]?.replyId?.(rec) ?? rec.id) : req.id;
       return {
         status: HTTP_STATUS[result],
         reply: { ...req, ...(id !== undefined && id !== '' ? { id } : {}), result, message },
@@ -148,7 +164,7 @@ export class Supervisor implements WorkloadSource {
         );
       }
       const rec = await this.withLock(req.uuid, () => (req.mode === 'start' ? this.start(req) : this.stop(req)));
-      this.opts.onComponent?.('cleared', rec);
+      this.emit('cleared', rec);
       return reply(RESULT.OK, rec.message ?? 'ok', rec);
     } catch (err) {
       if (err instanceof DeployError) return reply(err.code, err.message, this.records.get(req.uuid));
@@ -157,7 +173,7 @@ export class Supervisor implements WorkloadSource {
     }
   }
 
-  private driverFor(type: 'docker' | 'bar'): WorkloadDriver {
+  private driverFor(type: WorkloadType): WorkloadDriver {
     const d = this.drivers[type];
     if (!d) throw new DeployError(RESULT.RUNTIME_ERROR, `type ${type}: no ${type} runtime on this board`);
     return d;
@@ -260,8 +276,7 @@ export class Supervisor implements WorkloadSource {
 
   private async stop(req: DeployRequestData): Promise<ComponentRecord> {
     let rec = this.records.get(req.uuid);
-    if (!rec && req.id !== undefined)
-      rec = [...this.records.values()].find((r) => r.id === String(req.id) || r.pid === req.id);
+    if (!rec && req.id !== undefined) rec = [...this.records.values()].find((r) => r.id === String(req.id));
     if (!rec)
       throw new DeployError(
         RESULT.NOT_FOUND,
@@ -313,7 +328,7 @@ export class Supervisor implements WorkloadSource {
       }
     }
     const observed = new Map<string, Observed>();
-    for (const type of ['docker', 'bar'] as const) {
+    for (const type of WORKLOAD_TYPES) {
       const recs = [...this.records.values()].filter(
         (r) => r.type === type && (r.state === 'RUNNING' || r.state === 'SLEEPING'),
       );
@@ -342,7 +357,7 @@ export class Supervisor implements WorkloadSource {
           { uuid, type: r.type, id: r.id, exitCode: o.exitCode },
           `component ended on its own (${o.state})`,
         );
-        if (o.state === 'FAILED') this.opts.onComponent?.('crashed', r);
+        if (o.state === 'FAILED') this.emit('crashed', r);
       }
     }
     if (changed) await this.persist();

@@ -1,14 +1,24 @@
 /**
- * The one interface every workload driver implements (docker, bar): as in Nomad's drivers/,
- * adding a runtime touches one file. The supervisor (agent/deploy/supervisor.ts) owns admission,
- * idempotency, persistence and locking; a driver only starts, stops, observes and re-adopts.
+ * The one interface every workload driver implements (docker, bar; docs/protocol.md "/deploy"
+ * `type`): as in Nomad's drivers/, a runtime is one folder `agent/drivers/<type>/` whose
+ * `driver.ts` makes a WorkloadDriver, registered by its WorkloadType in agent/drivers/index.ts.
+ * The supervisor (agent/deploy/supervisor.ts) owns admission, idempotency, persistence and
+ * locking; a driver only validates, starts, stops, observes and re-adopts.
  */
+import type { WorkloadType } from '../../common/api/primitives.js';
 import type { Component, ComponentState, Require } from '../../common/protocol.js';
+
+/**
+ * What a driver keeps about one of its components across agent restarts (e.g. bar: the pid and
+ * its start ticks): a JSON object persisted with the record, opaque to everything but the driver
+ * that returned it from `start`.
+ */
+export type DriverState = Readonly<Record<string, unknown>>;
 
 /** What the supervisor persists for each component (agent data dir, components.json). */
 export interface ComponentRecord {
   uuid: string;
-  type: 'docker' | 'bar';
+  type: WorkloadType;
   instance_id: string;
   index: number;
   url: string;
@@ -23,9 +33,8 @@ export interface ComponentRecord {
   id: string;
   /** Container name or bundle name. */
   name: string;
-  /** bar: the pid and its start time (clock ticks since boot, /proc/<pid>/stat field 22). */
-  pid?: number | undefined;
-  pidStartTicks?: number | undefined;
+  /** The driver's own state of this component, as its `start` returned it (opaque here). */
+  driverState?: DriverState | undefined;
   /** Exit code of a workload that ended on its own. */
   exitCode?: number | null | undefined;
   /** ISO times. */
@@ -52,10 +61,12 @@ export interface StartSpec {
 
 /** What a start produced. */
 export interface Started {
+  /** Container id, pid as a string, ...: how the runtime names the workload. */
   id: string;
+  /** Container name or bundle name. */
   name: string;
-  pid?: number;
-  pidStartTicks?: number;
+  /** Kept on the record as `driverState` and handed back in every later call. */
+  driverState?: DriverState;
 }
 
 /** A component as the driver sees it now. */
@@ -70,7 +81,7 @@ export type Progress = (line: string) => void;
 
 /** A workload runtime. Errors are thrown as DeployError (agent/deploy/results.ts). */
 export interface WorkloadDriver {
-  readonly type: 'docker' | 'bar';
+  readonly type: WorkloadType;
   /** Checks `url` and `file` syntax before any work; returns what is wrong, or null. */
   validate(url: string, file: string): string | null;
   /** Fetches and starts; on failure leaves nothing behind (no container, no process). */
@@ -81,4 +92,9 @@ export interface WorkloadDriver {
   observe(recs: readonly ComponentRecord[], signal: AbortSignal): Promise<Map<string, Observed>>;
   /** At agent start: which recorded components are still running (and are ours). */
   adopt(recs: readonly ComponentRecord[]): Promise<Map<string, boolean>>;
+  /**
+   * The component's `id` in a deploy reply (docs/protocol.md "Reply": the container id, a
+   * string, for docker; the pid, an int, for bar). Absent: `rec.id`.
+   */
+  replyId?(rec: ComponentRecord): string | number;
 }

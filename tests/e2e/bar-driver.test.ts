@@ -17,8 +17,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { create } from 'tar';
 import { DeployError, RESULT } from '../../agent/deploy/results.js';
+import { barState, createBarDriver } from '../../agent/drivers/bar/driver.js';
 import { groupAlive } from '../../agent/drivers/bar/proc.js';
-import { createBarDriver } from '../../agent/drivers/bar.js';
 import type { ComponentRecord, Observed, Started, StartSpec, WorkloadDriver } from '../../agent/drivers/driver.js';
 import { createLogger } from '../../common/log.js';
 import type { Require } from '../../common/protocol.js';
@@ -170,8 +170,7 @@ function fixture() {
         state: 'RUNNING',
         id: s.id,
         name: s.name,
-        pid: s.pid,
-        pidStartTicks: s.pidStartTicks,
+        driverState: s.driverState,
         createdAt: new Date().toISOString(),
       };
     },
@@ -269,7 +268,7 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
     const spec = await fx.spec('loop.bar');
     const core = spec.cpus[0] as number;
     const rec = await fx.start(driver, spec);
-    const pid = rec.pid as number;
+    const pid = barState(rec).pid as number;
     assert.equal(rec.id, String(pid));
     assert.equal(rec.name, 'looper');
     assert.ok(alive(pid));
@@ -291,7 +290,7 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
 
     const fields = await statFields(pid);
     assert.equal(fields[2], String(pid), 'pgid == pid (own process group)');
-    assert.equal(Number(fields[19]), rec.pidStartTicks, 'start ticks = field 22');
+    assert.equal(Number(fields[19]), barState(rec).pidStartTicks, 'start ticks = field 22');
 
     const out = await waitFor('stdout.log output', async () => {
       const t = await readFile(path.join(spec.workDir, 'stdout.log'), 'utf8');
@@ -305,7 +304,7 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
     const run = JSON.parse(await readFile(path.join(spec.workDir, 'run.json'), 'utf8'));
     assert.equal(run.pid, pid);
     assert.equal(run.stopSignal, 'SIGTERM');
-    assert.equal(run.pidStartTicks, rec.pidStartTicks);
+    assert.equal(run.pidStartTicks, barState(rec).pidStartTicks);
     assert.ok(existsSync(path.join(spec.workDir, 'bundle', 'bar.yaml')));
 
     const o1 = await observeOne(driver, rec);
@@ -324,7 +323,11 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
     assert.equal((await again.adopt([rec])).get(rec.uuid), true);
     // Same pid, wrong start ticks: not ours (another uuid, so that the clean-up adopt does for a
     // record that is not running does not touch this workload's cgroups).
-    const wrong = { ...rec, uuid: 'mt-bar-not-this-one', pidStartTicks: (rec.pidStartTicks as number) + 1 };
+    const wrong = {
+      ...rec,
+      uuid: 'mt-bar-not-this-one',
+      driverState: { ...rec.driverState, pidStartTicks: (barState(rec).pidStartTicks as number) + 1 },
+    };
     assert.equal((await again.adopt([wrong])).get(wrong.uuid), false);
     assert.ok(alive(pid), 'adopt of a wrong tick value signals nothing');
     assert.equal((await again.observe([rec], AbortSignal.timeout(5000))).get(rec.uuid)?.state, 'RUNNING');
@@ -380,7 +383,7 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
     const rec = await fx.start(driver, spec);
     const other = fx.mkDriver();
     assert.equal((await other.adopt([rec])).get(rec.uuid), true);
-    await waitFor('leader gone', () => !alive(rec.pid as number), 8000, 100);
+    await waitFor('leader gone', () => !alive(barState(rec).pid as number), 8000, 100);
     const o = await observeOne(other, rec);
     assert.equal(o.state, 'FAILED');
     assert.equal(o.exitCode, null);
@@ -394,7 +397,7 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
     await driver.stop(rec, 30_000); // bar.yaml's stop_grace_ms (300) wins
     const took = Date.now() - t0;
     assert.ok(took >= 280 && took < 5000, `stop took ${took} ms`);
-    assert.equal(await groupAlive(rec.pid as number), false, 'whole group gone');
+    assert.equal(await groupAlive(barState(rec).pid as number), false, 'whole group gone');
   });
 
   test('a plain #!/bin/sh script served directly is a bundle of one', async () => {
@@ -405,7 +408,7 @@ describe('bar driver: real processes and cgroups', needs(missingRoot('cgroups'))
     await waitFor('tick', async () => (await readFile(path.join(spec.workDir, 'stdout.log'), 'utf8')).includes('tick'));
     assert.equal((await observeOne(driver, rec)).state, 'RUNNING');
     await driver.stop(rec, 5000);
-    assert.equal(alive(rec.pid as number), false);
+    assert.equal(alive(barState(rec).pid as number), false);
   });
 
   test('a command missing from the bundle fails the start and leaves no cgroup', async () => {

@@ -13,10 +13,10 @@ import { gzipSync } from 'node:zlib';
 import { create, Header } from 'tar';
 import { DeployError, RESULT } from '../../agent/deploy/results.js';
 import { cgroupsOf, detectLayout } from '../../agent/drivers/bar/cgroup.js';
+import { bundleUrl, validateBarSource } from '../../agent/drivers/bar/driver.js';
 import { parseManifest, signalName } from '../../agent/drivers/bar/manifest.js';
 import { parseStat } from '../../agent/drivers/bar/proc.js';
 import { EntryGuard, sniff, unpackBundle } from '../../agent/drivers/bar/unpack.js';
-import { bundleUrl, validateBarSource } from '../../agent/drivers/bar.js';
 
 interface RawEntry {
   path: string;

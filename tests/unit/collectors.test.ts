@@ -22,9 +22,10 @@ import { createGpuCollector, parseNvidiaSmiCsv } from '../../agent/collectors/gp
 import {
   cpuTypeFromCpuinfo,
   createIdentityCollector,
+  identityCollector,
   prettyNameFromOsRelease,
 } from '../../agent/collectors/identity.js';
-import { createCollectors } from '../../agent/collectors/index.js';
+import { COLLECTORS } from '../../agent/collectors/index.js';
 import { createLoadCollector, parseLoadavg } from '../../agent/collectors/load.js';
 import { createMemoryCollector, parseMeminfo } from '../../agent/collectors/memory.js';
 import { createNetworkCollector } from '../../agent/collectors/network.js';
@@ -770,16 +771,20 @@ describe('identity', () => {
     });
   });
 
-  test('through createCollectors, detected and overridden', async () => {
+  test('through its registration, detected and overridden', async () => {
     const ctx = ctxFor(PHYTIUM);
-    let c = createCollectors(ctx, { cpuTypeOverride: '', osTypeOverride: '', osReleasePath: osRelease });
-    assert.deepEqual(await c.identity.collect(signalFor(ctx)), {
+    let c = identityCollector.create({ ...ctx, identity: { cpu_type: '', os_type: '' }, osReleasePath: osRelease });
+    assert.deepEqual(await c.collect(signalFor(ctx)), {
       cpu_type: 'Phytium,D2000/8',
       os_type: 'Kylin Linux Advanced Server V10 (Sword)',
       cpu_arch: os.machine(),
     });
-    c = createCollectors(ctx, { cpuTypeOverride: 'FT-2000/4', osTypeOverride: 'UOS 20', osReleasePath: osRelease });
-    assert.deepEqual(await c.identity.collect(signalFor(ctx)), {
+    c = identityCollector.create({
+      ...ctx,
+      identity: { cpu_type: 'FT-2000/4', os_type: 'UOS 20' },
+      osReleasePath: osRelease,
+    });
+    assert.deepEqual(await c.collect(signalFor(ctx)), {
       cpu_type: 'FT-2000/4',
       os_type: 'UOS 20',
       cpu_arch: os.machine(),
@@ -815,20 +820,21 @@ describe('identity', () => {
   });
 });
 
-describe('createCollectors', () => {
-  test('builds every collector with its cadence', () => {
-    const c = createCollectors(ctxFor(PHYTIUM), { cpuTypeOverride: '', osTypeOverride: '' });
+describe('the collector registry', () => {
+  test('registers every collector with the config key of its interval', () => {
+    const ctx = ctxFor(PHYTIUM);
     assert.deepEqual(
-      Object.entries(c).map(([k, v]) => [k, v.name, v.cadence]),
+      COLLECTORS.map((d) => [d.name, d.create(ctx).name, d.interval]),
       [
-        ['cpu', 'cpu', 'fast'],
-        ['load', 'load', 'fast'],
-        ['memory', 'memory', 'fast'],
-        ['network', 'network', 'fast'],
-        ['disk', 'disk', 'disk'],
-        ['sensors', 'sensors', 'fast'],
-        ['gpu', 'gpu', 'gpu'],
-        ['identity', 'identity', 'disk'],
+        ['cpu', 'cpu', 'interval_ms'],
+        ['load', 'load', 'interval_ms'],
+        ['memory', 'memory', 'interval_ms'],
+        ['network', 'network', 'interval_ms'],
+        ['disk', 'disk', 'disk_interval_ms'],
+        ['sensors', 'sensors', 'interval_ms'],
+        ['gpu', 'gpu', 'gpu_interval_ms'],
+        ['identity', 'identity', 'disk_interval_ms'],
+        ['components', 'components', 'interval_ms'],
       ],
     );
   });

@@ -1,10 +1,10 @@
 /**
- * parseQuery (agent/listener.ts): what the agent accepts as a multicast query (docs/protocol.md
- * §1 Query) and why it refuses everything else.
+ * parseQuery (agent/link/listener.ts): what the agent accepts as a multicast query
+ * (docs/protocol.md "1. Query (manager查询)") and why it refuses everything else.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseQuery, type RejectReason } from '../../agent/listener.js';
+import { parseQuery, type RejectReason } from '../../agent/link/listener.js';
 import { MAX_QUERY_BYTES } from '../../common/constants.js';
 
 const good = { api_version: 1, data: { manager_ip: '192.168.10.254', manager_port: 3926, url: '/heartbeat' } };

@@ -10,7 +10,9 @@ import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { admit, cpuList } from '../../agent/deploy/admission.js';
 import { DeployError, RESULT } from '../../agent/deploy/results.js';
+import { upgradeRecord } from '../../agent/deploy/store.js';
 import { Supervisor } from '../../agent/deploy/supervisor.js';
+import { barState } from '../../agent/drivers/bar/driver.js';
 import type { ComponentRecord, Observed, StartSpec, WorkloadDriver } from '../../agent/drivers/driver.js';
 import type { DeployRequestData } from '../../common/protocol.js';
 
@@ -44,7 +46,11 @@ class MemDriver implements WorkloadDriver {
       throw e;
     }
     this.running.set(spec.uuid, spec);
-    return { id: String(1000 + this.starts), name: spec.file, pid: 1000 + this.starts, pidStartTicks: 1 };
+    return {
+      id: String(1000 + this.starts),
+      name: spec.file,
+      driverState: { pid: 1000 + this.starts, pidStartTicks: 1 },
+    };
   }
   async stop(rec: ComponentRecord) {
     this.running.delete(rec.uuid);
@@ -62,6 +68,9 @@ class MemDriver implements WorkloadDriver {
   }
   async adopt(recs: readonly ComponentRecord[]) {
     return new Map(recs.map((r) => [r.uuid, this.running.has(r.uuid)]));
+  }
+  replyId(rec: ComponentRecord) {
+    return barState(rec).pid ?? rec.id;
   }
 }
 
@@ -223,5 +232,52 @@ describe('supervisor input hardening', () => {
     const bad = readdirSync(dir).filter((f) => f.startsWith('components.json.bad-'));
     assert.equal(bad.length, 1);
     assert.equal(readFileSync(path.join(dir, bad[0] as string), 'utf8'), '{ not json');
+  });
+
+  it('reads a components.json of an older agent (bar pid at the top level) and re-adopts from it', async () => {
+    const dir = tmp();
+    const { writeFileSync } = await import('node:fs');
+    const old = {
+      uuid: 'legacy-1',
+      type: 'bar',
+      instance_id: 'i',
+      index: 0,
+      url: 'http://127.0.0.1:1',
+      file: 'app.tgz',
+      require: { cpu: 1, memory: MiB, gpu: 0 },
+      cpus: [1],
+      gpus: [],
+      state: 'RUNNING',
+      id: '4242',
+      name: 'app',
+      pid: 4242,
+      pidStartTicks: 777,
+      createdAt: new Date().toISOString(),
+    };
+    writeFileSync(path.join(dir, 'components.json'), JSON.stringify({ version: 1, components: [old] }));
+    const seen: ComponentRecord[] = [];
+    const d = new MemDriver();
+    d.adopt = async (recs: readonly ComponentRecord[]) => {
+      seen.push(...recs);
+      return new Map(recs.map((r) => [r.uuid, barState(r).pid === 4242 && barState(r).pidStartTicks === 777]));
+    };
+    const sup = new Supervisor({ bar: d }, () => cap, { dataDir: dir, stopGraceMs: 10, keepEndedMs: 0 }, log);
+    await sup.init();
+    assert.deepEqual(barState(seen[0] as ComponentRecord), { pid: 4242, pidStartTicks: 777 });
+    const rec = sup.list()[0] as ComponentRecord & { pid?: unknown };
+    assert.equal(rec.state, 'RUNNING', 're-adopted');
+    assert.equal(rec.pid, undefined, 'the old top-level key is gone');
+    const saved = JSON.parse(readFileSync(path.join(dir, 'components.json'), 'utf8'));
+    assert.deepEqual(saved.components[0].driverState, { pid: 4242, pidStartTicks: 777 });
+    assert.equal(saved.components[0].pid, undefined);
+    // A stop by the pid the reply named (an int) finds it.
+    const r = await sup.handle({ mode: 'stop', type: 'bar', uuid: 'other', id: 4242 });
+    assert.equal(r.reply.result, RESULT.OK, r.reply.message);
+    assert.equal(r.reply.id, 4242);
+  });
+
+  it('upgradeRecord leaves a current record alone', () => {
+    const cur = { uuid: 'c', driverState: { pid: 1, pidStartTicks: 2 } } as unknown as ComponentRecord;
+    assert.deepEqual(upgradeRecord(cur), cur);
   });
 });

@@ -2,22 +2,21 @@
  * Fetches bar bundles over HTTP(S) into a content-addressed cache: `<cacheDir>/<sha256>`.
  *
  * The body is hashed while it streams into a temp file that is renamed once complete, so a blob
- * under its hash is always whole. Bounded by a time limit (the whole fetch, body included) and a
- * size limit (refused from Content-Length up front, else aborted as soon as the count passes it).
+ * under its hash is always whole. The download is agent/net/download.ts, bounded by a time limit
+ * (the whole fetch, body included) and a size limit (docs/configuration.md `deploy.*`).
  * `<cacheDir>/index.json` maps each fetched URL to its blob and validators (ETag, Last-Modified):
  * a repeated fetch is a conditional GET and a 304 reuses the blob; a 200 with identical content
  * reuses it as well. A blob no URL refers to any more (the server's file changed) is deleted
  * unless a start is still unpacking it, so the cache holds at most one blob per URL.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { access, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Agent, type Dispatcher, interceptors, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Logger } from '../../../common/log.js';
 import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
+import { createDownloadDispatcher, DownloadError, type Downloaded, download, headerValue } from '../../net/download.js';
 import type { Progress } from '../driver.js';
 
 /** Cache settings. */
@@ -63,19 +62,6 @@ const exists = (p: string): Promise<boolean> =>
     () => false,
   );
 
-const header = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
-
-/** Why a request failed, in words (undici and node errors carry the useful part in `code`/`cause`). */
-function describe(err: unknown, timeoutMs: number): string {
-  const e = err as Error & { code?: string; cause?: Error & { code?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError' || e?.code === 'UND_ERR_ABORTED') {
-    return `timed out after ${timeoutMs} ms`;
-  }
-  const code = e?.code ?? e?.cause?.code;
-  const msg = e?.message || e?.cause?.message || String(err);
-  return code && !msg.includes(code) ? `${code}: ${msg}` : msg;
-}
-
 /** The bundle cache of one agent. */
 export class BundleCache {
   private index: IndexFile | undefined;
@@ -86,9 +72,7 @@ export class BundleCache {
 
   constructor(private readonly opts: BundleCacheOptions) {
     this.indexFile = path.join(opts.cacheDir, 'index.json');
-    this.dispatcher = new Agent({ connect: { timeout: opts.timeoutMs } }).compose(
-      interceptors.redirect({ maxRedirections: 5 }),
-    );
+    this.dispatcher = createDownloadDispatcher(opts.timeoutMs);
   }
 
   /** Runs `fn` after every earlier index operation (index reads and writes never interleave). */
@@ -148,9 +132,9 @@ export class BundleCache {
 
   /**
    * Fetches `url` (a conditional GET when it was fetched before) and returns its cached blob,
-   * pinned until `release()`.
+   * pinned until `release()`. The download itself is agent/net/download.ts.
    * @throws DeployError FETCH_FAILED (unreachable, HTTP status other than 200/304, too large,
-   *   timed out), naming the URL
+   *   timed out, closed early), naming the URL
    */
   async fetch(url: string, progress: Progress): Promise<CachedBlob> {
     const { cacheDir, maxBytes, timeoutMs } = this.opts;
@@ -158,21 +142,33 @@ export class BundleCache {
     const prev = await this.serial(async () => (await this.loadIndex()).entries[url]);
     const prevPath = prev ? path.join(cacheDir, prev.sha256) : '';
     const conditional = prev && (prev.etag || prev.lastModified) && (await exists(prevPath)) ? prev : undefined;
-    const headers: Record<string, string> = { 'user-agent': 'muster-agent' };
+    const headers: Record<string, string> = {};
     if (conditional?.etag) headers['if-none-match'] = conditional.etag;
     if (conditional?.lastModified) headers['if-modified-since'] = conditional.lastModified;
     const failed = (why: string): DeployError => new DeployError(RESULT.FETCH_FAILED, `fetching ${url}: ${why}`);
 
     progress(`fetching ${url}`);
-    const signal = AbortSignal.timeout(timeoutMs);
-    let res: Dispatcher.ResponseData;
+    const tmp = path.join(cacheDir, `.tmp-${randomUUID()}`);
+    let got: Downloaded;
     try {
-      res = await request(url, { method: 'GET', headers, signal, dispatcher: this.dispatcher, reset: true });
+      got = await download(url, {
+        dest: tmp,
+        maxBytes,
+        signal: AbortSignal.timeout(timeoutMs),
+        timeoutMs,
+        dispatcher: this.dispatcher,
+        headers,
+        accept304: conditional !== undefined,
+        sha256: true,
+        progress,
+        progressLabel: url,
+        progressEveryMs: this.opts.progressEveryMs ?? 500,
+      });
     } catch (err) {
-      throw failed(describe(err, timeoutMs));
+      await rm(tmp, { force: true });
+      throw failed(err instanceof DownloadError ? err.message : (err as Error).message);
     }
-    if (res.statusCode === 304 && conditional) {
-      await res.body.dump().catch(() => undefined);
+    if (got.status === 304 && conditional) {
       const release = this.pin(conditional.sha256);
       // Pinned; the blob may have been pruned in between by a concurrent fetch of changed content.
       if (await exists(prevPath)) {
@@ -183,44 +179,8 @@ export class BundleCache {
       release();
       throw failed('server says not modified but the cached copy is gone; retry');
     }
-    if (res.statusCode !== 200) {
-      await res.body.dump().catch(() => undefined);
-      throw failed(`HTTP ${res.statusCode}`);
-    }
-    const declared = Number(header(res.headers['content-length']));
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      res.body.destroy();
-      throw failed(`${fmtBytes(declared)} is larger than the bundle limit (${fmtBytes(maxBytes)})`);
-    }
-
-    const tmp = path.join(cacheDir, `.tmp-${randomUUID()}`);
-    const hash = createHash('sha256');
-    const every = this.opts.progressEveryMs ?? 500;
-    const total = Number.isFinite(declared) ? ` of ${fmtBytes(declared)}` : '';
-    let bytes = 0;
-    let lastLine = Date.now();
-    try {
-      await pipeline(
-        res.body,
-        async function* (src: AsyncIterable<Buffer>) {
-          for await (const chunk of src) {
-            bytes += chunk.length;
-            if (bytes > maxBytes) throw failed(`larger than the bundle limit (${fmtBytes(maxBytes)})`);
-            hash.update(chunk);
-            if (Date.now() - lastLine >= every) {
-              lastLine = Date.now();
-              progress(`fetching ${url}: ${fmtBytes(bytes)}${total}`);
-            }
-            yield chunk;
-          }
-        },
-        createWriteStream(tmp, { mode: 0o600 }),
-      );
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err instanceof DeployError ? err : failed(describe(err, timeoutMs));
-    }
-    const sha256 = hash.digest('hex');
+    if (got.status !== 200 || got.sha256 === undefined) throw failed('no body');
+    const { sha256, bytes } = got;
     const final = path.join(cacheDir, sha256);
     const release = this.pin(sha256);
     let reused = false;
@@ -234,8 +194,8 @@ export class BundleCache {
       await this.record(url, {
         sha256,
         size: bytes,
-        etag: header(res.headers.etag),
-        lastModified: header(res.headers['last-modified']),
+        etag: headerValue(got.headers.etag),
+        lastModified: headerValue(got.headers['last-modified']),
         fetchedAt: new Date().toISOString(),
       });
     } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * `bar.yaml`, the manifest at the root of a bar bundle (shared/design/DESIGN.md "bar"):
+ * `bar.yaml`, the manifest at the root of a bar bundle (docs/protocol.md "bar: what a bundle is"):
  *
  *     name: detector            # string
  *     version: "1.4.2"          # string (quote numbers)

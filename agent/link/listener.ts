@@ -1,15 +1,16 @@
 /**
- * The agent's side of the multicast query (seed 003 "manager查询"): joins the group, parses and
+ * The agent's side of the multicast query (docs/protocol.md "1. Query (manager查询)"), a part of
+ * the link layer: joins the group, parses and
  * validates each datagram, and hands valid queries on. Bad datagrams are counted by reason,
  * logged at a rate limit, and otherwise ignored; the listener never stops on bad input.
  */
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { MAX_QUERY_BYTES } from '../common/constants.js';
-import { type Logger, RateLimitedLog } from '../common/log.js';
-import { interfaceAddress } from '../common/net.js';
-import { QueryBody } from '../common/protocol.js';
-import { compile } from '../common/validate.js';
+import { MAX_QUERY_BYTES } from '../../common/constants.js';
+import { type Logger, RateLimitedLog } from '../../common/log.js';
+import { interfaceAddress } from '../../common/net.js';
+import { QueryBody } from '../../common/protocol.js';
+import { compile } from '../../common/validate.js';
 
 const checkQuery = compile<QueryBody>(QueryBody);
 

@@ -1,11 +1,12 @@
 /**
- * Delivers reports to the manager (seed 003: the agent POSTs JSON to
- * `http://manager_ip:manager_port/url`, the manager answers 200 with an empty body).
+ * Delivers reports to the manager over HTTP (docs/protocol.md "Common rules", "4. The manager's
+ * answers to reports": the agent POSTs JSON to `http://manager_ip:manager_port/url`, the manager
+ * answers 200 with an empty body), a part of the link layer.
  * One attempt per report with a bounded timeout; a report that cannot be delivered is dropped
  * and counted, never retried, so a slow or dead manager cannot pile work up on a board.
  */
 import { Agent, request } from 'undici';
-import type { ReportUrl } from '../common/constants.js';
+import type { ReportUrl } from '../../common/constants.js';
 
 /** Why a report was dropped. */
 export type DropReason = 'timeout' | 'connect' | 'status' | 'busy' | 'build';

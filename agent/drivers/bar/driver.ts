@@ -1,12 +1,13 @@
 /**
- * The bar driver: runs "bundle archives" (shared/design/DESIGN.md "bar") as plain processes.
+ * The bar driver: runs "bundle archives" (docs/protocol.md "bar: what a bundle is", docs/operations.md "Supervision") as plain processes.
  *
- * start: fetch `<url>/<file>` into the sha256 cache (bar/fetch.ts), unpack it into
- * `<workDir>/bundle` (bar/unpack.ts, bar/manifest.ts), create the component's cgroups
- * (bar/cgroup.ts) and launch `command` stopped, move it into the cgroups, then let it run
- * (bar/launch.ts) in its own process group, pinned with `taskset -c <cores>` when taskset exists,
- * stdout/stderr appended to `<workDir>/stdout.log` / `stderr.log` (bounded by bar/logs.ts).
- * `<workDir>/run.json` remembers pid, start ticks, stop signal and grace for stop.
+ * start: fetch `<url>/<file>` into the sha256 cache (fetch.ts), unpack it into
+ * `<workDir>/bundle` (unpack.ts, manifest.ts), create the component's cgroups (cgroup.ts) and
+ * launch `command` stopped, move it into the cgroups, then let it run (launch.ts) in its own
+ * process group, pinned with `taskset -c <cores>` when taskset exists, stdout/stderr appended to
+ * `<workDir>/stdout.log` / `stderr.log` (bounded by logs.ts).
+ * `<workDir>/run.json` remembers pid, start ticks, stop signal and grace for stop; the record's
+ * driver state ({@link BarState}) holds pid and start ticks.
  *
  * Limits and their fallbacks:
  * - cgroups writable: cpuset (granted cores) and memory hard limit, both inherited by children.
@@ -31,10 +32,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { constants } from 'node:os';
 import path from 'node:path';
-import type { Logger } from '../../common/log.js';
-import type { Component } from '../../common/protocol.js';
-import { cpuList } from '../deploy/admission.js';
-import { DeployError, RESULT } from '../deploy/results.js';
+import type { Logger } from '../../../common/log.js';
+import type { Component } from '../../../common/protocol.js';
+import { cpuList } from '../../deploy/admission.js';
+import { DeployError, RESULT } from '../../deploy/results.js';
+import type { ComponentRecord, Observed, Progress, Started, StartSpec, WorkloadDriver } from '../driver.js';
 import {
   addProcess,
   type CgroupLayout,
@@ -46,10 +48,10 @@ import {
   memoryUsage,
   removeCgroups,
   type WorkloadCgroups,
-} from './bar/cgroup.js';
-import { BundleCache } from './bar/fetch.js';
-import { type ExitInfo, isExecutable, killGroupNow, launch, resolveCommand } from './bar/launch.js';
-import { LOG_FILES, LogBound } from './bar/logs.js';
+} from './cgroup.js';
+import { BundleCache } from './fetch.js';
+import { type ExitInfo, isExecutable, killGroupNow, launch, resolveCommand } from './launch.js';
+import { LOG_FILES, LogBound } from './logs.js';
 import {
   clockTicksPerSecond,
   groupAlive,
@@ -61,9 +63,8 @@ import {
   signalPid,
   sleep,
   vmRssBytes,
-} from './bar/proc.js';
-import { unpackBundle } from './bar/unpack.js';
-import type { ComponentRecord, Observed, Progress, Started, StartSpec, WorkloadDriver } from './driver.js';
+} from './proc.js';
+import { unpackBundle } from './unpack.js';
 
 /** Settings of the bar driver. */
 export interface BarDriverOptions {
@@ -86,6 +87,23 @@ export interface BarDriverOptions {
   componentsDir?: string;
   /** Time between two log size checks, ms (default 5000). */
   logCheckMs?: number;
+}
+
+/**
+ * The bar driver's state of a component (the record's `driverState`): the leader's pid and its
+ * start time (clock ticks since boot, /proc/<pid>/stat field 22), which together say whether a
+ * pid is still ours.
+ */
+export interface BarState {
+  pid?: number | undefined;
+  pidStartTicks?: number | undefined;
+}
+
+/** The {@link BarState} of a record; fields of the wrong type read as absent. */
+export function barState(rec: Pick<ComponentRecord, 'driverState'>): BarState {
+  const s = rec.driverState ?? {};
+  const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isInteger(v) ? v : undefined);
+  return { pid: num(s.pid), pidStartTicks: num(s.pidStartTicks) };
 }
 
 /** The minimal PATH a workload starts with (bar.yaml env may replace it). */
@@ -234,6 +252,11 @@ class BarDriver implements WorkloadDriver {
     return validateBarSource(url, file);
   }
 
+  /** A bar component's reply id is its pid, an int (docs/protocol.md "Reply"). */
+  replyId(rec: ComponentRecord): string | number {
+    return barState(rec).pid ?? rec.id;
+  }
+
   /** Creates the component's cgroups; null (with a warning once) when cgroups are not usable. */
   private async makeCgroups(spec: StartSpec): Promise<WorkloadCgroups | null> {
     const layout = await this.layout();
@@ -349,7 +372,8 @@ class BarDriver implements WorkloadDriver {
       },
       'bar workload started',
     );
-    return { id: String(pid), name: manifest.name, pid, pidStartTicks: startTicks };
+    const state: BarState = { pid, pidStartTicks: startTicks };
+    return { id: String(pid), name: manifest.name, driverState: { ...state } };
   }
 
   /**
@@ -371,8 +395,9 @@ class BarDriver implements WorkloadDriver {
 
   async stop(rec: ComponentRecord, graceMs: number): Promise<void> {
     const run = await this.runInfo(rec.uuid);
-    const pid = rec.pid ?? run?.pid;
-    const ticks = rec.pidStartTicks ?? run?.pidStartTicks;
+    const st = barState(rec);
+    const pid = st.pid ?? run?.pid;
+    const ticks = st.pidStartTicks ?? run?.pidStartTicks;
     const cg = await this.cgroupsFor(rec.uuid);
     let pgid: number | undefined;
     if (pid !== undefined) {
@@ -418,9 +443,10 @@ class BarDriver implements WorkloadDriver {
   private async reapLeftovers(rec: ComponentRecord, leaderGone: boolean): Promise<void> {
     const cg = await this.cgroupsFor(rec.uuid);
     // A pgid cannot be handed out again while a group uses it: a surviving group is ours.
-    const pgid = leaderGone ? rec.pid : undefined;
+    const pid = barState(rec).pid;
+    const pgid = leaderGone ? pid : undefined;
     if (await this.anyAlive(pgid, cg)) {
-      this.log.info({ uuid: rec.uuid, pid: rec.pid }, 'bar workload leader ended; killing what is left of it');
+      this.log.info({ uuid: rec.uuid, pid }, 'bar workload leader ended; killing what is left of it');
       const until = Date.now() + 3000;
       do {
         await this.signalAll(pgid, cg, 'SIGKILL');
@@ -433,15 +459,16 @@ class BarDriver implements WorkloadDriver {
   }
 
   private async observeOne(rec: ComponentRecord, clk: number): Promise<Observed> {
-    const who = rec.pid !== undefined ? await identify(rec.pid, rec.pidStartTicks) : 'ended';
-    if (who === 'ours' && rec.pid !== undefined) return { state: 'RUNNING', resource: await this.figures(rec, clk) };
+    const { pid, pidStartTicks } = barState(rec);
+    const who = pid !== undefined ? await identify(pid, pidStartTicks) : 'ended';
+    if (who === 'ours' && pid !== undefined) return { state: 'RUNNING', resource: await this.figures(rec, pid, clk) };
     if (this.ended.has(rec.uuid)) {
       const code = this.ended.get(rec.uuid) ?? null;
       return { state: code === 0 ? 'STOPPED' : 'FAILED', exitCode: code, resource: idle(rec) };
     }
     let exitCode: number | null = null;
     const child = this.children.get(rec.uuid);
-    if (child && child.pid === rec.pid) {
+    if (child && child.pid === pid) {
       // The exit event follows the reaping of the process closely; wait a little for it.
       const info = await Promise.race([child.exited, sleep(2000).then(() => null)]);
       if (info) exitCode = exitCodeOf(info);
@@ -450,12 +477,11 @@ class BarDriver implements WorkloadDriver {
     this.forget(rec.uuid);
     this.ended.set(rec.uuid, exitCode);
     if (this.ended.size > MAX_ENDED) this.ended.delete(this.ended.keys().next().value as string);
-    this.log.info({ uuid: rec.uuid, pid: rec.pid, exitCode }, 'bar workload ended');
+    this.log.info({ uuid: rec.uuid, pid, exitCode }, 'bar workload ended');
     return { state: exitCode === 0 ? 'STOPPED' : 'FAILED', exitCode, resource: idle(rec) };
   }
 
-  private async figures(rec: ComponentRecord, clk: number): Promise<Component['resource']> {
-    const pid = rec.pid as number;
+  private async figures(rec: ComponentRecord, pid: number, clk: number): Promise<Component['resource']> {
     const cg = await this.cgroupsFor(rec.uuid);
     let members = await cgroupProcs(cg);
     if (members.length === 0) members = await groupMembers(pid);
@@ -499,8 +525,8 @@ class BarDriver implements WorkloadDriver {
   async adopt(recs: readonly ComponentRecord[]): Promise<Map<string, boolean>> {
     const out = new Map<string, boolean>();
     for (const rec of recs) {
-      const who =
-        rec.pid !== undefined && rec.pidStartTicks !== undefined ? await identify(rec.pid, rec.pidStartTicks) : 'ended';
+      const { pid, pidStartTicks } = barState(rec);
+      const who = pid !== undefined && pidStartTicks !== undefined ? await identify(pid, pidStartTicks) : 'ended';
       out.set(rec.uuid, who === 'ours');
       if (who === 'ours') {
         const dir = this.workDirOf(rec.uuid);
@@ -512,7 +538,7 @@ class BarDriver implements WorkloadDriver {
       } else {
         // Not running any more (or a start cut short by an agent crash): the supervisor marks it
         // FAILED and gives its cores back, so nothing of it may keep running or stay behind.
-        await this.reapLeftovers(rec, who === 'ended' && rec.pid !== undefined).catch((err: Error) =>
+        await this.reapLeftovers(rec, who === 'ended' && pid !== undefined).catch((err: Error) =>
           this.log.warn({ uuid: rec.uuid, err: err.message }, 'cannot clean up after a vanished bar workload'),
         );
       }

@@ -1,0 +1,202 @@
+/**
+ * The agent's composition root: builds the object graph of `muster agent` in dependency order,
+ * with no late-bound fields (docs/operations.md "systemd units"; every config key in
+ * docs/configuration.md "Agent keys"):
+ *
+ *   metrics registry → drivers (by WorkloadType) → supervisor → collectors and sampler
+ *   → report assembler and builder → multicast link → component alerts → command registry
+ *   → HTTP command service
+ *
+ * `start` brings it up in order (records and re-adoption, first samples, command port, then the
+ * multicast group), `stop` takes it down and leaves workloads running.
+ */
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { installCrashHandlers } from '../common/crash.js';
+import type { Logger } from '../common/log.js';
+import { VERSION } from '../common/version.js';
+import type { CollectorContext } from './collectors/collector.js';
+import { gpuCollector } from './collectors/gpu.js';
+import { COLLECTORS } from './collectors/index.js';
+import { memoryCollector } from './collectors/memory.js';
+import type { AgentConfig } from './config.js';
+import type { Capacity } from './deploy/admission.js';
+import { Supervisor } from './deploy/supervisor.js';
+import { createDrivers, type DriverRegistry } from './drivers/index.js';
+import { createCommandRegistry } from './handlers/index.js';
+import type { CommandRegistry } from './handlers/registry.js';
+import { type CommandAuth, commandRoutes } from './http/commands.js';
+import { createAgentServer } from './http/server.js';
+import { ComponentAlerts } from './link/alerts.js';
+import { hostname, ReportBuilder } from './link/answer.js';
+import { MulticastLink } from './link/multicast.js';
+import { ReportAssembler } from './link/report.js';
+import { Sampler } from './sampler.js';
+
+/** Optional parts a caller (or a test) may supply. */
+export interface AgentOptions {
+  /** Workload drivers; default: agent/drivers/index.ts for this config. */
+  drivers?: DriverRegistry;
+  /** /etc/os-release to read os_type from (tests feed a recorded one). */
+  osReleasePath?: string;
+}
+
+/** Online core ids from `<sys>/devices/system/cpu/online` (`0-3,6`), else 0..n-1 of os.cpus(). */
+async function onlineCores(sysRoot: string): Promise<number[]> {
+  try {
+    const text = (await readFile(path.join(sysRoot, 'devices/system/cpu/online'), 'utf8')).trim();
+    const out: number[] = [];
+    for (const part of text.split(',')) {
+      const [a, b] = part.split('-').map(Number);
+      if (a === undefined || Number.isNaN(a)) continue;
+      for (let c = a; c <= (b ?? a); c++) out.push(c);
+    }
+    if (out.length > 0) return out;
+  } catch {
+    // no sysfs: fall back
+  }
+  return os.cpus().map((_, i) => i);
+}
+
+/**
+ * The command token: token_file's content when the file exists, else auth.token, else none
+ * (docs/configuration.md "auth").
+ * @throws Error when token_file exists but cannot be read
+ */
+async function loadAuth(a: AgentConfig['auth']): Promise<CommandAuth> {
+  let token = a.token || null;
+  if (a.token_file) {
+    try {
+      token = (await readFile(a.token_file, 'utf8')).trim() || token;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`auth.token_file ${a.token_file}: ${(err as Error).message}`);
+    }
+  }
+  return { token, disabled: a.disabled };
+}
+
+/** The running agent's parts, built by {@link buildAgent}. */
+export class AgentApp {
+  /** The daemon's one metrics registry: every module declares its metrics here. */
+  readonly metrics = new Registry();
+  /** Runs the workloads of deploys; the `component` list of /resource. */
+  readonly supervisor: Supervisor;
+  readonly sampler: Sampler;
+  readonly builder: ReportBuilder;
+  readonly link: MulticastLink;
+  readonly commands: CommandRegistry;
+  private readonly startedAt = Date.now();
+  private cores: number[] = [];
+  private server: FastifyInstance | undefined;
+  private readonly removeCrashHandlers: () => void;
+
+  constructor(
+    readonly cfg: AgentConfig,
+    private readonly log: Logger,
+    opts: AgentOptions = {},
+  ) {
+    const uncaught = new Counter({
+      name: 'muster_agent_uncaught_total',
+      help: 'Uncaught exceptions and unhandled rejections (bugs), by kind',
+      labelNames: ['kind'],
+      registers: [this.metrics],
+    });
+    this.removeCrashHandlers = installCrashHandlers(log, 'agent', { counter: uncaught });
+    collectDefaultMetrics({ register: this.metrics });
+
+    this.supervisor = new Supervisor(
+      opts.drivers ?? createDrivers({ cfg, log }),
+      () => this.capacity(),
+      { dataDir: cfg.data_dir, stopGraceMs: cfg.deploy.stop_grace_ms, keepEndedMs: cfg.deploy.keep_ended_ms },
+      log,
+    );
+    const ctx: CollectorContext = {
+      procRoot: cfg.collect.proc_root,
+      sysRoot: cfg.collect.sys_root,
+      config: cfg.collect,
+      log,
+      identity: cfg.identity,
+      workloads: this.supervisor,
+      ...(opts.osReleasePath ? { osReleasePath: opts.osReleasePath } : {}),
+    };
+    this.sampler = new Sampler(
+      COLLECTORS,
+      ctx,
+      new Histogram({
+        name: 'muster_agent_collector_duration_seconds',
+        help: 'Duration of one collector run',
+        labelNames: ['collector'],
+        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5],
+        registers: [this.metrics],
+      }),
+    );
+    const assembler = new ReportAssembler(COLLECTORS, this.sampler, {
+      identity: cfg.identity,
+      servicePort: cfg.service.port,
+      hostname: hostname(),
+    });
+    this.builder = new ReportBuilder(assembler, cfg.report.host_ip, this.metrics);
+    this.link = new MulticastLink(cfg, this.builder, VERSION, this.metrics, log);
+    const alerts = new ComponentAlerts(this.link, this.builder, cfg.identity, log);
+    this.supervisor.onComponent((event, rec) => alerts.notify(event, rec));
+    this.commands = createCommandRegistry({ supervisor: this.supervisor, log });
+  }
+
+  /** The node id this agent claims: `box-slot-cpu`. */
+  get nodeId(): string {
+    const { box_id, slot_id, cpu_id } = this.cfg.identity;
+    return `${box_id}-${slot_id}-${cpu_id}`;
+  }
+
+  /** What workloads may be given: online cores minus reserved, memory minus reserve, GPUs. */
+  capacity(): Capacity {
+    const reserved = new Set(this.cfg.deploy.reserved_cores);
+    return {
+      cores: this.cores.filter((c) => !reserved.has(c)),
+      memoryBytes: Math.max(0, this.sampler.latest(memoryCollector).value.total - this.cfg.deploy.reserve_memory_bytes),
+      gpus: this.sampler.latest(gpuCollector).value.map((g) => g.index),
+    };
+  }
+
+  /** Takes first samples, opens the command port, then joins the multicast group. */
+  async start(): Promise<void> {
+    this.cores = await onlineCores(this.cfg.collect.sys_root);
+    await this.supervisor.init();
+    await this.sampler.start();
+    const auth = await loadAuth(this.cfg.auth);
+    if (auth.disabled)
+      this.log.warn('auth.disabled is true: /deploy accepts requests WITHOUT a token (legacy managers only)');
+    else if (auth.token === null)
+      this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
+    const server = createAgentServer(this.log, this.metrics, () => ({
+      status: 'ok',
+      node: this.nodeId,
+      version: VERSION,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      multicast_joined: this.link.joined,
+      last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
+    }));
+    commandRoutes(server, this.commands, this.supervisor, auth, this.log);
+    this.server = server;
+    await server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });
+    await this.link.start();
+    this.log.info({ node: this.nodeId, service_port: this.cfg.service.port, version: VERSION }, 'agent started');
+  }
+
+  /** Stops answering, closes the port and connections. Workloads are left running. */
+  async stop(): Promise<void> {
+    this.sampler.stop();
+    await this.server?.close();
+    await this.link.stop();
+    this.removeCrashHandlers();
+  }
+}
+
+/** Builds the agent's object graph (see the module comment); nothing runs until `start`. */
+export function buildAgent(cfg: AgentConfig, log: Logger, opts: AgentOptions = {}): AgentApp {
+  return new AgentApp(cfg, log, opts);
+}
