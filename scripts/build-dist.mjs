@@ -88,9 +88,16 @@ const result = await esbuild.build({
   entryNames: 'muster',
   chunkNames: '[name]-[hash]',
   external: NEVER_BUNDLED,
-  // The CommonJS dependencies' own require() calls (optional ones in try/catch among them).
+  // What the CommonJS dependencies expect of their module scope: require() (for Node's built-ins
+  // and the optional parts in try/catch), __filename and __dirname (ssh2 reads them at load).
   banner: {
-    js: "import { createRequire as __musterCreateRequire } from 'node:module'; const require = __musterCreateRequire(import.meta.url);",
+    js: [
+      "import { createRequire as __musterRequire } from 'node:module';",
+      "import { fileURLToPath as __musterPath } from 'node:url';",
+      'const require = __musterRequire(import.meta.url);',
+      'const __filename = __musterPath(import.meta.url);',
+      "const __dirname = __musterPath(new URL('.', import.meta.url));",
+    ].join(' '),
   },
   define: { __MUSTER_BUILD__: JSON.stringify({ version, commit }) },
   minifyWhitespace: true,
