@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
-  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -372,9 +371,10 @@ describe(
 
       // systemd-analyze verify --root checks the units against that root (ExecStart must exist
       // there). The root gets what a base system has: systemd's own units and /bin/kill.
-      cpSync('/lib/systemd/system', path.join(root, 'usr/lib/systemd/system'), { recursive: true });
+      mkdirSync(path.join(root, 'usr/lib/systemd'), { recursive: true });
       mkdirSync(path.join(root, 'bin'));
-      cpSync('/bin/kill', path.join(root, 'bin/kill'));
+      sh('cp', ['-a', '/lib/systemd/system', path.join(root, 'usr/lib/systemd/')]);
+      sh('cp', ['-a', '/bin/kill', path.join(root, 'bin/kill')]);
       sh('systemd-analyze', ['verify', `--root=${root}`, 'muster-agent.service', 'muster-manager.service']);
       // And it does fail when the wrapper is missing.
       rmSync(path.join(opt, 'bin/muster'));
