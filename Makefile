@@ -1,5 +1,5 @@
 # muster: build, run locally, test, benchmark. `make help` lists the targets.
-.PHONY: help install build up down status check test test-unit bench clean install-system
+.PHONY: help install build up down status check test test-unit bench clean install-system dist
 
 # Every target runs on the project's pinned Node.js (scripts/runtime.env): this machine's node when
 # it is new enough, else a copy fetched once into .runtime/ (docs/operations.md#runtime).
@@ -15,6 +15,7 @@ help:
 	@echo "make test    install what the tests need, then type-check, lint and run every test"
 	@echo "make check   type-check and lint only"
 	@echo "make bench   run the benchmarks and write bench/RESULTS.md"
+	@echo "make dist    build the offline bundles build/muster-<version>-linux-{x64,arm64}.tar.gz"
 
 # npm install (not npm ci): the registry mirror lacks the other platforms' optional biome
 # binaries, which npm ci insists on; npm install still follows package-lock.json.
@@ -51,17 +52,19 @@ bench: install
 	npm run bench
 
 clean:
-	rm -rf dist .run
+	rm -rf dist build .run
 
-# Installs muster on this machine for systemd: /opt/muster, /usr/local/bin/muster, units, and
-# /etc/muster/*.yaml (kept when present). Then: systemctl enable --now muster-agent (or -manager).
+# The offline bundles (docs/operations.md#runtime-and-bundles): the pinned runtime of each
+# architecture, the application bundled by esbuild, units, configs, docs and install.sh.
+DIST_ARCHS ?= x64 arm64
+dist: install
+	node scripts/build-dist.mjs --out build $(addprefix --arch ,$(DIST_ARCHS))
+
+# Installs muster on this machine for systemd from this machine's offline bundle: /opt/muster,
+# /usr/local/bin/muster, the units, and /etc/muster/*.yaml (kept when present); nothing is fetched
+# on the way but the runtime, once. Then: systemctl enable --now muster-agent (or -manager).
 PREFIX ?= /opt/muster
-install-system: build
-	install -d $(PREFIX) /etc/muster
-	cp -r bin dist config docs package.json package-lock.json $(PREFIX)/
-	cd $(PREFIX) && npm install --omit=dev --no-audit --no-fund
-	ln -sf $(PREFIX)/bin/muster.js /usr/local/bin/muster
-	install -m 0644 systemd/muster-agent.service systemd/muster-manager.service /etc/systemd/system/
-	[ -f /etc/muster/agent.yaml ] || printf '# overrides of %s/config/agent.yaml\nidentity:\n  box_id: 1\n  slot_id: 1\n  cpu_id: 0\n' $(PREFIX) >/etc/muster/agent.yaml
-	[ -f /etc/muster/manager.yaml ] || printf '# overrides of %s/config/manager.yaml\nmulticast:\n  interface: ""\n' $(PREFIX) >/etc/muster/manager.yaml
-	-systemctl daemon-reload
+HOST_ARCH := $(shell uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')
+install-system:
+	$(MAKE) dist DIST_ARCHS=$(HOST_ARCH)
+	build/muster-$$(node -p 'require("./package.json").version')-linux-$(HOST_ARCH)/install.sh --prefix $(PREFIX)

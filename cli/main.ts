@@ -13,6 +13,7 @@ import { register as deploy } from './commands/deploy.js';
 import { register as history } from './commands/history.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
+import { register as version } from './commands/version.js';
 
 /** Builds the command tree (exported for tests). */
 export function program(): Command {
@@ -26,7 +27,7 @@ export function program(): Command {
     .showHelpAfterError();
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, nodes, query, deploy, alerts, history]) register(p);
+  for (const register of [daemons, nodes, query, deploy, alerts, history, version]) register(p);
   return p;
 }
 

@@ -5,6 +5,10 @@ set -euo pipefail
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 pkgs=(iproute2 nftables python3 curl procps util-linux docker.io docker-registry busybox-static influxdb)
+# tests/e2e/bundle.test.ts: the arm64 bundle's node under emulation (qemu-aarch64-static -L
+# /usr/aarch64-linux-gnu, no binfmt_misc needed) with the arm64 libraries node links to, and
+# systemd-analyze to verify the installed units (systemd need not run).
+pkgs+=(qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross systemd)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -21,7 +25,11 @@ if ! docker info >/dev/null 2>&1; then
   if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
     $SUDO systemctl start docker
   else
-    $SUDO sh -c 'nohup dockerd >/var/log/muster-test-dockerd.log 2>&1 &'
+    # Without the descriptors this script inherited: run under `flock /tmp/muster-e2e.lock`, a
+    # dockerd holding the lock file open would keep the global e2e lock taken for as long as it runs.
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    $SUDO bash -c 'for f in /proc/self/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-"; done 2>/dev/null
+      nohup dockerd </dev/null >/var/log/muster-test-dockerd.log 2>&1 &'
   fi
   for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/muster-test-dockerd.log" >&2; exit 1; }

@@ -16,7 +16,7 @@ import { NodeRegistry } from '../../manager/registry.js';
 import { deployRoutes } from '../../manager/routes/deploy.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { listComponents } from '../../manager/views.js';
-import { fakeHeartbeatData, fakeResourceData } from '../helpers/influxd.js';
+import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
 
 const log = pino({ level: 'silent' });
 

@@ -19,7 +19,7 @@ import { statusRoutes } from '../../manager/routes/status.js';
 import { Store } from '../../manager/store/store.js';
 import { Telemetry } from '../../manager/telemetry/index.js';
 import { detail, listNodes } from '../../manager/views.js';
-import { fakeHeartbeatData, fakeResourceData } from '../helpers/influxd.js';
+import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
 
 const log = pino({ level: 'silent' });
 const json = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;

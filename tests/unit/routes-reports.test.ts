@@ -23,7 +23,7 @@ import { reportRoutes } from '../../manager/routes/reports.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { Store } from '../../manager/store/store.js';
 import { Telemetry } from '../../manager/telemetry/index.js';
-import { fakeHeartbeatData, fakeResourceData, heartbeatBody, resourceBody } from '../helpers/influxd.js';
+import { fakeHeartbeatData, fakeResourceData, heartbeatBody, resourceBody } from '../../testkit/bodies.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];

@@ -27,7 +27,7 @@ import { telemetryRoutes } from '../../manager/routes/telemetry.js';
 import { API_PREFIX, buildServer } from '../../manager/server.js';
 import { Store } from '../../manager/store/store.js';
 import { Telemetry } from '../../manager/telemetry/index.js';
-import { fakeHeartbeatData, fakeResourceData, heartbeatBody } from '../helpers/influxd.js';
+import { fakeHeartbeatData, fakeResourceData, heartbeatBody } from '../../testkit/bodies.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];
