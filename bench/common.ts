@@ -6,6 +6,7 @@
  * testkit/process.ts and is re-exported here.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import {
   copyFileSync,
@@ -99,7 +100,11 @@ export function musterBinary(): MusterBinary {
     cachedBinary = { argv: [process.execPath, path.join(ROOT, 'bin', 'muster.js')], env, kind: 'dist', note: 'dist/' };
     return cachedBinary;
   }
-  const dir = path.join(os.tmpdir(), 'muster-bench-build');
+  // One build directory per checkout: worktrees benchmarked on one machine must not share it.
+  const dir = path.join(
+    os.tmpdir(),
+    `muster-bench-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`,
+  );
   const stamp = path.join(dir, 'stamp');
   const want = String(repoDist.newest);
   try {
