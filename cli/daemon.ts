@@ -4,6 +4,7 @@
  * units"). Loaded only by the daemon verbs (cli/commands/daemons.ts), never by the other verbs.
  */
 import { ConfigError } from '../common/config.js';
+import { installCrashHandlers } from '../common/crash.js';
 import { createLogger } from '../common/log.js';
 
 /** Something with start/stop that the CLI runs until a signal; `reload` takes a re-read config on SIGHUP. */
@@ -36,15 +37,12 @@ export async function runDaemon<C extends { log: { level: string } }>(
     throw err;
   }
   const log = createLogger(name, cfg.log.level as Parameters<typeof createLogger>[1]);
-  process.on('uncaughtException', (err) => {
-    log.fatal({ err: err.stack ?? err.message }, 'uncaught exception; exiting');
-    process.exit(1);
-  });
-  process.on('unhandledRejection', (err) => {
-    log.error({ err: (err as Error)?.stack ?? String(err) }, 'unhandled rejection');
-  });
+  // Until the daemon installs its own (counted) handlers, a bug while building it still exits
+  // non-zero with its stack logged (common/crash.ts states the rule).
+  const removeEarly = installCrashHandlers(log, name);
   let daemon: Daemon<C>;
   try {
+    removeEarly();
     daemon = await build(cfg, log);
     await daemon.start();
   } catch (err) {

@@ -10,6 +10,8 @@
  * history, and InfluxDB when enabled), off the request path.
  */
 import type { FastifyInstance } from 'fastify';
+import { Counter } from 'prom-client';
+import { installCrashHandlers } from '../common/crash.js';
 import type { Logger } from '../common/log.js';
 import { interfaceAddress, primaryAddress } from '../common/net.js';
 import { VERSION } from '../common/version.js';
@@ -56,6 +58,15 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   let cfg = config;
   const t0 = performance.now();
   const metrics = createMetricsRegistry();
+  // A bug nobody caught: logged and counted; an uncaught exception also exits (common/crash.ts).
+  const removeCrashHandlers = installCrashHandlers(log, 'manager', {
+    counter: new Counter({
+      name: 'muster_manager_uncaught_total',
+      help: 'Uncaught exceptions and unhandled rejections (bugs), by kind',
+      labelNames: ['kind'],
+      registers: [metrics],
+    }),
+  });
   const advertiseIp =
     cfg.advertise_ip || (cfg.multicast.interface && interfaceAddress(cfg.multicast.interface)) || primaryAddress();
 
@@ -168,6 +179,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       await telemetry.stop();
       managerHistory(store, null, 'manager', 'stop', null, `manager ${VERSION} stopped`);
       store.close();
+      removeCrashHandlers();
     },
 
     reload(next) {
