@@ -11,6 +11,7 @@
  * rules); unknown properties are therefore accepted and ignored everywhere.
  */
 import { type Static, Type } from 'typebox';
+import { literalUnion, SEVERITIES, WorkloadTypeSchema } from './api/primitives.js';
 import { API_VERSION } from './constants.js';
 
 /** Integer ≥ 0 (spec "int" used as a count or an id). */
@@ -60,7 +61,7 @@ export const QueryData = Type.Object({
 });
 export type QueryData = Static<typeof QueryData>;
 /** A multicast query body. */
-export const QueryBody = envelope(QueryData, 'multicast query (seed 003 manager查询)');
+export const QueryBody = envelope(QueryData, 'multicast query (docs/protocol.md §1, manager查询)');
 export type QueryBody = Static<typeof QueryBody>;
 
 // ---------------------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ export const HeartbeatData = Type.Object({
 });
 export type HeartbeatData = Static<typeof HeartbeatData>;
 /** A heartbeat report body. */
-export const HeartbeatBody = envelope(HeartbeatData, 'heartbeat report (seed 003 agent心跳信息上报)');
+export const HeartbeatBody = envelope(HeartbeatData, 'heartbeat report (docs/protocol.md §2, agent心跳信息上报)');
 export type HeartbeatBody = Static<typeof HeartbeatBody>;
 
 // ---------------------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ export const ResourceData = Type.Object({
 });
 export type ResourceData = Static<typeof ResourceData>;
 /** A resource report body. */
-export const ResourceBody = envelope(ResourceData, 'resource report (seed 003 agent资源信息上报)');
+export const ResourceBody = envelope(ResourceData, 'resource report (docs/protocol.md §3, agent资源信息上报)');
 export type ResourceBody = Static<typeof ResourceBody>;
 
 // ---------------------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ export type Require = Static<typeof Require>;
 /** Fields shared by the deploy request and its reply. */
 const deployFields = {
   mode: Type.Union([Type.Literal('start'), Type.Literal('stop')], { description: 'start or stop' }),
-  type: Type.Union([Type.Literal('docker'), Type.Literal('bar')], { description: 'docker or bar' }),
+  type: WorkloadTypeSchema,
   uuid: Type.String({ minLength: 1, description: 'component instance uuid' }),
   id: Type.Optional(
     Type.Union([Type.String(), Type.Integer({ minimum: 1 })], {
@@ -249,7 +250,7 @@ const deployFields = {
 export const DeployRequestData = Type.Object(deployFields);
 export type DeployRequestData = Static<typeof DeployRequestData>;
 /** A deploy request body. */
-export const DeployRequestBody = envelope(DeployRequestData, 'deploy request (seed 003 加载命令)');
+export const DeployRequestBody = envelope(DeployRequestData, 'deploy request (docs/protocol.md §5, 加载命令)');
 export type DeployRequestBody = Static<typeof DeployRequestBody>;
 
 /** Data of a deploy reply: the request's fields plus `result` (0 = success) and `message`. */
@@ -263,7 +264,7 @@ export const DeployReplyData = Type.Object({
 });
 export type DeployReplyData = Static<typeof DeployReplyData>;
 /** A deploy reply body. */
-export const DeployReplyBody = envelope(DeployReplyData, 'deploy reply (seed 003 加载命令 回复)');
+export const DeployReplyBody = envelope(DeployReplyData, 'deploy reply (docs/protocol.md §5, 加载命令 回复)');
 export type DeployReplyBody = Static<typeof DeployReplyBody>;
 
 // ---------------------------------------------------------------------------------------------
@@ -283,11 +284,7 @@ export const AgentAlertData = Type.Object({
   state: Type.Union([Type.Literal('firing'), Type.Literal('resolved')], {
     description: 'firing raises (or updates) the alert; resolved clears it',
   }),
-  severity: Type.Optional(
-    Type.Union([Type.Literal('critical'), Type.Literal('warning'), Type.Literal('info')], {
-      description: 'default warning',
-    }),
-  ),
+  severity: Type.Optional(literalUnion(SEVERITIES, { description: 'critical, warning or info; default warning' })),
   message: Type.String({ maxLength: 2000, description: 'what happened, for the operator' }),
   instance: Type.Optional(
     Type.String({ maxLength: 200, description: 'which one of several: a component uuid, a sensor, a device' }),
@@ -298,5 +295,5 @@ export const AgentAlertData = Type.Object({
 });
 export type AgentAlertData = Static<typeof AgentAlertData>;
 /** An agent's alert body. */
-export const AgentAlertBody = envelope(AgentAlertData, 'agent alert (muster extension, seed 000 向服务端报警)');
+export const AgentAlertBody = envelope(AgentAlertData, 'agent alert (muster extension, docs/protocol.md §4a)');
 export type AgentAlertBody = Static<typeof AgentAlertBody>;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Nothing compiled at install (issue 10): fails, naming the package, when a runtime dependency of
+// Nothing compiled at install (docs/operations.md "Runtime and bundles"): fails, naming the package, when a runtime dependency of
 // muster (dependencies and optionalDependencies, followed through the whole installed tree; never
 // devDependencies) would build a native addon or fetch a binary when installed:
 //   - a binding.gyp, or `"gypfile": true` in its package.json (npm runs node-gyp for those);

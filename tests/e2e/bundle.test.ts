@@ -1,5 +1,5 @@
 /**
- * The offline bundles (`make dist`, issue 10), built fresh by scripts/build-dist.mjs:
+ * The offline bundles (`make dist`, docs/operations.md "Runtime and bundles"), built fresh by scripts/build-dist.mjs:
  *
  * - the arm64 bundle, unpacked, runs its agent under aarch64 emulation (Debian's
  *   qemu-aarch64-static with the arm64 cross libraries, called explicitly: no binfmt_misc needed)
