@@ -56,12 +56,20 @@ export class DestinationLimiter {
 
   /**
    * Marks `dest` (`ip:port`) as the known manager: its bucket leaves the LRU table. A previous
-   * known manager goes back to being an ordinary destination (its bucket is dropped).
+   * known manager goes back to being an ordinary destination, with its bucket as it is (so that
+   * switching back and forth never hands out a fresh burst).
    */
   setKnown(dest: string): void {
     if (this.knownKey === dest) return;
     const fromTable = this.table.get(dest);
     this.table.delete(dest);
+    if (this.knownKey !== null && this.known) {
+      this.table.set(this.knownKey, this.known);
+      const now = this.now();
+      // The table bound is hard: a full bucket goes first, else the least recently used one.
+      while (this.table.size > this.o.maxDestinations)
+        if (!this.evictOne(now)) this.table.delete(this.table.keys().next().value as string);
+    }
     this.knownKey = dest;
     this.known = fromTable ?? { tokens: this.o.burst, at: this.now() };
   }

@@ -21,6 +21,13 @@ import { DestinationLimiter } from './limiter.js';
 import { MulticastListener } from './listener.js';
 import { type Delivery, Reporter } from './reporter.js';
 
+/**
+ * Without signing, how long the manager that accepts the agent's heartbeats stays the known one
+ * after its last accepted heartbeat, ms: another destination accepting heartbeats cannot take its
+ * place sooner (docs/configuration.md "report").
+ */
+export const KNOWN_STICKY_MS = 30_000;
+
 /** A manager address: the `manager_ip` / `manager_port` of a query. */
 export interface ManagerAddress {
   ip: string;
@@ -38,6 +45,8 @@ export class MulticastLink {
   private inFlightOthers = 0;
   private latestManager: ManagerAddress | null = null;
   private knownManager: ManagerAddress | null = null;
+  /** Date.now() when the known manager last accepted a heartbeat (without signing). */
+  private knownOkAt = 0;
   private lastQuery = 0;
   private readonly verifier: QueryVerifier | null;
   private readonly limiter: DestinationLimiter;
@@ -242,8 +251,14 @@ export class MulticastLink {
       }
       const d = await this.reporter.send(manager_ip, manager_port, url, body);
       if (d.ok) {
-        // Without signing, the known manager is the latest that accepted a heartbeat.
-        if (!this.verifier && url === '/heartbeat') this.markKnown(dest, manager_ip, manager_port);
+        // Without signing, the known manager is the one that accepts our heartbeats; another takes
+        // its place only once it has accepted none for KNOWN_STICKY_MS (a manager that moved).
+        if (!this.verifier && url === '/heartbeat') {
+          const now = Date.now();
+          if (dest === this.limiter.knownDestination || now - this.knownOkAt > KNOWN_STICKY_MS)
+            this.markKnown(dest, manager_ip, manager_port);
+          if (dest === this.limiter.knownDestination) this.knownOkAt = now;
+        }
         this.m.sent.inc({ url });
         this.m.send.observe({ url }, d.ms / 1000);
       } else {

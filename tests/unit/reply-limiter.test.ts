@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DestinationLimiter } from '../../agent/link/limiter.js';
 
-const DEFAULTS = { ratePerSec: 2, burst: 10, maxDestinations: 256 }; // config/agent.yaml
+const DEFAULTS = { ratePerSec: 5, burst: 20, maxDestinations: 256 }; // config/agent.yaml
 
 function limiter(o: Partial<typeof DEFAULTS> = {}) {
   const clock = { t: 0 };
@@ -17,7 +17,7 @@ function limiter(o: Partial<typeof DEFAULTS> = {}) {
 }
 
 describe('DestinationLimiter', () => {
-  it('the normal rounds (heartbeat 2 s, resource 5 s) plus a query every second never bite', () => {
+  it('the normal rounds (heartbeat 2 s, resource 5 s) plus a query every second never bite, nor 400/800 ms test rounds', () => {
     const { l, clock } = limiter();
     // Ten minutes of events merged in time order, 100 ms steps.
     for (let ms = 0; ms <= 600_000; ms += 100) {
@@ -25,6 +25,11 @@ describe('DestinationLimiter', () => {
       if (ms % 2000 === 0) assert.equal(l.take('10.0.0.254:3926'), null, `heartbeat at ${ms}`);
       if (ms % 5000 === 1000) assert.equal(l.take('10.0.0.254:3926'), null, `resource at ${ms}`);
       if (ms % 1000 === 500) assert.equal(l.take('10.0.0.254:3926'), null, `muster query at ${ms}`);
+    }
+    for (let ms = 0; ms <= 600_000; ms += 100) {
+      clock.t = 700_000 + ms;
+      if (ms % 400 === 0) assert.equal(l.take('10.0.0.253:3926'), null, `fast heartbeat at ${ms}`);
+      if (ms % 800 === 200) assert.equal(l.take('10.0.0.253:3926'), null, `fast resource at ${ms}`);
     }
   });
 
@@ -38,8 +43,8 @@ describe('DestinationLimiter', () => {
       if (r === null) allowed++;
       else reasons.set(r, (reasons.get(r) ?? 0) + 1);
     }
-    assert.ok(allowed <= 10 + 2, `allowed ${allowed}`);
-    assert.ok(allowed >= 10, `the burst is allowed (${allowed})`);
+    assert.ok(allowed <= 20 + 5, `allowed ${allowed}`);
+    assert.ok(allowed >= 20, `the burst is allowed (${allowed})`);
     assert.equal(reasons.get('rate'), 2000 - allowed);
   });
 
@@ -49,8 +54,8 @@ describe('DestinationLimiter', () => {
     assert.equal(l.size, 4);
     assert.equal(l.take('198.51.100.99:80'), 'destinations', 'no bucket is full again yet');
     assert.equal(l.size, 4);
-    // 0.5 s later every bucket has refilled its one token: the least recently used one is forgotten.
-    clock.t = 500;
+    // 0.2 s later every bucket has refilled its one token: the least recently used one is forgotten.
+    clock.t = 200;
     assert.equal(l.take('198.51.100.99:80'), null);
     assert.equal(l.size, 4);
   });
@@ -65,7 +70,7 @@ describe('DestinationLimiter', () => {
       } else l.take(`198.51.${(i >> 8) & 255}.${i & 255}:80`);
       assert.ok(l.size <= 8);
     }
-    assert.ok(toVictim <= 12, `victim got ${toVictim}`);
+    assert.ok(toVictim <= 25, `victim got ${toVictim}`);
   });
 
   it('the known manager keeps its own bucket while floods fill the table', () => {
@@ -83,5 +88,17 @@ describe('DestinationLimiter', () => {
     // A previous known manager becomes an ordinary destination.
     l.setKnown('10.0.0.253:3926');
     assert.equal(l.knownDestination, '10.0.0.253:3926');
+  });
+
+  it('switching the known manager back and forth never hands out a fresh burst', () => {
+    const { l, clock } = limiter({ maxDestinations: 4 });
+    let allowed = 0;
+    for (let i = 0; i < 1000; i++) {
+      clock.t = i; // one second
+      l.setKnown(i % 2 ? '10.0.0.254:3926' : '203.0.113.9:80');
+      if (l.take('203.0.113.9:80') === null) allowed++;
+    }
+    assert.ok(allowed <= 25, `allowed ${allowed}`);
+    assert.ok(l.size <= 4);
   });
 });
