@@ -246,7 +246,7 @@ export class MulticastLink {
         body = await this.builder.build(url, manager_ip);
       } catch (err) {
         this.m.dropped.inc({ url, reason: 'build' });
-        this.log.warn({ url, err: (err as Error).message }, 'cannot build report');
+        this.rl.warn(`build:${url}`, { url, manager: dest, err: (err as Error).message }, 'cannot build report');
         return;
       }
       const d = await this.reporter.send(manager_ip, manager_port, url, body);
