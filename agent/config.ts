@@ -36,6 +36,40 @@ export const AgentConfigSchema = Strict({
     host_ip: Type.String({
       description: 'override of the detected host_ip; "" = the interface routing to the manager',
     }),
+    rate_per_destination: Type.Number({
+      exclusiveMinimum: 0,
+      description: 'reports per second one manager_ip:manager_port may get, sustained (token bucket refill)',
+    }),
+    burst_per_destination: Type.Integer({
+      minimum: 1,
+      description: 'reports one destination may get at once after a quiet period (token bucket size)',
+    }),
+    max_destinations: Type.Integer({
+      minimum: 1,
+      maximum: 100000,
+      description: 'most destinations whose rate is tracked besides the known manager; beyond it new ones are dropped',
+    }),
+    max_in_flight_total: Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      description: 'reports under way at once to destinations other than the known manager',
+    }),
+  }),
+  query: Strict({
+    signing: Strict({
+      key_file: Type.String({
+        description: 'shared key file (mode 0600); set = only queries signed with it are answered; "" = any',
+      }),
+      previous_key_file: Type.String({
+        description: 'a second key accepted too, during a key rollover; "" = none',
+      }),
+      max_skew_ms: Millis("largest difference between a signed query's ts and this clock, either way", 1000),
+      replay_cache_size: Type.Integer({
+        minimum: 16,
+        maximum: 1000000,
+        description: 'most signatures remembered to refuse replays within the window',
+      }),
+    }),
   }),
   collect: Strict({
     interval_ms: Millis('sampling interval of cpu, load, memory, network and sensors', 100),

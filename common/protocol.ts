@@ -44,7 +44,10 @@ function envelope<T extends Parameters<typeof Type.Object>[0]>(
 /** Largest reply window a query may suggest, ms. */
 export const MAX_JITTER_MS = 60000;
 
-/** Data of a multicast query. `jitter_ms` is muster's optional extension (the reply window). */
+/**
+ * Data of a multicast query. `jitter_ms` (the reply window) and `ts`/`sig` (signed queries,
+ * docs/protocol.md "1a. Signed queries", common/signing.ts) are muster's optional extensions.
+ */
 export const QueryData = Type.Object({
   manager_ip: IPv4('address the agent reports to'),
   manager_port: Port('port the agent reports to'),
@@ -56,6 +59,18 @@ export const QueryData = Type.Object({
       minimum: 0,
       maximum: MAX_JITTER_MS,
       description: 'muster extension: suggested reply window in ms; an agent waits a random delay in [0, jitter_ms]',
+    }),
+  ),
+  ts: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      description: 'muster extension (signed queries): when the query was signed, ms since the epoch',
+    }),
+  ),
+  sig: Type.Optional(
+    Type.String({
+      maxLength: 256,
+      description: 'muster extension (signed queries): HMAC-SHA256 of the canonical form, 64 lowercase hex digits',
     }),
   ),
 });

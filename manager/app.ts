@@ -107,7 +107,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
-  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics });
+  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
   const querier = new Querier(
     {
       group: cfg.multicast.group,

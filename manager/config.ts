@@ -44,6 +44,17 @@ export const ManagerConfigSchema = Strict({
       description: 'smallest reply window suggested to agents, ms; 0 = suggest none',
     }),
     jitter_per_node_ms: Type.Number({ minimum: 0, description: 'window grows by this per known node, ms' }),
+    signing: Strict({
+      key_file: Type.String({
+        description:
+          'shared key file (mode 0600) to sign queries with (ts and sig fields); "" = queries are not signed',
+      }),
+    }),
+  }),
+  reports: Strict({
+    require_source_match: Type.Boolean({
+      description: 'refuse (400) a report whose host_ip is not the address it came from; false = only count it',
+    }),
   }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),

@@ -5,13 +5,16 @@
  * telemetry queue; refused reports are counted and logged at a rate limit. The report metrics
  * (docs/operations.md "Prometheus metrics") are declared here.
  */
+import os from 'node:os';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Answer } from '../common/api/query.js';
 import type { ReportUrl } from '../common/constants.js';
 import { type Logger, RateLimitedLog } from '../common/log.js';
 import type { HeartbeatData, ResourceData } from '../common/protocol.js';
+import type { FieldError } from '../common/validate.js';
 import type { AlertEngine } from './alerts/engine.js';
 import type { ComponentTracker } from './components.js';
+import type { ManagerConfig } from './config.js';
 import { nodeTags } from './records.js';
 import type { NodeRegistry } from './registry.js';
 import type { RefusalReason } from './routes/shared.js';
@@ -37,6 +40,12 @@ function ingestMetrics(registry: Registry) {
       labelNames: ['url', 'reason'],
       registers,
     }),
+    sourceMismatch: new Counter({
+      name: 'muster_manager_reports_source_mismatch_total',
+      help: 'Reports whose host_ip is not the address they came from, by url (refused unless reports.require_source_match is false)',
+      labelNames: ['url'],
+      registers,
+    }),
     unmatched: new Counter({
       name: 'muster_manager_resource_unmatched_total',
       help: 'Resource reports from an address no heartbeat has named yet',
@@ -52,6 +61,37 @@ function ingestMetrics(registry: Registry) {
   };
 }
 
+/** A TCP peer address as a dotted IPv4: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is unwrapped. */
+export function peerIPv4(remote: string | undefined): string {
+  if (!remote) return '';
+  return remote.toLowerCase().startsWith('::ffff:') && remote.includes('.') ? remote.slice(7) : remote;
+}
+
+const isLoopback = (ip: string) => ip.startsWith('127.') || ip === '::1';
+
+/** The IPv4 addresses of this machine's interfaces. */
+function localAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const addrs of Object.values(os.networkInterfaces()))
+    for (const a of addrs ?? []) if (a.family === 'IPv4') out.add(a.address);
+  return out;
+}
+
+/**
+ * Whether a report naming `hostIp` may come from TCP peer `peer` (docs/protocol.md "4. The
+ * manager's answers to reports", report source check): the same address, or, for a process on
+ * the manager's own machine (a loopback peer), a loopback `host_ip` or one of this machine's
+ * addresses (an agent reporting its LAN address to a manager on the same host).
+ * @param peer the peer address, IPv4-mapped IPv6 allowed
+ * @param locals this machine's IPv4 addresses; read from the interfaces when absent
+ */
+export function sourceMatches(peer: string | undefined, hostIp: string, locals?: ReadonlySet<string>): boolean {
+  const p = peerIPv4(peer);
+  if (p === hostIp) return true;
+  if (!isLoopback(p)) return false;
+  return hostIp.startsWith('127.') || (locals ?? localAddresses()).has(hostIp);
+}
+
 /** What the ingest writes to. */
 export interface IngestDeps {
   registry: NodeRegistry;
@@ -62,6 +102,8 @@ export interface IngestDeps {
   log: Logger;
   /** The daemon's Prometheus registry. */
   metrics: Registry;
+  /** The `reports` section of the config; absent = no source check (tests that inject bodies). */
+  reports?: ManagerConfig['reports'];
 }
 
 /** Takes validated reports in; called by the report routes (manager/routes/reports.ts). */
@@ -79,6 +121,32 @@ export class Ingest {
   watch(w: ReportWatcher): () => void {
     this.watchers.add(w);
     return () => this.watchers.delete(w);
+  }
+
+  /**
+   * The report source check (docs/protocol.md "4. The manager's answers to reports"): a report
+   * whose `host_ip` is not its sender's address is counted, logged at a rate limit and, with
+   * `reports.require_source_match`, refused (counted as `source_mismatch` too).
+   * @param peer the TCP peer address (`req.socket.remoteAddress`)
+   * @returns the 400 to answer, or null when the report may be stored
+   */
+  checkSource(url: ReportUrl, hostIp: string, peer: string | undefined): FieldError | null {
+    const cfg = this.d.reports;
+    if (!cfg || sourceMatches(peer, hostIp)) return null;
+    const from = peerIPv4(peer);
+    this.m.sourceMismatch.inc({ url });
+    const refuse = cfg.require_source_match;
+    this.rl.warn(
+      `source:${url}:${refuse}`,
+      { from, url, host_ip: hostIp },
+      refuse ? 'refused a report whose host_ip is not its sender' : "a report's host_ip is not its sender (accepted)",
+    );
+    if (!refuse) return null;
+    this.m.rejected.inc({ url, reason: 'source_mismatch' });
+    return {
+      field: '/data/host_ip',
+      message: `/data/host_ip ${hostIp} is not the address the report came from (${from})`,
+    };
   }
 
   /** Stores a validated heartbeat (POST /heartbeat). */

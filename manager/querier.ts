@@ -7,6 +7,7 @@ import { API_VERSION, type ReportUrl } from '../common/constants.js';
 import type { Logger } from '../common/log.js';
 import { interfaceAddress } from '../common/net.js';
 import type { QueryBody } from '../common/protocol.js';
+import { signQuery } from '../common/signing.js';
 
 /** Where and how queries are sent. */
 export interface QuerierOptions {
@@ -21,16 +22,33 @@ export interface QuerierOptions {
   managerPort: number;
 }
 
-/** Builds the query body for `url`, with the optional reply window extension. */
-export function queryBody(managerIp: string, managerPort: number, url: ReportUrl, jitterMs?: number): QueryBody {
+/** How a query is signed (docs/protocol.md "1a. Signed queries"): the shared key and the clock. */
+export interface QuerySigning {
+  key: Buffer;
+  /** ms since the epoch; Date.now by default. */
+  now?: () => number;
+}
+
+/**
+ * Builds the query body for `url`, with the optional reply window extension and, when `signing`
+ * is given, the `ts` and `sig` fields of a signed query (common/signing.ts).
+ */
+export function queryBody(
+  managerIp: string,
+  managerPort: number,
+  url: ReportUrl,
+  jitterMs?: number,
+  signing?: QuerySigning,
+): QueryBody {
+  const data = {
+    manager_ip: managerIp,
+    manager_port: managerPort,
+    url,
+    ...(jitterMs ? { jitter_ms: Math.round(jitterMs) } : {}),
+  };
   return {
     api_version: API_VERSION,
-    data: {
-      manager_ip: managerIp,
-      manager_port: managerPort,
-      url,
-      ...(jitterMs ? { jitter_ms: Math.round(jitterMs) } : {}),
-    },
+    data: signing ? signQuery(signing.key, data, (signing.now ?? Date.now)()) : data,
   };
 }
 
@@ -61,12 +79,14 @@ export class Querier {
   /**
    * Sends one query.
    * @param jitterMs reply window suggested to agents (muster extension); omitted when 0
+   * @param signing the shared key when queries are signed (muster extension); unsigned when absent
    * @throws when the datagram cannot be sent (no route, socket closed)
    */
-  send(url: ReportUrl, jitterMs?: number): Promise<void> {
+  send(url: ReportUrl, jitterMs?: number, signing?: QuerySigning): Promise<void> {
     const sock = this.sock;
     if (!sock) return Promise.reject(new Error('querier not started'));
-    const buf = Buffer.from(JSON.stringify(queryBody(this.opts.managerIp, this.opts.managerPort, url, jitterMs)));
+    const body = queryBody(this.opts.managerIp, this.opts.managerPort, url, jitterMs, signing);
+    const buf = Buffer.from(JSON.stringify(body));
     return new Promise((resolve, reject) =>
       sock.send(buf, this.opts.port, this.opts.group, (err) => (err ? reject(err) : resolve())),
     );

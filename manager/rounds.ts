@@ -11,16 +11,17 @@ import type { Answer, QueryReply } from '../common/api/query.js';
 import type { ReportUrl } from '../common/constants.js';
 import { type Logger, RateLimitedLog } from '../common/log.js';
 import { MAX_JITTER_MS } from '../common/protocol.js';
+import { readKeyFile } from '../common/signing.js';
 import type { ManagerConfig } from './config.js';
 import type { Ingest } from './ingest.js';
-import type { Querier } from './querier.js';
+import type { Querier, QuerySigning } from './querier.js';
 import type { NodeRegistry } from './registry.js';
 import type { Store } from './store/store.js';
 
 /** What the rounds use. */
 export interface RoundsDeps {
-  /** The query section of the config. */
-  cfg: ManagerConfig['query'];
+  /** The query section of the config; without `signing` queries are not signed. */
+  cfg: Omit<ManagerConfig['query'], 'signing'> & Partial<Pick<ManagerConfig['query'], 'signing'>>;
   querier: Pick<Querier, 'send'>;
   registry: Pick<NodeRegistry, 'round' | 'nodes' | 'endRound'>;
   /** Where answers are seen (queryNow). */
@@ -38,9 +39,19 @@ export class QueryRounds {
   private readonly rl: RateLimitedLog;
   private readonly sent: Counter<'url'>;
   private readonly errors: Counter<'url'>;
+  private readonly signing: QuerySigning | undefined;
 
+  /**
+   * Reads the signing key when `query.signing.key_file` is set (docs/protocol.md "1a").
+   * @throws Error naming the key file when it cannot be read, is not 0600, or is too short
+   */
   constructor(private readonly d: RoundsDeps) {
     this.rl = new RateLimitedLog(d.log);
+    const keyFile = d.cfg.signing?.key_file;
+    if (keyFile) {
+      this.signing = { key: readKeyFile(keyFile, 'query.signing.key_file') };
+      d.log.info({ key_file: keyFile }, 'queries are signed (ts, sig)');
+    }
     this.sent = new Counter({
       name: 'muster_manager_queries_sent_total',
       help: 'Multicast queries sent, by url',
@@ -98,7 +109,7 @@ export class QueryRounds {
   /** Sends one query now; failures are counted and logged, never thrown. */
   async send(url: ReportUrl): Promise<void> {
     try {
-      await this.d.querier.send(url, this.jitterMs());
+      await this.d.querier.send(url, this.jitterMs(), this.signing);
       this.sent.inc({ url });
     } catch (err) {
       this.errors.inc({ url });

@@ -12,6 +12,8 @@ import type { ReportAssembler } from './report.js';
 
 /** How long a detected host_ip is reused for one manager address, ms. */
 const HOST_IP_TTL_MS = 30_000;
+/** Most manager addresses whose host_ip is remembered (least recently detected forgotten first). */
+const HOST_IP_CACHE_MAX = 256;
 
 /** Builds report bodies on demand. */
 export class ReportBuilder {
@@ -19,7 +21,7 @@ export class ReportBuilder {
   private readonly buildSeconds: Histogram<'url'>;
 
   /**
-   * @param hostIpOverride `report.host_ip`; "" = detect per manager (cached 30 s)
+   * @param hostIpOverride `report.host_ip`; "" = detect per manager (cached 30 s, at most 256 managers)
    * @param registry the daemon's metrics registry (muster_agent_report_build_seconds)
    */
   constructor(
@@ -45,7 +47,10 @@ export class ReportBuilder {
     const cached = this.hostIps.get(managerIp);
     if (cached && Date.now() - cached.at < HOST_IP_TTL_MS) return cached.ip;
     const ip = await routeSourceAddress(managerIp);
+    this.hostIps.delete(managerIp);
     this.hostIps.set(managerIp, { ip, at: Date.now() });
+    // Bounded: queries naming ever new addresses cannot grow it (issue 12, per-address caches).
+    while (this.hostIps.size > HOST_IP_CACHE_MAX) this.hostIps.delete(this.hostIps.keys().next().value as string);
     return ip;
   }
 

@@ -4,15 +4,29 @@
  * the body the query's url asks for to the manager it names; at most `report.max_in_flight`
  * reports per url are under way (docs/configuration.md "report"). The manager of the latest
  * query is where agent alerts go (docs/protocol.md "4a. Agent alert").
+ *
+ * Access control (docs/protocol.md "1a. Signed queries", docs/configuration.md "query.signing",
+ * "report"): with `query.signing.key_file` only queries signed with the shared key are answered;
+ * replies are rate-limited per destination (agent/link/limiter.ts), with the known manager (the
+ * one of the latest signed query, or without signing the latest that accepted a heartbeat) kept
+ * apart so that floods naming other destinations never starve it.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ReportUrl } from '../../common/constants.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { QueryBody } from '../../common/protocol.js';
+import { QueryVerifier, readKeyFile } from '../../common/signing.js';
 import type { AgentConfig } from '../config.js';
 import type { ReportBuilder } from './answer.js';
+import { DestinationLimiter } from './limiter.js';
 import { MulticastListener } from './listener.js';
 import { type Delivery, Reporter } from './reporter.js';
+
+/**
+ * Without signing, how long the manager that accepts the agent's heartbeats stays the known one
+ * after its last accepted heartbeat, ms: another destination accepting heartbeats cannot take its
+ * place sooner (docs/configuration.md "report").
+ */
+export const KNOWN_STICKY_MS = 30_000;
 
 /** A manager address: the `manager_ip` / `manager_port` of a query. */
 export interface ManagerAddress {
@@ -25,19 +39,29 @@ export class MulticastLink {
   private readonly listener: MulticastListener;
   private readonly reporter: Reporter;
   private readonly rl: RateLimitedLog;
-  private readonly inFlight: Record<ReportUrl, number> = { '/heartbeat': 0, '/resource': 0 };
+  /** Reports under way by `ip:port url`; a key is deleted when its count is back to 0. */
+  private readonly inFlight = new Map<string, number>();
+  /** Reports under way to destinations other than the known manager. */
+  private inFlightOthers = 0;
   private latestManager: ManagerAddress | null = null;
+  private knownManager: ManagerAddress | null = null;
+  /** Date.now() when the known manager last accepted a heartbeat (without signing). */
+  private knownOkAt = 0;
   private lastQuery = 0;
+  private readonly verifier: QueryVerifier | null;
+  private readonly limiter: DestinationLimiter;
   private readonly m;
 
   /**
-   * @param cfg the agent's `multicast` and `report` sections
+   * Reads the signing keys when `query.signing.key_file` is set.
+   * @param cfg the agent's `multicast`, `report` and `query` sections
+   * @throws Error naming the key file when a key cannot be read, is not 0600, or is too short
    * @param builder builds the body a query asks for
    * @param version the agent's version, sent as `user-agent`
    * @param registry the daemon's metrics registry: the link declares its counters there
    */
   constructor(
-    private readonly cfg: Pick<AgentConfig, 'multicast' | 'report'>,
+    private readonly cfg: Pick<AgentConfig, 'multicast' | 'report' | 'query'>,
     private readonly builder: ReportBuilder,
     version: string,
     registry: Registry,
@@ -54,6 +78,27 @@ export class MulticastLink {
       log,
     );
     this.reporter = new Reporter(cfg.report.timeout_ms, version);
+    const sg = cfg.query.signing;
+    this.verifier = sg.key_file
+      ? new QueryVerifier({
+          keys: [
+            readKeyFile(sg.key_file, 'query.signing.key_file'),
+            ...(sg.previous_key_file ? [readKeyFile(sg.previous_key_file, 'query.signing.previous_key_file')] : []),
+          ],
+          maxSkewMs: sg.max_skew_ms,
+          replayCacheSize: sg.replay_cache_size,
+        })
+      : null;
+    if (this.verifier)
+      log.info(
+        { key_file: sg.key_file, previous_key_file: sg.previous_key_file || undefined },
+        'only signed queries are answered',
+      );
+    this.limiter = new DestinationLimiter({
+      ratePerSec: cfg.report.rate_per_destination,
+      burst: cfg.report.burst_per_destination,
+      maxDestinations: cfg.report.max_destinations,
+    });
     const listener = this.listener;
     this.m = {
       received: new Counter({
@@ -87,6 +132,12 @@ export class MulticastLink {
         buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2],
         registers: [registry],
       }),
+      limited: new Counter({
+        name: 'muster_agent_queries_dropped_total',
+        help: 'Valid queries left unanswered by the reply rate limit per destination, by reason (rate, destinations)',
+        labelNames: ['reason'],
+        registers: [registry],
+      }),
       joined: new Gauge({
         name: 'muster_agent_multicast_joined',
         help: '1 while the agent holds its multicast group membership',
@@ -96,7 +147,7 @@ export class MulticastLink {
         },
       }),
     };
-    this.listener.on('query', (q: QueryBody) => void this.answer(q));
+    this.listener.on('query', (q: QueryBody, from: string) => void this.answer(q, from));
     this.listener.on('reject', (reason: string) => this.m.rejected.inc({ reason }));
   }
 
@@ -110,9 +161,12 @@ export class MulticastLink {
     return this.lastQuery;
   }
 
-  /** The manager of the latest valid query, or null before the first. */
+  /**
+   * Where agent alerts go: the known manager (of the latest signed query, or without signing the
+   * latest that accepted a heartbeat), else the manager of the latest answered query; null before.
+   */
   get manager(): ManagerAddress | null {
-    return this.latestManager;
+    return this.knownManager ?? this.latestManager;
   }
 
   /** Binds the port and joins the group. */
@@ -134,17 +188,56 @@ export class MulticastLink {
     return this.reporter.send(to.ip, to.port, '/alert', body);
   }
 
-  /** One query, one report: wait the jitter, build, POST once. */
-  private async answer(q: QueryBody): Promise<void> {
+  private markKnown(dest: string, ip: string, port: number): void {
+    this.limiter.setKnown(dest);
+    this.knownManager = { ip, port };
+  }
+
+  /**
+   * One query, one report: check the signature (when a key is configured), the rate of the
+   * destination and the slots, wait the jitter, build, POST once.
+   */
+  private async answer(q: QueryBody, from: string): Promise<void> {
     const { url, manager_ip, manager_port } = q.data;
+    if (this.verifier) {
+      const bad = this.verifier.verify(q.data);
+      if (bad) {
+        this.m.rejected.inc({ reason: bad });
+        this.rl.warn(
+          `reject:${bad}`,
+          { from, reason: bad, manager: `${manager_ip}:${manager_port}` },
+          'ignored a query that is not signed with the shared key',
+        );
+        return;
+      }
+    }
+    const dest = `${manager_ip}:${manager_port}`;
+    if (this.verifier) this.markKnown(dest, manager_ip, manager_port);
     this.lastQuery = Date.now();
-    this.latestManager = { ip: manager_ip, port: manager_port };
     this.m.received.inc({ url });
-    if (this.inFlight[url] >= this.cfg.report.max_in_flight) {
+    const limited = this.limiter.take(dest);
+    if (limited) {
+      this.m.limited.inc({ reason: limited });
+      this.rl.warn(
+        `limit:${limited}`,
+        { from, manager: dest, reason: limited },
+        'query not answered: reply rate limit per destination',
+      );
+      return;
+    }
+    this.latestManager = { ip: manager_ip, port: manager_port };
+    const known = dest === this.limiter.knownDestination;
+    const slot = `${dest} ${url}`;
+    const held = this.inFlight.get(slot) ?? 0;
+    if (
+      held >= this.cfg.report.max_in_flight ||
+      (!known && this.inFlightOthers >= this.cfg.report.max_in_flight_total)
+    ) {
       this.m.dropped.inc({ url, reason: 'busy' });
       return;
     }
-    this.inFlight[url]++;
+    this.inFlight.set(slot, held + 1);
+    if (!known) this.inFlightOthers++;
     try {
       const jitter = q.data.jitter_ms ?? this.cfg.report.jitter_ms;
       if (jitter > 0) await new Promise((r) => setTimeout(r, Math.random() * jitter));
@@ -153,11 +246,19 @@ export class MulticastLink {
         body = await this.builder.build(url, manager_ip);
       } catch (err) {
         this.m.dropped.inc({ url, reason: 'build' });
-        this.log.warn({ url, err: (err as Error).message }, 'cannot build report');
+        this.rl.warn(`build:${url}`, { url, manager: dest, err: (err as Error).message }, 'cannot build report');
         return;
       }
       const d = await this.reporter.send(manager_ip, manager_port, url, body);
       if (d.ok) {
+        // Without signing, the known manager is the one that accepts our heartbeats; another takes
+        // its place only once it has accepted none for KNOWN_STICKY_MS (a manager that moved).
+        if (!this.verifier && url === '/heartbeat') {
+          const now = Date.now();
+          if (dest === this.limiter.knownDestination || now - this.knownOkAt > KNOWN_STICKY_MS)
+            this.markKnown(dest, manager_ip, manager_port);
+          if (dest === this.limiter.knownDestination) this.knownOkAt = now;
+        }
         this.m.sent.inc({ url });
         this.m.send.observe({ url }, d.ms / 1000);
       } else {
@@ -169,7 +270,10 @@ export class MulticastLink {
         );
       }
     } finally {
-      this.inFlight[url]--;
+      const n = (this.inFlight.get(slot) ?? 1) - 1;
+      if (n > 0) this.inFlight.set(slot, n);
+      else this.inFlight.delete(slot);
+      if (!known) this.inFlightOthers--;
     }
   }
 }

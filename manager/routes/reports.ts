@@ -3,7 +3,8 @@
  * "4. The manager's answers to reports", "4a. Agent alert"), unprefixed and outside the REST API
  * scope (no API hook covers them):
  *
- *   POST /heartbeat, POST /resource → 200 with an empty body; bodies validated against common/protocol.ts
+ *   POST /heartbeat, POST /resource → 200 with an empty body; bodies validated against common/protocol.ts;
+ *     400 `{ error, field: '/data/host_ip', message }` when host_ip is not the sender (Ingest.checkSource)
  *   POST /alert `{ api_version: 1, data: AgentAlertData }` → `{ id, state }`: an agent's own alert
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -11,22 +12,27 @@ import { AgentAlertReplySchema } from '../../common/api/reports.js';
 import { AgentAlertBody, HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import { type AlertEngine, alertKey } from '../alerts/engine.js';
 import type { Ingest } from '../ingest.js';
-import { ERROR_RESPONSES } from './shared.js';
+import { badRequest, ERROR_RESPONSES } from './shared.js';
 
 /** What the report routes use. */
 export interface ReportRoutesOptions {
-  ingest: Pick<Ingest, 'heartbeat' | 'resource'>;
+  /** `checkSource` absent = no report source check. */
+  ingest: Pick<Ingest, 'heartbeat' | 'resource'> & Partial<Pick<Ingest, 'checkSource'>>;
   alerts: Pick<AlertEngine, 'raise' | 'resolve'>;
 }
 
 /** Registers POST /heartbeat, POST /resource and POST /alert. */
 export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = async (app, { ingest, alerts }) => {
   app.post('/heartbeat', { schema: { body: HeartbeatBody } }, async (req, reply) => {
+    const bad = ingest.checkSource?.('/heartbeat', req.body.data.host_ip, req.socket.remoteAddress);
+    if (bad) return reply.code(400).send(badRequest(bad.field, bad.message));
     ingest.heartbeat(req.body.data);
     return reply.code(200).send();
   });
 
   app.post('/resource', { schema: { body: ResourceBody } }, async (req, reply) => {
+    const bad = ingest.checkSource?.('/resource', req.body.data.host_ip, req.socket.remoteAddress);
+    if (bad) return reply.code(400).send(badRequest(bad.field, bad.message));
     ingest.resource(req.body.data);
     return reply.code(200).send();
   });

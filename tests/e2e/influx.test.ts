@@ -104,9 +104,10 @@ async function startManager(
   return { proc, base, mcastPort };
 }
 
-/** Fake boards box 7, slots 1..n, at 10.77.<k>.<slot>. */
+/** Fake boards box 7, slots 1..n, at 127.77.<k>.<slot>. */
 function boards(k: number, n: number) {
-  return Array.from({ length: n }, (_, i) => ({ ip: `10.77.${k}.${i + 1}`, box: 7 + k, slot: i + 1 }));
+  // Loopback addresses: the test posts from this machine (the manager's report source check).
+  return Array.from({ length: n }, (_, i) => ({ ip: `127.77.${k}.${i + 1}`, box: 7 + k, slot: i + 1 }));
 }
 
 /**

@@ -260,7 +260,9 @@ describe('loopback: one manager and one agent on 127.0.0.1', () => {
   it('bad reports get 400 naming the field (413 when oversized), are counted, and keep the last good data', {
     timeout: 60_000,
   }, async () => {
-    const ip = '10.99.0.7';
+    // A loopback address: the test posts from this machine, and the manager's report source check
+    // (reports.require_source_match) lets a local sender name 127.x only.
+    const ip = '127.99.0.7';
     const hbUrl = `${base}/heartbeat`;
     const resUrl = `${base}/resource`;
     // A board only this test reports for, so its data changes only when the test says so.
