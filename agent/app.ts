@@ -180,14 +180,19 @@ export class AgentApp {
       this.log.warn('auth.disabled is true: /deploy accepts requests WITHOUT a token (legacy managers only)');
     else if (auth.token === null)
       this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
-    const server = createAgentServer(this.log, this.metrics, () => ({
-      status: 'ok',
-      node: this.nodeId,
-      version: VERSION,
-      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
-      multicast_joined: this.link.joined,
-      last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
-    }));
+    const server = createAgentServer(
+      this.log,
+      this.metrics,
+      () => ({
+        status: 'ok',
+        node: this.nodeId,
+        version: VERSION,
+        uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+        multicast_joined: this.link.joined,
+        last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
+      }),
+      { bodyLimit: this.cfg.http.body_limit_bytes, maxJsonDepth: this.cfg.http.max_json_depth },
+    );
     commandRoutes(server, this.commands, this.supervisor, auth, this.log);
     this.server = server;
     await server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });

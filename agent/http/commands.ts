@@ -4,7 +4,10 @@
  * `POST /<name>` for each registered command, answered with the handler's reply and the HTTP
  * status of its `result` (agent/deploy/results.ts). Commands run code as root, so each requires
  * `Authorization: Bearer <token>` unless auth is explicitly disabled in config for a legacy
- * manager (docs/configuration.md `auth.*`); the refusal has the spec's reply shape too.
+ * manager (docs/configuration.md `auth.*`); the refusal has the spec's reply shape too. The token
+ * is checked in an `onRequest` hook, before any byte of the body is read or parsed: an
+ * unauthenticated request costs the agent no parsing (its refusal therefore echoes nothing of
+ * the request).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -55,18 +58,20 @@ export function commandRoutes(
             : 'wrong token';
     if (why === null) return;
     rl.warn(`auth:${req.ip}`, { from: req.ip, path: req.url, why }, 'command refused: unauthorized');
+    // onRequest: the body has not been read, so nothing of it is echoed (and nothing is parsed).
     return reply
       .code(HTTP_STATUS[RESULT.UNAUTHORIZED])
-      .send(refusal(req.body, RESULT.UNAUTHORIZED, `unauthorized: ${why}`));
+      .send(refusal(undefined, RESULT.UNAUTHORIZED, `unauthorized: ${why}`));
   };
 
   for (const name of registry.names()) {
     app.post(
       `/${name}`,
       {
-        // Auth before anything is read of the body, so an unauthenticated caller learns nothing
-        // about the schema. The body itself is validated by the registry.
-        preValidation: checkAuth,
+        // Auth before anything is read of the body (onRequest runs before the body is read), so
+        // an unauthenticated caller costs no parsing and learns nothing about the schema. The
+        // body itself is bounded by the parser (server.ts) and validated by the registry.
+        onRequest: checkAuth,
         errorHandler: (err: FastifyError, req, reply) => {
           // What the registry never sees: a body that is not JSON, too large, of another type.
           const status = err.statusCode ?? 500;
@@ -83,7 +88,7 @@ export function commandRoutes(
     );
   }
 
-  app.get('/deploy/:uuid', { preValidation: checkAuth }, async (req, reply) => {
+  app.get('/deploy/:uuid', { onRequest: checkAuth }, async (req, reply) => {
     const { uuid } = req.params as { uuid: string };
     const rec = supervisor.list().find((r) => r.uuid === uuid);
     if (!rec) return reply.code(404).send({ error: 'not_found', message: `no component ${uuid}` });
