@@ -18,7 +18,20 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, copyFile, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  stat,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { type ReadEntry, Unpack } from 'tar';
@@ -417,8 +430,8 @@ export async function unpackBundle(
       if (err instanceof DeployError) throw new BundleRefused('manifest', err.message);
       throw err;
     }
-    // rename(2) replaces an empty directory; a leftover non-empty one is an error (refused).
-    await rm(bundleDir, { recursive: false, force: true }).catch(() => undefined);
+    // An empty bundle dir made earlier goes; a non-empty one makes the rename fail (not replaced).
+    await rmdir(bundleDir).catch(() => undefined);
     await rename(tmp, bundleDir);
     return { kind, manifest, files, bytes };
   } catch (err) {
