@@ -92,7 +92,9 @@ describe('agent POST /deploy refusals', () => {
       assert.equal(r.status, 401);
       assert.equal(r.body.api_version, 1);
       assert.equal(r.body.data.result, 6);
-      assert.equal(r.body.data.uuid, undefined, 'nothing of the unread body is echoed');
+      assert.equal(r.body.data.uuid, '', 'nothing of the unread body is echoed (the shape is kept)');
+      assert.equal(r.body.data.mode, '');
+      assert.equal(r.body.data.type, '');
       assert.match(String(r.body.data.message), /unauthorized/);
     }
     // Not even a broken body is looked at without the token.
