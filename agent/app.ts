@@ -25,6 +25,7 @@ import { memoryCollector } from './collectors/memory.js';
 import type { AgentConfig } from './config.js';
 import type { Capacity } from './deploy/admission.js';
 import { Supervisor } from './deploy/supervisor.js';
+import { REFUSAL_REASONS } from './drivers/bar/unpack.js';
 import { createDrivers, type DriverRegistry } from './drivers/index.js';
 import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
@@ -108,8 +109,15 @@ export class AgentApp {
     this.removeCrashHandlers = installCrashHandlers(log, 'agent', { counter: uncaught });
     collectDefaultMetrics({ register: this.metrics });
 
+    const refused = new Counter({
+      name: 'muster_agent_bundles_refused_total',
+      help: 'bar bundles refused by their content (unpacked size, file count, links, entries, archive, manifest), by reason',
+      labelNames: ['reason'],
+      registers: [this.metrics],
+    });
+    for (const r of REFUSAL_REASONS) refused.inc({ reason: r }, 0);
     this.supervisor = new Supervisor(
-      opts.drivers ?? createDrivers({ cfg, log }),
+      opts.drivers ?? createDrivers({ cfg, log, onBundleRefused: (reason) => refused.inc({ reason }) }),
       () => this.capacity(),
       { dataDir: cfg.data_dir, stopGraceMs: cfg.deploy.stop_grace_ms, keepEndedMs: cfg.deploy.keep_ended_ms },
       log,
@@ -172,14 +180,19 @@ export class AgentApp {
       this.log.warn('auth.disabled is true: /deploy accepts requests WITHOUT a token (legacy managers only)');
     else if (auth.token === null)
       this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
-    const server = createAgentServer(this.log, this.metrics, () => ({
-      status: 'ok',
-      node: this.nodeId,
-      version: VERSION,
-      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
-      multicast_joined: this.link.joined,
-      last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
-    }));
+    const server = createAgentServer(
+      this.log,
+      this.metrics,
+      () => ({
+        status: 'ok',
+        node: this.nodeId,
+        version: VERSION,
+        uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+        multicast_joined: this.link.joined,
+        last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
+      }),
+      { bodyLimit: this.cfg.http.body_limit_bytes, maxJsonDepth: this.cfg.http.max_json_depth },
+    );
     commandRoutes(server, this.commands, this.supervisor, auth, this.log);
     this.server = server;
     await server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });

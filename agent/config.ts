@@ -101,6 +101,19 @@ export const AgentConfigSchema = Strict({
     docker_socket: Type.String({ description: 'docker engine socket; "" = no docker driver' }),
     cgroup_root: Type.String({ description: 'cgroup mount root for bar cpuset and memory limits' }),
   }),
+  bar: Strict({
+    max_unpacked_bytes: Type.Integer({
+      minimum: 1,
+      description: 'largest total size of an unpacked bar bundle, bytes',
+    }),
+    max_files: Type.Integer({ minimum: 1, description: 'most entries (files, directories, links) in a bar bundle' }),
+    allow_symlinks: Type.Boolean({ description: 'accept symlinks in bundles (their targets must resolve inside)' }),
+    cache_max_bytes: Type.Integer({ minimum: 0, description: 'largest total size of the bundle cache, bytes (LRU)' }),
+  }),
+  http: Strict({
+    body_limit_bytes: Type.Integer({ minimum: 1024, description: 'largest request body of the command routes, bytes' }),
+    max_json_depth: Type.Integer({ minimum: 2, maximum: 1000, description: 'deepest JSON nesting of a request body' }),
+  }),
   data_dir: Type.String(),
   log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),
 });

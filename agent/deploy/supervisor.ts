@@ -9,6 +9,7 @@ import path from 'node:path';
 import { WORKLOAD_TYPES, type WorkloadType } from '../../common/api/primitives.js';
 import type { Logger } from '../../common/log.js';
 import type { Component, DeployReplyData, DeployRequestData } from '../../common/protocol.js';
+import { redactText, redactUrl } from '../../common/redact.js';
 import type { ComponentRecord, Observed, WorkloadDriver } from '../drivers/driver.js';
 import type { DriverRegistry } from '../drivers/index.js';
 import type { WorkloadSnapshot, WorkloadSource } from '../workloads.js';
@@ -27,7 +28,17 @@ export interface SupervisorOptions {
    * started or stopped through /deploy (`cleared`: whatever it did before is over). Must not throw.
    */
   onComponent?: (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
+  /**
+   * How long the progress lines of an ended operation stay readable (`GET /deploy/:uuid`), ms;
+   * default {@link PROGRESS_KEEP_MS}. The uuid is forgotten after it.
+   */
+  progressKeepMs?: number;
+  /** Most uuids whose progress lines are kept; past it the oldest ended ones go (default 1000). */
+  progressMaxEntries?: number;
 }
+
+/** Default time the progress lines of an ended operation are kept, ms (10 min). */
+export const PROGRESS_KEEP_MS = 600_000;
 
 /** Told of a component's `crashed` / `cleared` event (see SupervisorOptions.onComponent). Must not throw. */
 export type ComponentListener = (event: 'crashed' | 'cleared', rec: ComponentRecord) => void;
@@ -48,7 +59,8 @@ export class Supervisor implements WorkloadSource {
   private records = new Map<string, ComponentRecord>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly store: RecordStore;
-  private readonly progress = new Map<string, string[]>();
+  /** Progress lines per uuid; `endedAt` (ms) once its operation is over. */
+  private readonly progress = new Map<string, { lines: string[]; endedAt?: number }>();
   private lastObserved = new Map<string, Observed>();
   private readonly listeners: ComponentListener[] = [];
 
@@ -122,9 +134,34 @@ export class Supervisor implements WorkloadSource {
     return [...this.records.values()];
   }
 
-  /** Progress lines of the operation under way (or last done) on `uuid`. */
+  /**
+   * Progress lines of the operation under way (or last done) on `uuid`, with URL credentials
+   * already redacted; [] once the ended operation's lines were forgotten (see progressKeepMs).
+   */
   progressOf(uuid: string): string[] {
-    return this.progress.get(uuid) ?? [];
+    this.pruneProgress();
+    return this.progress.get(uuid)?.lines ?? [];
+  }
+
+  /** How many uuids have progress lines remembered (bounded by progressMaxEntries). */
+  progressEntries(): number {
+    this.pruneProgress();
+    return this.progress.size;
+  }
+
+  /** Forgets the progress of operations ended longer than progressKeepMs ago, and the oldest past the cap. */
+  private pruneProgress(): void {
+    const keep = this.opts.progressKeepMs ?? PROGRESS_KEEP_MS;
+    const max = this.opts.progressMaxEntries ?? 1000;
+    const now = Date.now();
+    for (const [uuid, p] of this.progress) {
+      if (p.endedAt !== undefined && now - p.endedAt >= keep) this.progress.delete(uuid);
+    }
+    // Insertion order is start order: the first ended entries are the oldest.
+    for (const [uuid, p] of this.progress) {
+      if (this.progress.size <= max) break;
+      if (p.endedAt !== undefined) this.progress.delete(uuid);
+    }
   }
 
   private persist(): Promise<void> {
@@ -151,9 +188,10 @@ export class Supervisor implements WorkloadSource {
   async handle(req: DeployRequestData): Promise<DeployOutcome> {
     const reply = (result: ResultCode, message: string, rec?: ComponentRecord): DeployOutcome => {
       const id = rec?.id ? (this.drivers[rec.type]?.replyId?.(rec) ?? rec.id) : req.id;
+      // A message may quote the url (fetch errors): never its credentials (docs/operations.md).
       return {
         status: HTTP_STATUS[result],
-        reply: { ...req, ...(id !== undefined && id !== '' ? { id } : {}), result, message },
+        reply: { ...req, ...(id !== undefined && id !== '' ? { id } : {}), result, message: redactText(message) },
       };
     };
     try {
@@ -168,7 +206,7 @@ export class Supervisor implements WorkloadSource {
       return reply(RESULT.OK, rec.message ?? 'ok', rec);
     } catch (err) {
       if (err instanceof DeployError) return reply(err.code, err.message, this.records.get(req.uuid));
-      this.log.error({ err: (err as Error).stack, uuid: req.uuid }, 'deploy failed unexpectedly');
+      this.log.error({ err: redactText(String((err as Error).stack)), uuid: req.uuid }, 'deploy failed unexpectedly');
       return reply(RESULT.RUNTIME_ERROR, `internal error: ${(err as Error).message}`);
     }
   }
@@ -222,7 +260,8 @@ export class Supervisor implements WorkloadSource {
       type: req.type,
       instance_id: req.instance_id ?? '',
       index: req.index ?? 0,
-      url,
+      // Stored and shown without credentials; the driver gets the real url for the request only.
+      url: redactUrl(url),
       file,
       require,
       cpus: grant.cpus,
@@ -235,7 +274,10 @@ export class Supervisor implements WorkloadSource {
     this.records.set(rec.uuid, rec);
     await this.persist();
     const lines: string[] = [];
-    this.progress.set(rec.uuid, lines);
+    this.progress.delete(rec.uuid);
+    const entry: { lines: string[]; endedAt?: number } = { lines };
+    this.progress.set(rec.uuid, entry);
+    this.pruneProgress();
     const workDir = path.join(this.opts.dataDir, 'components', rec.uuid);
     try {
       await mkdir(workDir, { recursive: true });
@@ -252,10 +294,11 @@ export class Supervisor implements WorkloadSource {
           workDir,
         },
         (line) => {
-          lines.push(line);
+          lines.push(redactText(line));
           if (lines.length > 200) lines.shift();
         },
       );
+      entry.endedAt = Date.now();
       Object.assign(rec, started, { state: 'RUNNING', startedAt: new Date().toISOString() });
       rec.message = `started ${rec.type} ${rec.name} as ${rec.id} on cores ${cpuList(rec.cpus)}, memory ${fmtBytes(require.memory)}${rec.gpus.length ? `, GPUs ${rec.gpus.join(',')}` : ''}`;
       await this.persist();
@@ -266,10 +309,14 @@ export class Supervisor implements WorkloadSource {
       return rec;
     } catch (err) {
       // Nothing half-started is left: the driver cleans up its own; the record and the grant go.
+      entry.endedAt = Date.now();
       this.records.delete(rec.uuid);
       await this.persist();
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
-      this.log.warn({ uuid: rec.uuid, type: rec.type, err: (err as Error).message }, 'component start failed');
+      this.log.warn(
+        { uuid: rec.uuid, type: rec.type, err: redactText((err as Error).message) },
+        'component start failed',
+      );
       throw err instanceof DeployError ? err : new DeployError(RESULT.RUNTIME_ERROR, (err as Error).message);
     }
   }
@@ -316,6 +363,7 @@ export class Supervisor implements WorkloadSource {
    * ended on its own becomes FAILED (non-zero exit) or STOPPED and gives its resources back.
    */
   async snapshot(signal: AbortSignal): Promise<WorkloadSnapshot> {
+    this.pruneProgress();
     const now = Date.now();
     for (const [uuid, r] of this.records) {
       if (

@@ -9,6 +9,7 @@ import type { WorkloadType } from '../../common/api/primitives.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentConfig } from '../config.js';
 import { createBarDriver } from './bar/driver.js';
+import type { RefusalReason } from './bar/unpack.js';
 import { createDockerDriver } from './docker/driver.js';
 import type { WorkloadDriver } from './driver.js';
 
@@ -19,6 +20,8 @@ export type DriverRegistry = Partial<Record<WorkloadType, WorkloadDriver>>;
 export interface DriverContext {
   cfg: AgentConfig;
   log: Logger;
+  /** Told of each refused bar bundle, by reason (muster_agent_bundles_refused_total). */
+  onBundleRefused?: (reason: RefusalReason) => void;
 }
 
 /** One factory per WorkloadType; null = this board has no such runtime (by its config). */
@@ -33,7 +36,7 @@ export const DRIVER_FACTORIES: Record<WorkloadType, (ctx: DriverContext) => Work
           log,
         })
       : null,
-  bar: ({ cfg, log }) =>
+  bar: ({ cfg, log, onBundleRefused }) =>
     createBarDriver({
       fetchTimeoutMs: cfg.deploy.fetch_timeout_ms,
       maxBundleBytes: cfg.deploy.max_bundle_bytes,
@@ -43,6 +46,13 @@ export const DRIVER_FACTORIES: Record<WorkloadType, (ctx: DriverContext) => Work
       // The supervisor gives each component <data_dir>/components/<uuid> as its workDir.
       componentsDir: path.join(cfg.data_dir, 'components'),
       log,
+      unpack: {
+        maxBytes: cfg.bar.max_unpacked_bytes,
+        maxFiles: cfg.bar.max_files,
+        allowSymlinks: cfg.bar.allow_symlinks,
+      },
+      cacheMaxBytes: cfg.bar.cache_max_bytes,
+      ...(onBundleRefused ? { onRefused: onBundleRefused } : {}),
     }),
 };
 

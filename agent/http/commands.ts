@@ -4,14 +4,17 @@
  * `POST /<name>` for each registered command, answered with the handler's reply and the HTTP
  * status of its `result` (agent/deploy/results.ts). Commands run code as root, so each requires
  * `Authorization: Bearer <token>` unless auth is explicitly disabled in config for a legacy
- * manager (docs/configuration.md `auth.*`); the refusal has the spec's reply shape too.
+ * manager (docs/configuration.md `auth.*`); the refusal has the spec's reply shape too. The token
+ * is checked in an `onRequest` hook, before any byte of the body is read or parsed: an
+ * unauthenticated request costs the agent no parsing (its refusal therefore echoes nothing of
+ * the request: `mode`, `type` and `uuid` are empty strings).
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
-import { HTTP_STATUS, RESULT } from '../deploy/results.js';
+import { HTTP_STATUS, RESULT, type ResultCode } from '../deploy/results.js';
 import type { Supervisor } from '../deploy/supervisor.js';
-import { refusal } from '../handlers/handler.js';
+import { type CommandReply, refusal } from '../handlers/handler.js';
 import type { CommandRegistry } from '../handlers/registry.js';
 
 /** How the command port is protected. */
@@ -28,6 +31,15 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   const a = Buffer.from((m[1] as string).trim());
   const b = Buffer.from(token);
   return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * A refusal of a request whose body was not read or could not be parsed: the spec's reply shape
+ * with `mode`, `type` and `uuid` empty (a manager validating the reply still reads `result`).
+ */
+function unread(result: ResultCode, message: string): CommandReply {
+  const out = refusal(undefined, result, message);
+  return { ...out, data: { mode: '', type: '', uuid: '', ...out.data } };
 }
 
 /**
@@ -55,25 +67,27 @@ export function commandRoutes(
             : 'wrong token';
     if (why === null) return;
     rl.warn(`auth:${req.ip}`, { from: req.ip, path: req.url, why }, 'command refused: unauthorized');
-    return reply
-      .code(HTTP_STATUS[RESULT.UNAUTHORIZED])
-      .send(refusal(req.body, RESULT.UNAUTHORIZED, `unauthorized: ${why}`));
+    // onRequest: the body has not been read, so nothing of it is echoed (and nothing is parsed);
+    // the reply keeps the spec's shape (mode, type, uuid are strings, empty here) so that a
+    // manager validating it still reads result 6 and the message.
+    return reply.code(HTTP_STATUS[RESULT.UNAUTHORIZED]).send(unread(RESULT.UNAUTHORIZED, `unauthorized: ${why}`));
   };
 
   for (const name of registry.names()) {
     app.post(
       `/${name}`,
       {
-        // Auth before anything is read of the body, so an unauthenticated caller learns nothing
-        // about the schema. The body itself is validated by the registry.
-        preValidation: checkAuth,
-        errorHandler: (err: FastifyError, req, reply) => {
+        // Auth before anything is read of the body (onRequest runs before the body is read), so
+        // an unauthenticated caller costs no parsing and learns nothing about the schema. The
+        // body itself is bounded by the parser (server.ts) and validated by the registry.
+        onRequest: checkAuth,
+        errorHandler: (err: FastifyError, _req, reply) => {
           // What the registry never sees: a body that is not JSON, too large, of another type.
           const status = err.statusCode ?? 500;
           const result = status === 413 || status === 400 || status === 415 ? RESULT.BAD_REQUEST : RESULT.RUNTIME_ERROR;
           return reply
             .code(status)
-            .send(refusal(req.body, result, status < 500 ? `bad request: ${err.message}` : 'internal error'));
+            .send(unread(result, status < 500 ? `bad request: ${err.message}` : 'internal error'));
         },
       },
       async (req, reply) => {
@@ -83,7 +97,7 @@ export function commandRoutes(
     );
   }
 
-  app.get('/deploy/:uuid', { preValidation: checkAuth }, async (req, reply) => {
+  app.get('/deploy/:uuid', { onRequest: checkAuth }, async (req, reply) => {
     const { uuid } = req.params as { uuid: string };
     const rec = supervisor.list().find((r) => r.uuid === uuid);
     if (!rec) return reply.code(404).send({ error: 'not_found', message: `no component ${uuid}` });

@@ -93,7 +93,28 @@ const tooLarge = (maxBytes: number, what: string): DownloadError =>
   );
 
 /**
- * GETs `url` into `opts.dest`, bounded in time and size.
+ * A URL's userinfo as an HTTP Basic `Authorization` header (the credentials go into the request
+ * only: never into a message, and undici does not send them by itself), and the URL without it.
+ * (undici's redirect handling drops the header when a redirect leaves the origin.)
+ */
+export function splitCredentials(url: string): { target: string; authorization?: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { target: url };
+  }
+  if (!u.username && !u.password) return { target: url };
+  const user = decodeURIComponent(u.username);
+  const pass = decodeURIComponent(u.password);
+  u.username = '';
+  u.password = '';
+  return { target: u.toString(), authorization: `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}` };
+}
+
+/**
+ * GETs `url` into `opts.dest`, bounded in time and size. Credentials in `url` (`user:pass@`)
+ * are sent as HTTP Basic authorization.
  * @returns the status (200, or 304 when `accept304`), bytes written and sha256 (hex) when asked
  * @throws DownloadError: `status` (any other HTTP status), `too_large` (Content-Length or the
  *   streamed count over `maxBytes`), `timeout` (the signal aborted), `network` (refused, reset,
@@ -102,11 +123,12 @@ const tooLarge = (maxBytes: number, what: string): DownloadError =>
 export async function download(url: string, opts: DownloadOptions): Promise<Downloaded> {
   const { signal, maxBytes } = opts;
   const timedOut = (): DownloadError => new DownloadError('timeout', `timed out after ${opts.timeoutMs} ms`);
+  const { target, authorization } = splitCredentials(url);
   let res: Dispatcher.ResponseData;
   try {
-    res = await request(url, {
+    res = await request(target, {
       method: 'GET',
-      headers: { 'user-agent': 'muster-agent', ...opts.headers },
+      headers: { 'user-agent': 'muster-agent', ...(authorization ? { authorization } : {}), ...opts.headers },
       signal,
       dispatcher: opts.dispatcher,
       reset: true,

@@ -4,6 +4,7 @@
  * is started and the agent keeps serving.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,27 @@ import { after, before, describe, it } from 'node:test';
 import { freePort, getJson, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const TOKEN = 'route-test-token';
+
+/**
+ * Four clients looping POST /deploy with a deeply nested body of argv[3] bytes to argv[1], two
+ * without and two with the token argv[2]; one line on stdout per answered request. Runs until killed.
+ */
+const LOAD_CLIENTS = `
+const [base, token, n] = process.argv.slice(1);
+const half = Number(n) / 2;
+const deep = '['.repeat(half) + ']'.repeat(half);
+const client = async (auth) => {
+  for (;;) {
+    await fetch(base + '/deploy', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(auth ? { authorization: 'Bearer ' + token } : {}) },
+      body: deep,
+      signal: AbortSignal.timeout(10000),
+    }).then((r) => r.arrayBuffer()).then(() => process.stdout.write('.\\n'), () => {});
+  }
+};
+client(false); client(false); client(true); client(true);
+`;
 
 describe('agent POST /deploy refusals', () => {
   let agent: Proc;
@@ -64,15 +86,71 @@ describe('agent POST /deploy refusals', () => {
     },
   });
 
-  it('refuses a missing or wrong token with result 6 and 401, echoing the request', async () => {
+  it('refuses a missing or wrong token with result 6 and 401, before reading the body', async () => {
     for (const token of [null, 'wrong']) {
       const r = await post(start(), token);
       assert.equal(r.status, 401);
       assert.equal(r.body.api_version, 1);
       assert.equal(r.body.data.result, 6);
-      assert.equal(r.body.data.uuid, 'r1');
+      assert.equal(r.body.data.uuid, '', 'nothing of the unread body is echoed (the shape is kept)');
+      assert.equal(r.body.data.mode, '');
+      assert.equal(r.body.data.type, '');
       assert.match(String(r.body.data.message), /unauthorized/);
     }
+    // Not even a broken body is looked at without the token.
+    const broken = await post('{not json', null);
+    assert.equal(broken.status, 401);
+  });
+
+  it('a 1 MB deeply nested body: 401 unparsed without the token, 400 too deep with it; /healthz stays fast', async () => {
+    const deep = `${'['.repeat(500_000)}${']'.repeat(500_000)}`;
+    const noToken = await post(deep, null);
+    assert.equal(noToken.status, 401);
+    assert.equal(noToken.body.data.result, 6);
+    const withToken = await post(deep);
+    assert.equal(withToken.status, 400);
+    assert.equal(withToken.body.data.result, 1);
+    assert.match(String(withToken.body.data.message), /too deep.*http\.max_json_depth/);
+    const objects = `${'{"a":'.repeat(40)}1${'}'.repeat(40)}`;
+    assert.match(String((await post(objects)).body.data.message), /too deep/);
+
+    // Four clients, in a process of their own so that their work does not slow the timing here,
+    // send such bodies (two without, two with the token) while /healthz is timed.
+    const timeHealthz = async (): Promise<number[]> => {
+      const times: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const t0 = performance.now();
+        const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(5000) });
+        await res.arrayBuffer();
+        times.push(performance.now() - t0);
+        assert.equal(res.status, 200);
+      }
+      return times.sort((a, b) => a - b);
+    };
+    const idle = await timeHealthz();
+    const load = spawn(process.execPath, ['-e', LOAD_CLIENTS, base, TOKEN, String(deep.length)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let sent = '';
+    load.stdout.on('data', (c: Buffer) => {
+      sent += c.toString();
+    });
+    let times: number[];
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      times = await timeHealthz();
+    } finally {
+      load.kill('SIGTERM');
+      await new Promise((r) => load.once('exit', r));
+    }
+    const bodies = sent.split('\n').filter(Boolean).length;
+    const p50 = times[99] as number;
+    const p99 = times[197] as number;
+    console.log(
+      `healthz p50/p99: idle ${(idle[99] as number).toFixed(1)}/${(idle[197] as number).toFixed(1)} ms; under 4 deep-body clients ${p50.toFixed(1)}/${p99.toFixed(1)} ms (${bodies} bodies of 1 MB answered)`,
+    );
+    assert.ok(bodies >= 8, `the clients kept sending (${bodies})`);
+    assert.ok(p99 < 250, `/healthz p99 ${p99.toFixed(1)} ms under load`);
   });
 
   it('refuses malformed requests with result 1 and 400, naming the field', async () => {

@@ -4,8 +4,9 @@
  * `create` would not write), bar.yaml rules, /proc/<pid>/stat parsing, url/file validation.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,7 +17,15 @@ import { cgroupsOf, detectLayout } from '../../agent/drivers/bar/cgroup.js';
 import { bundleUrl, validateBarSource } from '../../agent/drivers/bar/driver.js';
 import { parseManifest, signalName } from '../../agent/drivers/bar/manifest.js';
 import { parseStat } from '../../agent/drivers/bar/proc.js';
-import { EntryGuard, sniff, unpackBundle } from '../../agent/drivers/bar/unpack.js';
+import {
+  BundleRefused,
+  EntryGuard,
+  extractCounted,
+  resolveInside,
+  sniff,
+  type UnpackLimits,
+  unpackBundle,
+} from '../../agent/drivers/bar/unpack.js';
 
 interface RawEntry {
   path: string;
@@ -161,7 +170,7 @@ describe('bar bundle unpack', () => {
     await rejectsWith(
       unpackBundle(blob, 'x.bar', bundle),
       RESULT.FETCH_FAILED,
-      /bundle entry "\.\.\/evil" escapes the bundle directory/,
+      /entry "\.\.\/evil" escapes the bundle directory/,
     );
     assert.equal(existsSync(path.join(work, 'evil')), false);
     assert.deepEqual(await tree(bundle), []);
@@ -190,7 +199,7 @@ describe('bar bundle unpack', () => {
     await rejectsWith(
       unpackBundle(blob, 'x.bar', bundle),
       RESULT.FETCH_FAILED,
-      /bundle entry "\/tmp\/evil" escapes the bundle directory/,
+      /entry "\/tmp\/evil" escapes the bundle directory/,
     );
     assert.equal(existsSync('/tmp/evil'), existed);
     if (existed) assert.equal(await readFile('/tmp/evil', 'utf8').catch(() => ''), before);
@@ -405,5 +414,136 @@ describe('cgroup layout', () => {
     assert.equal((await detectLayout(await tree({ 'unified/cgroup.controllers': 'hugetlb' }))).kind, 'none');
     assert.equal((await detectLayout(path.join(tmp, 'no-such-root'))).kind, 'none');
     assert.equal(cgroupsOf({ kind: 'none', why: 'x' }, 'u1'), null);
+  });
+});
+
+/** A gzip tar of bar.yaml then one member of `random` random bytes followed by `zeros` zero bytes. */
+function bombTgz(random: number, zeros: number): Buffer {
+  const body = Buffer.concat([randomBytes(random), Buffer.alloc(zeros)]);
+  const blocks: Buffer[] = [];
+  for (const [p, b] of [
+    ['bar.yaml', Buffer.from(MANIFEST)],
+    ['payload.bin', body],
+  ] as const) {
+    const h = new Header({ path: p, type: 'File', mode: 0o644, size: b.length, uid: 0, gid: 0, mtime: new Date() });
+    h.encode();
+    blocks.push(h.block as Buffer, b, Buffer.alloc((512 - (b.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(blocks));
+}
+
+describe('bounds while unpacking', () => {
+  const limits = (over: Partial<UnpackLimits> = {}): UnpackLimits => ({
+    maxBytes: 1 << 20,
+    maxFiles: 100,
+    allowSymlinks: true,
+    ...over,
+  });
+  /** Entries beside `bundle` in its work dir (temp dirs included). */
+  const beside = async (work: string) => (await readdir(work)).sort();
+
+  test('a bomb (random bytes, then zeros) past max_unpacked_bytes is refused; no temp dir is left', async () => {
+    const data = bombTgz(64 * 1024, 8 << 20);
+    assert.ok(data.length < 200 * 1024, 'the bomb is small compressed');
+    const { blob, work, bundle } = await blobOf(data);
+    await assert.rejects(unpackBundle(blob, 'bomb.bar', bundle, limits()), (err: unknown) => {
+      assert.ok(err instanceof BundleRefused);
+      assert.equal(err.code, RESULT.FETCH_FAILED);
+      assert.equal(err.reason, 'unpacked_bytes');
+      assert.match(err.message, /unpacks to more than 1 MiB \(bar\.max_unpacked_bytes\)/);
+      return true;
+    });
+    assert.deepEqual(await beside(work), [], 'neither the bundle dir nor a temp dir is left');
+  });
+
+  test('the streamed count stops the extraction at the bound (declared sizes aside)', async () => {
+    const data = bombTgz(1000, 3 << 20);
+    const { blob, work } = await blobOf(data);
+    const dir = path.join(work, 'x');
+    await mkdir(dir);
+    // maxBytes below the member: refused before its first byte is written.
+    await assert.rejects(
+      extractCounted(blob, dir, limits({ maxBytes: 2 << 20 })),
+      (err: unknown) => err instanceof BundleRefused && err.reason === 'unpacked_bytes',
+    );
+    const st = await stat(path.join(dir, 'payload.bin')).catch(() => null);
+    assert.ok(st === null || st.size <= 2 << 20, `payload.bin: ${st?.size} bytes written`);
+    // Within the bound: everything is counted.
+    const dir2 = path.join(work, 'y');
+    await mkdir(dir2);
+    const ok = await extractCounted(blob, dir2, limits({ maxBytes: 4 << 20 }));
+    assert.equal(ok.files, 2);
+    assert.equal(ok.bytes, MANIFEST.length + 1000 + (3 << 20));
+  });
+
+  test('more entries than max_files are refused', async () => {
+    const entries: RawEntry[] = [{ path: 'bar.yaml', body: MANIFEST }];
+    for (let i = 0; i < 20; i++) entries.push({ path: `f${i}`, body: 'x' });
+    const { blob, work, bundle } = await blobOf(rawTgz(entries));
+    await assert.rejects(
+      unpackBundle(blob, 'many.bar', bundle, limits({ maxFiles: 10 })),
+      (err: unknown) => err instanceof BundleRefused && err.reason === 'files' && /bar\.max_files/.test(err.message),
+    );
+    assert.deepEqual(await beside(work), []);
+    const ok = await unpackBundle(blob, 'many.bar', bundle, limits({ maxFiles: 21 }));
+    assert.equal(ok.files, 21);
+  });
+
+  test('an out-of-order link chain that leaves the bundle only once all links exist is refused', async () => {
+    // esc -> a/b/../.. is the bundle root while a and b do not exist yet; once a -> . and
+    // b -> . are defined (later in the archive), it is the work dir's parent.
+    const { blob, work, bundle } = await blobOf(
+      rawTgz([
+        { path: 'bar.yaml', body: MANIFEST },
+        { path: 'esc', type: 'SymbolicLink', linkpath: 'a/b/../..' },
+        { path: 'a', type: 'SymbolicLink', linkpath: '.' },
+        { path: 'b', type: 'SymbolicLink', linkpath: '.' },
+      ]),
+    );
+    await assert.rejects(unpackBundle(blob, 'chain.bar', bundle, limits()), (err: unknown) => {
+      assert.ok(err instanceof BundleRefused, String(err));
+      assert.equal(err.reason, 'link');
+      assert.match(err.message, /symlink "esc" -> "a\/b\/\.\.\/\.\." resolves outside the bundle directory/);
+      return true;
+    });
+    assert.deepEqual(await beside(work), []);
+  });
+
+  test('links whose final targets stay inside are accepted; none at all when symlinks are not allowed', async () => {
+    const entries: RawEntry[] = [
+      { path: 'bar.yaml', body: MANIFEST },
+      { path: 'lib/', type: 'Directory' },
+      { path: 'lib/libx.so.1', body: 'elf' },
+      { path: 'cur', type: 'SymbolicLink', linkpath: 'lib/libx.so' },
+      { path: 'lib/libx.so', type: 'SymbolicLink', linkpath: 'libx.so.1' },
+      { path: 'dangling', type: 'SymbolicLink', linkpath: 'nothing/here' },
+    ];
+    const { blob, work, bundle } = await blobOf(rawTgz(entries));
+    await unpackBundle(blob, 'libs.bar', bundle, limits());
+    assert.equal(await readFile(path.join(bundle, 'cur'), 'utf8'), 'elf');
+    const b2 = path.join(work, 'bundle2');
+    await assert.rejects(
+      unpackBundle(blob, 'libs.bar', b2, limits({ allowSymlinks: false })),
+      (err: unknown) =>
+        err instanceof BundleRefused && err.reason === 'symlinks' && /bar\.allow_symlinks/.test(err.message),
+    );
+    assert.ok(!existsSync(b2));
+  });
+
+  test('resolveInside follows links on disk, refuses leaving the root at any step and loops', async () => {
+    const root = path.join(tmp, 'resolve');
+    await mkdir(path.join(root, 'd'), { recursive: true });
+    await symlink('.', path.join(root, 'here'));
+    await symlink('d', path.join(root, 'dl'));
+    await symlink('../..', path.join(root, 'd', 'up2'));
+    await symlink('loop2', path.join(root, 'loop1'));
+    await symlink('loop1', path.join(root, 'loop2'));
+    assert.equal(await resolveInside(root, 'here/here/d'), 'd');
+    assert.equal(await resolveInside(root, 'dl/..'), '');
+    assert.equal(await resolveInside(root, 'dl/missing/x'), 'd/missing/x');
+    assert.equal(await resolveInside(root, 'd/up2'), null);
+    assert.equal(await resolveInside(root, 'loop1'), null);
+    assert.equal(await resolveInside(root, '../resolve/d'), null);
   });
 });

@@ -34,6 +34,7 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../../../common/log.js';
 import type { Component } from '../../../common/protocol.js';
+import { redactUrl } from '../../../common/redact.js';
 import { cpuList } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
 import type { ComponentRecord, Observed, Progress, Started, StartSpec, WorkloadDriver } from '../driver.js';
@@ -64,7 +65,7 @@ import {
   sleep,
   vmRssBytes,
 } from './proc.js';
-import { unpackBundle } from './unpack.js';
+import { BundleRefused, DEFAULT_UNPACK_LIMITS, type RefusalReason, type UnpackLimits, unpackBundle } from './unpack.js';
 
 /** Settings of the bar driver. */
 export interface BarDriverOptions {
@@ -87,6 +88,12 @@ export interface BarDriverOptions {
   componentsDir?: string;
   /** Time between two log size checks, ms (default 5000). */
   logCheckMs?: number;
+  /** Unpack bounds and the symlink rule (bar.max_unpacked_bytes, bar.max_files, bar.allow_symlinks). */
+  unpack?: UnpackLimits;
+  /** Largest total size of the bundle cache, bytes (bar.cache_max_bytes); default unbounded. */
+  cacheMaxBytes?: number;
+  /** Told of each refused bundle (muster_agent_bundles_refused_total{reason}). Must not throw. */
+  onRefused?: (reason: RefusalReason) => void;
 }
 
 /**
@@ -193,7 +200,12 @@ class BarDriver implements WorkloadDriver {
       timeoutMs: opts.fetchTimeoutMs,
       maxBytes: opts.maxBundleBytes,
       log: opts.log,
+      ...(opts.cacheMaxBytes !== undefined ? { cacheMaxBytes: opts.cacheMaxBytes } : {}),
+      // A running component's blob is kept: a restart of the same bundle needs no download.
+      inUse: () => [...this.runs.values()].map((r) => r.sha256),
     });
+    // Left-overs of a crash (.tmp-* downloads, orphan blobs) go at start, not at the first deploy.
+    void this.cache.sweep();
     this.logs = new LogBound(opts.logMaxBytes, opts.log, opts.logCheckMs);
     this.componentsDir = opts.componentsDir ?? path.join(path.dirname(opts.cacheDir), 'components');
   }
@@ -290,11 +302,24 @@ class BarDriver implements WorkloadDriver {
     let manifest: Awaited<ReturnType<typeof unpackBundle>>['manifest'];
     try {
       this.log.info(
-        { uuid: spec.uuid, url, sha256: blob.sha256, bytes: blob.size, reused: blob.reused },
+        { uuid: spec.uuid, url: redactUrl(url), sha256: blob.sha256, bytes: blob.size, reused: blob.reused },
         'bar bundle fetched',
       );
       progress(`unpacking ${spec.file} (sha256 ${blob.sha256})`);
-      manifest = (await unpackBundle(blob.path, spec.file, bundleDir)).manifest;
+      const out = await unpackBundle(blob.path, spec.file, bundleDir, this.opts.unpack ?? DEFAULT_UNPACK_LIMITS);
+      manifest = out.manifest;
+      progress(`unpacked ${out.files} entries, ${out.bytes} bytes`);
+    } catch (err) {
+      if (err instanceof BundleRefused) {
+        // Refused by content: whatever URL serves this blob, it is refused again; keep none of it.
+        await this.cache.discard(blob.sha256);
+        this.opts.onRefused?.(err.reason);
+        this.log.warn(
+          { uuid: spec.uuid, url: redactUrl(url), sha256: blob.sha256, reason: err.reason, why: err.message },
+          'bar bundle refused',
+        );
+      }
+      throw err;
     } finally {
       blob.release();
     }
@@ -531,6 +556,8 @@ class BarDriver implements WorkloadDriver {
       if (who === 'ours') {
         const dir = this.workDirOf(rec.uuid);
         this.workDirs.set(rec.uuid, dir);
+        const run = await this.runInfo(rec.uuid);
+        if (run) this.runs.set(rec.uuid, run);
         this.logs.watch(
           rec.uuid,
           LOG_FILES.map((f) => path.join(dir, f)),

@@ -1,16 +1,41 @@
 /**
- * Unpacks a fetched bar bundle into a component's bundle directory, safely.
+ * Unpacks a fetched bar bundle into a component's bundle directory, safely (docs/operations.md
+ * "A refused bundle", docs/configuration.md `bar.*`).
  *
- * A gzip tar (detected by its magic bytes, not its name) is read twice: a listing pass checks
- * every entry first (no absolute path, no `..` segment, no symlink or hardlink that resolves
- * outside the bundle, no device or fifo) and only when all pass is it extracted, with node-tar's
- * own path checks as a second line. So a refused bundle writes nothing at all. `bar.yaml` must
- * be a regular file at the root. A file that is not a gzip tar but a script (`#!`) or an ELF
- * binary is a bundle of one, run as `./<file>`.
+ * A gzip tar (detected by its magic bytes, not its name) is extracted in one streaming pass into
+ * a temp directory beside the bundle directory. Before an entry is written it is checked (no
+ * absolute path, no `..` segment, no symlink or hardlink that resolves outside the bundle through
+ * the links seen so far, no device or fifo, no symlink at all unless allowed) and counted: the
+ * entry count against `maxFiles`, the bytes against `maxBytes` (its declared size before a byte
+ * is written, then the bytes as they stream). The extraction is aborted the moment a bound is
+ * passed: a decompression bomb never fills the disk, whatever node-tar's ratio heuristic says.
+ * Once the archive is unpacked, every symlink in the tree is resolved to its final target on
+ * disk (links defined later in the archive included) and the bundle is refused when any leaves
+ * the bundle directory. `bar.yaml` must be a regular file at the root. Only then is the temp
+ * directory renamed to the bundle directory; on any refusal it is removed, so a refused bundle
+ * leaves nothing. A file that is not a gzip tar but a script (`#!`) or an ELF binary is a bundle
+ * of one, run as `./<file>`.
  */
-import { chmod, copyFile, lstat, mkdir, open, readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import {
+  chmod,
+  copyFile,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  rmdir,
+  stat,
+} from 'node:fs/promises';
 import path from 'node:path';
-import { extract, list, type ReadEntry } from 'tar';
+import { Transform, type TransformCallback } from 'node:stream';
+import { type ReadEntry, Unpack } from 'tar';
+import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from './manifest.js';
 
@@ -44,8 +69,39 @@ const ALLOWED = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'Symb
 /** Most symlinks followed while resolving one path (the kernel's limit is 40). */
 const MAX_HOPS = 40;
 
-const escapes = (p: string, extra = ''): DeployError =>
-  new DeployError(RESULT.FETCH_FAILED, `bundle entry ${JSON.stringify(p)}${extra} escapes the bundle directory`);
+/**
+ * Why a bundle was refused, the `reason` label of `muster_agent_bundles_refused_total`:
+ * `unpacked_bytes` (bar.max_unpacked_bytes), `files` (bar.max_files), `link` (a symlink whose
+ * final target leaves the bundle), `symlinks` (a symlink while bar.allow_symlinks is false),
+ * `entry` (an absolute or `..` path, a device, fifo or unsupported entry), `archive` (not a gzip
+ * tar or an executable, or a broken one), `manifest` (no or an invalid bar.yaml).
+ */
+export type RefusalReason = 'unpacked_bytes' | 'files' | 'link' | 'symlinks' | 'entry' | 'archive' | 'manifest';
+
+/** Every {@link RefusalReason}, for metrics. */
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
+  'unpacked_bytes',
+  'files',
+  'link',
+  'symlinks',
+  'entry',
+  'archive',
+  'manifest',
+];
+
+/** A bundle refused by what it holds (result 3, FETCH_FAILED); `reason` says which rule. */
+export class BundleRefused extends DeployError {
+  constructor(
+    readonly reason: RefusalReason,
+    message: string,
+  ) {
+    super(RESULT.FETCH_FAILED, `bundle refused: ${message}`);
+    this.name = 'BundleRefused';
+  }
+}
+
+const escapes = (p: string, extra = ''): BundleRefused =>
+  new BundleRefused('entry', `entry ${JSON.stringify(p)}${extra} escapes the bundle directory`);
 
 /**
  * Checks tar entries in archive order. It keeps the archive's own symlinks so that a path is
@@ -61,7 +117,7 @@ export class EntryGuard {
   count = 0;
 
   /**
-   * @throws DeployError FETCH_FAILED when the entry is refused
+   * @throws BundleRefused (result 3) when the entry is refused
    */
   check(e: EntryInfo): void {
     this.count++;
@@ -71,7 +127,7 @@ export class EntryGuard {
     if (segs.includes('..')) throw escapes(raw);
     if (!ALLOWED.has(e.type)) {
       const what = /Device|FIFO/.test(e.type) ? 'device and fifo entries are not allowed' : 'unsupported entry type';
-      throw new DeployError(RESULT.FETCH_FAILED, `bundle entry ${JSON.stringify(raw)}: ${e.type}: ${what}`);
+      throw new BundleRefused('entry', `entry ${JSON.stringify(raw)}: ${e.type}: ${what}`);
     }
     const key = segs.join('/');
     if (key === '') return; // the root directory itself
@@ -131,55 +187,214 @@ export class EntryGuard {
   }
 }
 
-/**
- * Lists `tgz` and checks every entry.
- * @returns the guard after all entries (hasManifest, count)
- * @throws DeployError FETCH_FAILED on the first refused entry or a broken archive
- */
-export async function checkArchive(tgz: string): Promise<EntryGuard> {
-  const guard = new EntryGuard();
-  let refused: unknown;
-  try {
-    await list({
-      file: tgz,
-      strict: true,
-      onReadEntry: (entry: ReadEntry) => {
-        if (refused) return;
-        try {
-          guard.check({ path: entry.path, type: entry.type, linkpath: entry.linkpath });
-        } catch (err) {
-          refused = err;
-        }
-      },
-    });
-  } catch (err) {
-    if (refused) throw refused;
-    throw new DeployError(RESULT.FETCH_FAILED, `not a valid gzip tar bundle: ${(err as Error).message}`);
-  }
-  if (refused) throw refused;
-  return guard;
+/** Bounds of one unpack (docs/configuration.md `bar.*`). */
+export interface UnpackLimits {
+  /** Largest total size of the unpacked files, bytes (bar.max_unpacked_bytes). */
+  maxBytes: number;
+  /** Most entries: files, directories and links (bar.max_files). */
+  maxFiles: number;
+  /** Accept symbolic links (bar.allow_symlinks); their final targets must stay inside anyway. */
+  allowSymlinks: boolean;
 }
+
+/** The documented defaults: 512 MiB, 10,000 entries, symlinks allowed. */
+export const DEFAULT_UNPACK_LIMITS: UnpackLimits = {
+  maxBytes: 512 * 1024 * 1024,
+  maxFiles: 10_000,
+  allowSymlinks: true,
+};
 
 /** What was unpacked. */
 export interface Unpacked {
   manifest: Manifest;
   kind: BundleKind;
+  /** Entries written (a bundle of one: 1). */
+  files: number;
+  /** Bytes of file content written. */
+  bytes: number;
+}
+
+const tooLarge = (limits: UnpackLimits): BundleRefused =>
+  new BundleRefused(
+    'unpacked_bytes',
+    `unpacks to more than ${fmtBytes(limits.maxBytes)} (bar.max_unpacked_bytes); extraction stopped`,
+  );
+const tooMany = (limits: UnpackLimits): BundleRefused =>
+  new BundleRefused('files', `holds more than ${limits.maxFiles} entries (bar.max_files); extraction stopped`);
+
+/**
+ * Extracts the gzip tar `tgz` into the existing empty directory `dir`, checking and counting each
+ * entry before it is written and its bytes as they stream; aborted at the first refusal.
+ * @returns entries and bytes written
+ * @throws BundleRefused on the first refused entry or bound passed; `archive` for a broken tar.
+ *   What was written so far stays in `dir` (the caller removes it).
+ */
+export async function extractCounted(
+  tgz: string,
+  dir: string,
+  limits: UnpackLimits,
+): Promise<{ files: number; bytes: number; guard: EntryGuard }> {
+  const guard = new EntryGuard();
+  let files = 0;
+  let declared = 0;
+  let streamed = 0;
+  let refused: Error | undefined;
+  const unpack = new Unpack({
+    cwd: dir,
+    strict: true,
+    preserveOwner: false,
+    filter: (_p, entry) => {
+      if (refused) return false;
+      const e = entry as ReadEntry;
+      try {
+        guard.check({ path: e.path, type: e.type, linkpath: e.linkpath });
+        if (e.type === 'SymbolicLink' && !limits.allowSymlinks) {
+          throw new BundleRefused(
+            'symlinks',
+            `entry ${JSON.stringify(e.path)} is a symbolic link and bar.allow_symlinks is false`,
+          );
+        }
+        if (++files > limits.maxFiles) throw tooMany(limits);
+        // The body of an entry is exactly its declared size (node-tar reads no more): refuse
+        // before the first byte of the entry that would pass the bound is written.
+        declared += e.size ?? 0;
+        if (declared > limits.maxBytes) throw tooLarge(limits);
+      } catch (err) {
+        refused = err as Error;
+        unpack.abort(refused);
+        return false;
+      }
+      return true;
+    },
+    // Counts what is really written, chunk by chunk, as a second line. (node-tar pipes an entry
+    // through any stream returned here; its type names its own stream class.)
+    transform: ((): Transform =>
+      new Transform({
+        transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+          if (refused) return cb();
+          streamed += chunk.length;
+          if (streamed > limits.maxBytes) {
+            refused = tooLarge(limits);
+            unpack.abort(refused);
+            return cb();
+          }
+          cb(null, chunk);
+        },
+      })) as unknown as (entry: ReadEntry) => ReadEntry,
+  });
+  const src = createReadStream(tgz);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      unpack.on('error', reject);
+      unpack.on('close', () => resolve());
+      src.on('error', reject);
+      src.pipe(unpack as unknown as NodeJS.WritableStream);
+    });
+  } catch (err) {
+    if (refused) throw refused;
+    throw new BundleRefused('archive', `not a valid gzip tar bundle: ${(err as Error).message}`);
+  } finally {
+    src.destroy();
+  }
+  if (refused) throw refused;
+  return { files, bytes: streamed, guard };
 }
 
 /**
- * Unpacks the fetched `blob` (named `file` on the server) into `bundleDir` (created; expected
- * empty) and reads its manifest.
- * @throws DeployError FETCH_FAILED when the bundle is refused or its bar.yaml is invalid
+ * The final target of the symlink at `rel` (a path inside `root`), resolved on disk as the
+ * kernel would, through every link it meets (those the archive defined later included); a
+ * missing component ends the lookup and the rest is taken as written.
+ * @returns the target relative to `root` ('' = root itself), or null when the resolution leaves
+ *   `root` at any step (a `..` above it, an absolute link) or loops
  */
-export async function unpackBundle(blob: string, file: string, bundleDir: string): Promise<Unpacked> {
+export async function resolveInside(root: string, rel: string): Promise<string | null> {
+  const cur: string[] = [];
+  const queue = rel.split('/');
+  let hops = 0;
+  let missing = false;
+  while (queue.length > 0) {
+    const s = queue.shift() as string;
+    if (s === '' || s === '.') continue;
+    if (s === '..') {
+      if (cur.length === 0) return null;
+      cur.pop();
+      continue;
+    }
+    cur.push(s);
+    if (missing) continue;
+    const abs = path.join(root, ...cur);
+    const st = await lstat(abs).catch(() => null);
+    if (!st) {
+      missing = true;
+      continue;
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > MAX_HOPS) return null;
+      const target = await readlink(abs);
+      if (target.startsWith('/')) return null;
+      cur.pop();
+      queue.unshift(...target.split('/'));
+    } else if (!st.isDirectory() && queue.some((q) => q !== '' && q !== '.')) {
+      // A file in the middle of a path: the kernel says ENOTDIR; nothing further is reachable.
+      missing = true;
+    }
+  }
+  return cur.join('/');
+}
+
+/**
+ * Walks the unpacked tree `root` (never following links) and checks every symlink's final target.
+ * @returns entries seen
+ * @throws BundleRefused `link` naming the first link whose target leaves `root`
+ */
+export async function checkLinks(root: string): Promise<number> {
+  let seen = 0;
+  const walk = async (rel: string): Promise<void> => {
+    for (const d of await readdir(path.join(root, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      seen++;
+      if (d.isSymbolicLink()) {
+        if ((await resolveInside(root, r)) === null) {
+          const target = await readlink(path.join(root, r)).catch(() => '?');
+          throw new BundleRefused(
+            'link',
+            `symlink ${JSON.stringify(r)} -> ${JSON.stringify(target)} resolves outside the bundle directory (through the links of the unpacked tree)`,
+          );
+        }
+      } else if (d.isDirectory()) {
+        await walk(r);
+      }
+    }
+  };
+  await walk('');
+  return seen;
+}
+
+/**
+ * Unpacks the fetched `blob` (named `file` on the server) into `bundleDir` (must not exist, or
+ * be empty) and reads its manifest; see the module comment for the checks and their order.
+ * @param limits bounds (default {@link DEFAULT_UNPACK_LIMITS})
+ * @throws BundleRefused (result 3) when the bundle is refused, with its reason; nothing of it is
+ *   left on disk then
+ */
+export async function unpackBundle(
+  blob: string,
+  file: string,
+  bundleDir: string,
+  limits: UnpackLimits = DEFAULT_UNPACK_LIMITS,
+): Promise<Unpacked> {
   const kind = await sniff(blob);
-  await mkdir(bundleDir, { recursive: true });
   if (kind === 'script' || kind === 'elf') {
+    const size = (await stat(blob)).size;
+    if (size > limits.maxBytes) throw tooLarge(limits);
+    await mkdir(bundleDir, { recursive: true });
     const dest = path.join(bundleDir, file);
     await copyFile(blob, dest);
     await chmod(dest, 0o755);
     return {
       kind,
+      files: 1,
+      bytes: size,
       manifest: {
         name: file,
         version: '',
@@ -191,29 +406,46 @@ export async function unpackBundle(blob: string, file: string, bundleDir: string
     };
   }
   if (kind !== 'tgz') {
-    throw new DeployError(RESULT.FETCH_FAILED, `${file}: not a gzip tar bundle or an executable (#! script or ELF)`);
+    throw new BundleRefused('archive', `${file}: not a gzip tar bundle or an executable (#! script or ELF)`);
   }
-  const guard = await checkArchive(blob);
-  if (!guard.hasManifest) {
-    throw new DeployError(RESULT.FETCH_FAILED, `${file}: bundle has no bar.yaml (a regular file) at its root`);
-  }
+  const tmp = `${bundleDir}.unpack-${randomBytes(6).toString('hex')}`;
+  await mkdir(path.dirname(tmp), { recursive: true });
+  await mkdir(tmp, { mode: 0o755 });
   try {
-    await extract({
-      file: blob,
-      cwd: bundleDir,
-      strict: true,
-      preserveOwner: false,
-      // Checked above; kept here so that nothing else can slip through.
-      filter: (_p, entry) => 'type' in entry && ALLOWED.has(entry.type as string),
+    const { files, bytes } = await extractCounted(blob, tmp, limits).catch((err: unknown) => {
+      if (err instanceof BundleRefused) throw err;
+      throw new BundleRefused('archive', `${file}: cannot unpack: ${(err as Error).message}`);
     });
+    await checkLinks(tmp);
+    const st = await lstat(path.join(tmp, 'bar.yaml')).catch(() => null);
+    if (!st?.isFile())
+      throw new BundleRefused('manifest', `${file}: bundle has no bar.yaml (a regular file) at its root`);
+    if (st.size > MAX_MANIFEST_BYTES) {
+      throw new BundleRefused('manifest', `bar.yaml: larger than ${MAX_MANIFEST_BYTES} bytes`);
+    }
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(await readFile(path.join(tmp, 'bar.yaml'), 'utf8'));
+    } catch (err) {
+      if (err instanceof DeployError) throw new BundleRefused('manifest', err.message);
+      throw err;
+    }
+    // An empty bundle dir made earlier goes; a non-empty one makes the rename fail (not replaced).
+    await rmdir(bundleDir).catch(() => undefined);
+    await rename(tmp, bundleDir);
+    return { kind, manifest, files, bytes };
   } catch (err) {
-    throw new DeployError(RESULT.FETCH_FAILED, `${file}: cannot unpack: ${(err as Error).message}`);
+    await removeTree(tmp);
+    throw err;
   }
-  const manifestPath = path.join(bundleDir, 'bar.yaml');
-  const st = await lstat(manifestPath).catch(() => null);
-  if (!st?.isFile()) throw new DeployError(RESULT.FETCH_FAILED, `${file}: bar.yaml at the bundle root is not a file`);
-  if (st.size > MAX_MANIFEST_BYTES) {
-    throw new DeployError(RESULT.FETCH_FAILED, `bar.yaml: larger than ${MAX_MANIFEST_BYTES} bytes`);
-  }
-  return { kind, manifest: parseManifest(await readFile(manifestPath, 'utf8')) };
+}
+
+/**
+ * Removes `dir` and everything under it, twice a short while apart: after an aborted extraction
+ * node-tar may still be finishing a write it had begun.
+ */
+async function removeTree(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 50));
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
