@@ -44,7 +44,7 @@ export const USERNAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]{0,63}$';
 export const MIN_PASSWORD = 8;
 /** Longest password accepted anywhere (login included), characters: longer ones are refused unhashed. */
 export const MAX_PASSWORD = 256;
-/** Longest bearer token or session token accepted, characters (ours are 53). */
+/** Longest bearer token or session token accepted, characters (ours are 56). */
 export const MAX_TOKEN = 128;
 /** Pattern of an API token's name. */
 export const TOKEN_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';

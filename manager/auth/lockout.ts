@@ -110,6 +110,11 @@ export class Lockout {
       e.lockedUntil = t + Math.min(this.cfg.max_ms, this.cfg.base_ms * 2 ** exp);
     }
     map.set(key, e);
+    // The map's order is the least recently failed first: forget the stale ones at its front.
+    for (const [k, old] of map) {
+      if (old.lockedUntil > t || t - old.last <= this.cfg.window_ms) break;
+      map.delete(k);
+    }
     while (map.size > this.maxEntries) {
       const oldest = map.keys().next().value;
       if (oldest === undefined) break;

@@ -1,7 +1,7 @@
 /**
  * Session and API tokens (docs/operations.md "Users and access"): `<kind>_<id>_<secret>`, where
  * kind is `mss` (a login session) or `mst` (an API token), id 8 random hex characters and secret
- * 32 random bytes base64url (43 characters): 53 characters in all. The store keeps the prefix
+ * 32 random bytes base64url (43 characters): 56 characters in all. The store keeps the prefix
  * `<kind>_<id>` (not secret: it tells tokens apart and finds the row) and the sha256 of the whole
  * token; a presented token is checked by a constant-time compare of the 32-byte digests.
  * sha256 suffices: the tokens are 256-bit random values, not guessable passwords.
