@@ -1,13 +1,15 @@
 /**
  * Logging in and managing access (docs/operations.md "Users and access"):
- *   muster login [--user NAME] [--password-stdin]   stores a session token in the CLI config file (0600)
+ *   muster login [--user NAME] [--password-stdin | --password-file F]   stores a session token in the CLI config file (0600)
  *   muster logout                                    ends the session, forgets the token
  *   muster whoami
  *   muster users list|add|passwd|rm|role             (admin; passwd of oneself: any role)
  *   muster tokens create|list|revoke                 (admin) API tokens for scripts and CI
- * Passwords come from a prompt without echo, or from standard input with --password-stdin; never
- * from the command line (it would show in `ps`). A token is printed once, by `tokens create`.
+ * Passwords come from a prompt without echo, from standard input with --password-stdin, or for
+ * login from a file (--password-file, e.g. <data_dir>/initial-admin-password); never from the
+ * command line (it would show in `ps`). A token is printed once, by `tokens create`.
  */
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import {
   isRole,
@@ -111,10 +113,18 @@ export function register(p: Command): void {
     .description('log in to the manager; the session token is stored in ~/.config/muster/cli.yaml (mode 0600)')
     .option('--user <name>', 'user name (asked when not given)')
     .option('--password-stdin', 'read the password from standard input instead of a prompt')
-    .action(async (o: { user?: string; passwordStdin?: boolean }) => {
+    .option('--password-file <file>', 'read the password from this file (its first line)')
+    .action(async (o: { user?: string; passwordStdin?: boolean; passwordFile?: string }) => {
       const username = o.user ?? (await readLine('user: '));
       if (!username) throw new CliError('no user name', 2);
-      const password = o.passwordStdin ? await readStdin() : await readSecret(`password for ${username}: `);
+      let password: string;
+      if (o.passwordFile !== undefined) {
+        try {
+          password = (readFileSync(o.passwordFile, 'utf8').split(/\r?\n/)[0] ?? '').trim();
+        } catch (err) {
+          throw new CliError(`--password-file ${o.passwordFile}: ${(err as Error).message}`, 2);
+        }
+      } else password = o.passwordStdin ? await readStdin() : await readSecret(`password for ${username}: `);
       if (!password) throw new CliError('no password', 2);
       let r: LoginReply;
       try {
