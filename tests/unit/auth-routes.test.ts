@@ -18,7 +18,8 @@ import pino from 'pino';
 import { createHttpServer } from '../../common/http.js';
 import { Access } from '../../manager/auth/access.js';
 import { installAccessGuard } from '../../manager/auth/guard.js';
-import { API_PREFIX, buildServer } from '../../manager/server.js';
+import { loadManagerConfig } from '../../manager/config.js';
+import { API_PREFIX, buildApiServer, buildReportServer, buildServer } from '../../manager/server.js';
 import { AUTH_DEFAULTS, principal, tokenHeaders } from '../../testkit/auth.js';
 import { metric } from '../../testkit/process.js';
 import { routeTable, samplePath, serverDeps } from '../../testkit/server.js';
@@ -357,5 +358,42 @@ describe('first start', () => {
     d.close();
     d2.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('split listeners and their config', () => {
+  it('the report listener serves no API; the API listener no report route; both /healthz', async () => {
+    const d = serverDeps();
+    const reports = buildReportServer(d);
+    const api = buildApiServer(d);
+    const headers = await tokenHeaders(d.access);
+    assert.equal((await reports.inject({ url: '/api/v1/nodes', headers })).statusCode, 404);
+    assert.equal((await reports.inject({ url: '/healthz' })).statusCode, 200);
+    assert.equal((await reports.inject({ url: '/metrics' })).statusCode, 200);
+    assert.equal((await api.inject({ url: '/api/v1/nodes', headers })).statusCode, 200);
+    assert.equal((await api.inject({ url: '/api/v1/nodes' })).statusCode, 401);
+    assert.equal((await api.inject({ url: '/healthz' })).statusCode, 200);
+    assert.equal((await api.inject({ url: '/metrics' })).statusCode, 404);
+    assert.equal((await api.inject({ method: 'POST', url: '/heartbeat', payload: {} })).statusCode, 404);
+    await reports.close();
+    await api.close();
+    d.close();
+  });
+
+  it('config: HTTPS needs its own API port and both files; the API port cannot be the report port', () => {
+    const load = (...sets: string[]) => loadManagerConfig(undefined, sets, {});
+    assert.equal(load().http.api.port, 0);
+    assert.throws(() => load('http.api.tls.cert_file=/c.pem'), /set both cert_file and key_file/);
+    assert.throws(
+      () => load('http.api.tls.cert_file=/c.pem', 'http.api.tls.key_file=/k.pem'),
+      /HTTPS needs the API on its own port/,
+    );
+    assert.throws(() => load('http.api.port=3926'), /same as http.port/);
+    assert.equal(
+      load('http.api.port=3443', 'http.api.tls.cert_file=/c.pem', 'http.api.tls.key_file=/k.pem').http.api.port,
+      3443,
+    );
+    assert.equal(load().auth.session_ttl_ms, 43_200_000);
+    assert.deepEqual(load().auth, AUTH_DEFAULTS, 'testkit mirrors the shipped defaults');
   });
 });
