@@ -258,7 +258,7 @@ describe('access control: a manager and an agent on 127.0.0.1', () => {
     assert.equal(statSync(path.dirname(cfg)).mode & 0o777, 0o700);
     const stored = YAML.parse(readFileSync(cfg, 'utf8')) as { token: string };
     assert.match(stored.token, /^mss_/);
-    r = await runMuster(['--manager', base, 'nodes'], { env: { MUSTER_CLI_CONFIG: cfg } });
+    r = await runMuster(['--manager', base, 'nodes'], { env });
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, new RegExp(NODE));
     // A viewer token from --token-file: 403 on deploy, with the role named.
@@ -270,7 +270,7 @@ describe('access control: a manager and an agent on 127.0.0.1', () => {
     });
     assert.equal(r.code, 5, r.output);
     assert.match(r.output, /your role viewer cannot POST \/api\/v1\/query/);
-    r = await runMuster(['--manager', base, 'logout'], { env: { MUSTER_CLI_CONFIG: cfg } });
+    r = await runMuster(['--manager', base, 'logout'], { env });
     assert.equal(r.code, 0, r.output);
     assert.equal((await call('GET', '/api/v1/nodes', bearer(stored.token))).status, 401, 'the session ended');
   });
