@@ -4,7 +4,7 @@
  * `$argon2id$v=19$m=19456,t=2,p=1$<salt, base64>$<hash, base64>` with a random 16-byte salt.
  *
  * Parameters ({@link ARGON2_PARAMS}): 19 MiB of memory, 2 passes, 1 lane, a 32-byte tag — the first
- * of OWASP's argon2id settings. Measured on the 2-core x64 test host: about 150 ms per hash; a
+ * of OWASP's argon2id settings. Measured on the 2-core x64 test host: 94–147 ms per hash; a
  * 2-core ARM board is expected at a few hundred ms, which a login can afford. The hash runs on
  * libuv's thread pool, not on the event loop. The parameters are part of each stored string, so
  * they can be raised later without invalidating existing passwords.
