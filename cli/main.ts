@@ -3,10 +3,15 @@
  *   muster manager | muster agent         run a daemon (systemd runs these)
  *   muster nodes | node | query | status  ask the manager's REST API
  *   muster alerts | history               alerts, alert rules and the operation history
+ *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
+ *
+ * Every verb that calls the API sends a token: --token, --token-file, $MUSTER_TOKEN, else the one
+ * `muster login` stored in the CLI config file.
  */
 import { Command } from 'commander';
 import { VERSION } from '../common/version.js';
-import { CliError } from './client.js';
+import { CliError, setTokenOverride } from './client.js';
+import { register as access } from './commands/access.js';
 import { register as alerts } from './commands/alerts.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
@@ -24,10 +29,16 @@ export function program(): Command {
       '--manager <url>',
       'manager base URL (default: $MUSTER_MANAGER_URL, then manager: in ~/.config/muster/cli.yaml, then http://127.0.0.1:3926)',
     )
-    .showHelpAfterError();
+    .option('--token <token>', 'API token for this run (visible in ps: prefer --token-file or $MUSTER_TOKEN)')
+    .option('--token-file <file>', 'read the API token for this run from this file')
+    .showHelpAfterError()
+    .hook('preAction', (root) => {
+      const o = root.opts() as { token?: string; tokenFile?: string };
+      setTokenOverride({ token: o.token, file: o.tokenFile });
+    });
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, nodes, query, deploy, alerts, history, version]) register(p);
+  for (const register of [daemons, access, nodes, query, deploy, alerts, history, version]) register(p);
   return p;
 }
 

@@ -9,6 +9,7 @@
  * data_dir and put back at start; every report also goes to the telemetry (in-memory recent
  * history, and InfluxDB when enabled), off the request path.
  */
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { installCrashHandlers } from '../common/crash.js';
@@ -18,6 +19,7 @@ import { VERSION } from '../common/version.js';
 import { AgentCredentials } from './agents/credentials.js';
 import { HttpAgentClient } from './agents/http.js';
 import { AlertEngine, alertMetrics } from './alerts/engine.js';
+import { Access } from './auth/access.js';
 import { ComponentTracker } from './components.js';
 import type { ManagerConfig } from './config.js';
 import { Deployer } from './deploy.js';
@@ -28,15 +30,19 @@ import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
 import { QueryRounds } from './rounds.js';
-import { buildServer } from './server.js';
+import { buildApiServer, buildReportServer, buildServer, type ServerOptions } from './server.js';
 import { Store } from './store/store.js';
 import { Telemetry } from './telemetry/index.js';
 import { managerHistory, wireEvents } from './wiring.js';
 
 /** A built manager: the daemon's handle (cli/daemon.ts runs it). */
 export interface Manager {
-  /** The HTTP server (not listening before start()). */
+  /** The HTTP server of the reports (and of the API unless http.api.port is set); not listening before start(). */
   readonly http: FastifyInstance;
+  /** The API's own listener when http.api.port is set, else null. */
+  readonly api: FastifyInstance | null;
+  /** Users, sessions and tokens. */
+  readonly access: Access;
   /** Starts the telemetry writer, opens the query socket and the HTTP port, starts the rounds. */
   start(): Promise<void>;
   /** Stops the rounds, closes the port, flushes the telemetry and closes the store. */
@@ -51,8 +57,10 @@ export interface Manager {
 
 /**
  * Builds the manager for `config`: opens the store and puts back the previous run's state (nodes,
- * transitions, open alerts, rules then the config's rules, components, deployments).
- * @throws StoreError when the database cannot be opened; Error naming deploy.token_file when it cannot be read
+ * transitions, open alerts, rules then the config's rules, components, deployments). The first
+ * admin is created by start() when there is no user (docs/operations.md "First start").
+ * @throws StoreError when the database cannot be opened; Error naming deploy.token_file when it cannot be read,
+ *   or the file of http.api.tls when it cannot be read
  */
 export function createManager(config: ManagerConfig, log: Logger): Manager {
   let cfg = config;
@@ -137,7 +145,10 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   log.info(restored, 'state restored from the database');
   managerHistory(store, null, 'manager', 'start', { version: VERSION, ...restored }, `manager ${VERSION} started`);
 
-  const http = buildServer({
+  const access = new Access(store, cfg.auth, log, metrics);
+  const serverOptions: ServerOptions = {
+    access,
+    metricsAuth: cfg.http.metrics_auth,
     registry,
     alerts,
     store,
@@ -151,15 +162,31 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     managerPort: cfg.http.port,
     bodyLimit: cfg.http.body_limit_bytes,
     log,
-  });
+  };
+  const split = cfg.http.api.port !== 0;
+  const tls = cfg.http.api.tls.cert_file
+    ? { cert: readFileSync(cfg.http.api.tls.cert_file), key: readFileSync(cfg.http.api.tls.key_file) }
+    : undefined;
+  const http = split ? buildReportServer(serverOptions) : buildServer(serverOptions);
+  const api = split ? buildApiServer(serverOptions, tls) : null;
 
   return {
     http,
+    api,
+    access,
     async start() {
+      await access.bootstrap(cfg.data_dir);
       store.start();
       await telemetry.start();
       await querier.start();
       await http.listen({ host: cfg.http.host, port: cfg.http.port });
+      if (api) {
+        await api.listen({ host: cfg.http.api.host || cfg.http.host, port: cfg.http.api.port });
+        log.info(
+          { host: cfg.http.api.host || cfg.http.host, port: cfg.http.api.port, https: tls !== undefined },
+          'REST API listening on its own port',
+        );
+      }
       rounds.start();
       log.info(
         {
@@ -176,6 +203,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       rounds.stop();
       querier.stop();
       await http.close();
+      await api?.close();
       await telemetry.stop();
       managerHistory(store, null, 'manager', 'stop', null, `manager ${VERSION} stopped`);
       store.close();
@@ -186,10 +214,11 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       alerts.syncConfigRules(next.alerts.rules, Date.now());
       components.setSeverity(next.alerts.events.component_failed);
       store.reconfigure(next.store);
+      access.reconfigure(next.auth);
       const needRestart = (Object.keys(next) as (keyof ManagerConfig)[]).filter(
-        (k) => !['alerts', 'store', 'log'].includes(k) && JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
+        (k) => !['alerts', 'store', 'log', 'auth'].includes(k) && JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
       );
-      cfg = { ...cfg, alerts: next.alerts, store: next.store };
+      cfg = { ...cfg, alerts: next.alerts, store: next.store, auth: next.auth };
       log.info(
         { rules: alerts.listRules().length, ...(needRestart.length ? { need_restart: needRestart } : {}) },
         needRestart.length

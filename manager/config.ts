@@ -26,6 +26,41 @@ export const ManagerConfigSchema = Strict({
     host: Type.String({ description: 'address the HTTP server listens on' }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     body_limit_bytes: Type.Integer({ minimum: 1024, description: 'largest report body; bigger ones get 413' }),
+    metrics_auth: Type.Boolean({ description: 'GET /metrics needs Authorization: Bearer <token> of any role' }),
+    api: Strict({
+      host: Type.String({ description: 'address of a separate REST API listener; "" = http.host' }),
+      port: Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        description: 'port of a separate REST API listener; 0 = the API is served on http.port with the reports',
+      }),
+      tls: Strict({
+        cert_file: Type.String({ description: 'PEM certificate (chain) of the API listener; "" = plain HTTP' }),
+        key_file: Type.String({ description: 'PEM private key of the API listener; "" = plain HTTP' }),
+      }),
+    }),
+  }),
+  auth: Strict({
+    session_ttl_ms: Millis('how long a login session lasts', 60_000),
+    initial_admin_password_file: Type.String({
+      description:
+        'first start: the admin password is read from this file when it exists, else written to it (0600); "" = <data_dir>/initial-admin-password',
+    }),
+    lockout: Strict({
+      address_failures: Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        description: 'failed logins from one address before it is locked',
+      }),
+      user_failures: Type.Integer({
+        minimum: 1,
+        maximum: 1000,
+        description: 'failed logins for one user before it is locked for the addresses that failed',
+      }),
+      base_ms: Millis('first lock; doubles with each further failure', 100),
+      max_ms: Millis('longest lock', 1000),
+      window_ms: Millis('failures older than this are forgotten', 1000),
+    }),
   }),
   advertise_ip: Type.String({ description: 'manager_ip put in queries; "" = the multicast interface address' }),
   multicast: Strict({
@@ -157,6 +192,19 @@ export function loadManagerConfig(file?: string, sets?: readonly string[], env?:
   }
   if (protocol !== 'http:' && protocol !== 'https:') {
     throw new ConfigError(`config key telemetry.influxdb.url: ${JSON.stringify(url)} must be http:// or https://`);
+  }
+  const api = cfg.http.api;
+  const tlsSet = [api.tls.cert_file, api.tls.key_file].filter((f) => f !== '').length;
+  if (tlsSet === 1) {
+    throw new ConfigError('config key http.api.tls: set both cert_file and key_file, or neither');
+  }
+  if (tlsSet === 2 && (api.port === 0 || api.port === cfg.http.port)) {
+    throw new ConfigError(
+      'config key http.api.port: HTTPS needs the API on its own port (the report port stays plain HTTP); set http.api.port',
+    );
+  }
+  if (api.port === cfg.http.port && (api.host === '' || api.host === cfg.http.host)) {
+    throw new ConfigError('config key http.api.port: same as http.port; use 0 to serve the API with the reports');
   }
   const l = cfg.liveness;
   if (l.offline_after_rounds <= l.suspect_after_rounds) {

@@ -1,14 +1,17 @@
 /**
- * The manager's HTTP server on http.port (3926): the agents' report endpoints (docs/protocol.md
- * "2. Heartbeat", "3. Resource report", "4a. Agent alert"; 200 with an empty body), the REST API
- * under /api/v1/ (docs/operations.md "REST API") in its own plugin context, GET /healthz and
- * GET /metrics. Bad bodies get 400 with `{ error, field, message }`, oversized ones 413; nothing
- * is stored and the node keeps its last good data (docs/protocol.md "4. The manager's answers to
- * reports").
+ * The manager's HTTP servers. The report listener on http.port (3926): the agents' report
+ * endpoints (docs/protocol.md "2. Heartbeat", "3. Resource report", "4a. Agent alert"; 200 with
+ * an empty body), GET /healthz and GET /metrics, always plain HTTP. The REST API under /api/v1/
+ * (docs/operations.md "REST API", "Users and access") in its own plugin context, behind the
+ * access check: on the same listener by default, or on its own (http.api.host/port, optionally
+ * HTTPS from http.api.tls) serving only /api/v1 and /healthz. Bad bodies get 400 with
+ * `{ error, field, message }`, oversized ones 413; nothing is stored and the node keeps its last
+ * good data (docs/protocol.md "4. The manager's answers to reports").
  */
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
 import { createHttpServer } from '../common/http.js';
 import type { Logger } from '../common/log.js';
+import type { Access } from './auth/access.js';
 import type { Ingest } from './ingest.js';
 import { type ApiOptions, apiRoutes } from './routes/api.js';
 import { type OpsRoutesOptions, opsRoutes } from './routes/ops.js';
@@ -25,19 +28,77 @@ export type ServerOptions = ApiOptions &
     ingest: Pick<Ingest, 'heartbeat' | 'resource' | 'refused'>;
     /** http.body_limit_bytes: larger bodies get 413. */
     bodyLimit: number;
+    /** http.metrics_auth: GET /metrics needs a token. */
+    metricsAuth?: boolean;
     log: Logger;
   };
 
-/** Builds the fastify app (not listening yet). */
-export function buildServer(o: ServerOptions): FastifyInstance {
-  const app = createHttpServer(o.log, o.bodyLimit);
+/** The certificate and key of an HTTPS API listener (PEM contents). */
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+}
+
+function withErrors(app: FastifyInstance, o: ServerOptions): FastifyInstance {
   installErrorHandlers(app, {
     bodyLimit: o.bodyLimit,
     log: o.log,
     onReportRefused: (from, url, reason, message) => o.ingest.refused(from, url, reason, message),
   });
+  return app;
+}
+
+const metricsAccess = (o: ServerOptions): Access | undefined => (o.metricsAuth ? o.access : undefined);
+
+/** Builds the one fastify app serving reports, operations and the API (not listening yet). */
+export function buildServer(o: ServerOptions): FastifyInstance {
+  const app = withErrors(createHttpServer(o.log, o.bodyLimit), o);
   void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
-  void app.register(opsRoutes, { metrics: o.metrics });
+  void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
   void app.register(apiRoutes, { ...o, prefix: API_PREFIX });
+  return app;
+}
+
+/** Builds the report listener of a split setup: reports, /healthz and /metrics only. */
+export function buildReportServer(o: ServerOptions): FastifyInstance {
+  const app = withErrors(createHttpServer(o.log, o.bodyLimit), o);
+  void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
+  void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
+  return app;
+}
+
+/**
+ * Builds the API listener of a split setup: /api/v1 and /healthz only, over HTTPS when `tls` is
+ * given. Parses bodies as the report listener does (common/http.ts).
+ */
+export function buildApiServer(o: ServerOptions, tls?: TlsFiles): FastifyInstance {
+  const app = tls
+    ? withErrors(httpsServer(o.log, o.bodyLimit, tls), o)
+    : withErrors(createHttpServer(o.log, o.bodyLimit), o);
+  void app.register(opsRoutes, { metrics: o.metrics, serveMetrics: false });
+  void app.register(apiRoutes, { ...o, prefix: API_PREFIX });
+  return app;
+}
+
+/** common/http.ts's setup over HTTPS (that helper has no TLS option; the agent never needs one). */
+function httpsServer(log: Logger, bodyLimit: number, tls: TlsFiles): FastifyInstance {
+  const app = Fastify({
+    https: { cert: tls.cert, key: tls.key },
+    loggerInstance: log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  }) as unknown as FastifyInstance;
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, body === '' ? undefined : JSON.parse(body as string));
+    } catch {
+      const err = new Error('body is not valid JSON') as FastifyError;
+      err.statusCode = 400;
+      err.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
+      done(err, undefined);
+    }
+  });
   return app;
 }

@@ -18,7 +18,7 @@ import {
 } from '../../common/api/alerts.js';
 import { SEVERITIES, type Severity } from '../../common/api/primitives.js';
 import { parseDuration } from '../../common/time.js';
-import { api, managerUrl, userHeader } from '../client.js';
+import { api, managerUrl } from '../client.js';
 import { id, limit, listPages, MAX_LIMIT, moreHint, nodeId, since, terminalColumns } from '../list.js';
 import { type CatalogMetric, describeRule, renderAlerts, renderMetrics, renderRules } from '../render.js';
 
@@ -175,14 +175,7 @@ export function register(p: Command): void {
           ...(o.severity !== undefined ? { severity: o.severity } : {}),
           enabled: o.disable !== true,
         };
-        const r = await api<{ rule: RuleView }>(
-          base(),
-          'PUT',
-          `/api/v1/alert-rules/${encodeURIComponent(name)}`,
-          body,
-          undefined,
-          userHeader(),
-        );
+        const r = await api<{ rule: RuleView }>(base(), 'PUT', `/api/v1/alert-rules/${encodeURIComponent(name)}`, body);
         console.log(o.json ? JSON.stringify(r, null, 2) : describeRule(r.rule));
       },
     );
@@ -192,14 +185,7 @@ export function register(p: Command): void {
     .description('remove a rule added with `rule set` (rules from the config file change there)')
     .argument('<name>', 'rule name', ruleName)
     .action(async (name: string) => {
-      await api(
-        base(),
-        'DELETE',
-        `/api/v1/alert-rules/${encodeURIComponent(name)}`,
-        undefined,
-        undefined,
-        userHeader(),
-      );
+      await api(base(), 'DELETE', `/api/v1/alert-rules/${encodeURIComponent(name)}`, undefined);
       console.log(`removed rule ${name}`);
     });
 

@@ -11,7 +11,7 @@ import type { DeploymentRecord } from '../../common/api/deploy.js';
 import type { ComponentView } from '../../common/api/nodes.js';
 import { NODE_ID_RE, WORKLOAD_TYPES, type WorkloadType } from '../../common/api/primitives.js';
 import { parseSize } from '../../common/units.js';
-import { api, CliError, managerUrl, userHeader } from '../client.js';
+import { api, CliError, managerUrl } from '../client.js';
 import { ago, bytes, num, table } from '../format.js';
 
 /** How often the CLI asks the manager whether a deployment is done, ms. */
@@ -42,14 +42,7 @@ const typeOption = (help: string) => new Option('--type <type>', help).choices(W
  * @throws CliError `deploy failed (result N): <message>` when the result is not 0
  */
 async function deploy(base: string, body: Record<string, unknown>, json: boolean): Promise<void> {
-  const { deployment } = await api<{ deployment: DeploymentRecord }>(
-    base,
-    'POST',
-    '/api/v1/deployments',
-    body,
-    undefined,
-    userHeader(),
-  );
+  const { deployment } = await api<{ deployment: DeploymentRecord }>(base, 'POST', '/api/v1/deployments', body);
   if (!json)
     console.log(
       `deployment ${deployment.id}: ${deployment.mode} ${deployment.type} ${deployment.uuid} on node ${deployment.node}`,

@@ -1,7 +1,7 @@
 /** `muster query` (send one query now, a debugging aid) and `muster status`. */
 import type { Command } from 'commander';
 import type { QueryReply } from '../../common/api/query.js';
-import { api, CliError, managerUrl, userHeader } from '../client.js';
+import { api, CliError, managerUrl } from '../client.js';
 import { table } from '../format.js';
 
 /** Registers the query and status commands on `p`. */
@@ -22,7 +22,6 @@ export function register(p: Command): void {
         '/api/v1/query',
         { url: `/${kind}`, ...(o.wait !== undefined ? { wait_ms: o.wait } : {}) },
         (o.wait ?? 10_000) + 15_000,
-        userHeader(),
       );
       if (o.json) {
         console.log(JSON.stringify(r, null, 2));

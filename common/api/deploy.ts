@@ -57,7 +57,7 @@ export const DeploymentRecordSchema = Type.Object({
   type: WorkloadTypeSchema,
   uuid: Type.String({ description: 'component uuid' }),
   request: openSchema(DeployRequestData),
-  who: Type.String({ description: "who asked: the X-Muster-User header, or 'cli'" }),
+  who: Type.String({ description: 'who asked: the authenticated user, or user/token for an API token' }),
   at: Type.String({ description: 'ISO time the operation was asked for' }),
   finished_at: Type.Union([Type.String(), Type.Null()], { description: 'null while under way' }),
   result: Type.Union([Type.Integer(), Type.Null()], {

@@ -35,7 +35,9 @@ export const HistoryEntrySchema = Type.Object({
     description: "deploy: the agent's result or a negative manager code; query: answers; null when none or under way",
   }),
   message: Type.Union([Type.String(), Type.Null()]),
-  who: Type.String({ description: 'the X-Muster-User header, cli, or manager for what the manager did itself' }),
+  who: Type.String({
+    description: 'the authenticated user (user/token for an API token), or manager for what the manager did itself',
+  }),
   ref: Type.Union([Type.String(), Type.Null()], { description: 'a related record: the deployment id' }),
 });
 /** One line of the operation and state history. */

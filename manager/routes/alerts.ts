@@ -49,7 +49,10 @@ function ruleError(reply: FastifyReply, err: unknown) {
 export const alertRoutes: FastifyPluginAsyncTypebox<AlertRoutesOptions> = async (app, { alerts, store }) => {
   app.get(
     '/alerts',
-    { schema: { querystring: AlertListQuerySchema, response: { 200: AlertListReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'viewer' },
+      schema: { querystring: AlertListQuerySchema, response: { 200: AlertListReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const q = req.query;
       const p = readPage(q, reply);
@@ -67,7 +70,10 @@ export const alertRoutes: FastifyPluginAsyncTypebox<AlertRoutesOptions> = async 
 
   app.get(
     '/alerts/:id',
-    { schema: { params: AlertParamsSchema, response: { 200: AlertReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'viewer' },
+      schema: { params: AlertParamsSchema, response: { 200: AlertReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const { id } = req.params;
       const alert = store.getAlert(Number(id));
@@ -76,13 +82,18 @@ export const alertRoutes: FastifyPluginAsyncTypebox<AlertRoutesOptions> = async 
     },
   );
 
-  app.get('/alert-rules', { schema: { response: { 200: RuleListReplySchema, ...ERROR_RESPONSES } } }, async () => ({
-    rules: alerts.listRules(),
-  }));
+  app.get(
+    '/alert-rules',
+    { config: { role: 'viewer' }, schema: { response: { 200: RuleListReplySchema, ...ERROR_RESPONSES } } },
+    async () => ({
+      rules: alerts.listRules(),
+    }),
+  );
 
   app.put(
     '/alert-rules/:name',
     {
+      config: { role: 'admin' },
       schema: {
         params: RuleParamsSchema,
         body: AlertRuleBodySchema,
@@ -114,7 +125,10 @@ export const alertRoutes: FastifyPluginAsyncTypebox<AlertRoutesOptions> = async 
 
   app.delete(
     '/alert-rules/:name',
-    { schema: { params: RuleParamsSchema, response: { 204: Type.Null(), ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'admin' },
+      schema: { params: RuleParamsSchema, response: { 204: Type.Null(), ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const { name } = req.params;
       const at = Date.now();
@@ -137,7 +151,11 @@ export const alertRoutes: FastifyPluginAsyncTypebox<AlertRoutesOptions> = async 
     },
   );
 
-  app.get('/metrics-catalog', { schema: { response: { 200: CatalogReplySchema, ...ERROR_RESPONSES } } }, async () => ({
-    metrics: metricCatalog(),
-  }));
+  app.get(
+    '/metrics-catalog',
+    { config: { role: 'viewer' }, schema: { response: { 200: CatalogReplySchema, ...ERROR_RESPONSES } } },
+    async () => ({
+      metrics: metricCatalog(),
+    }),
+  );
 };

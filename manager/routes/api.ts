@@ -3,20 +3,25 @@
  * the `/api/v1` prefix, that registers one plugin per resource group, each with only the
  * dependencies it uses. A hook added to this context (e.g. an `onRequest` access check) covers
  * every API route and none of the wire-protocol or operations routes, which are registered beside
- * it (manager/server.ts).
+ * it (manager/server.ts). The access check is such a hook (docs/operations.md "Users and access").
  *
  * Adding a route group: its request and response schemas in common/api/<group>.ts, a plugin in
- * manager/routes/<group>.ts taking its dependencies as options, one `register` line below, and a
+ * manager/routes/<group>.ts taking its dependencies as options, each route with `config: { role }`, one `register` line below, and a
  * tests/unit/routes-<group>.test.ts that builds the plugin with small real dependencies.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Access } from '../auth/access.js';
+import { installAccessGuard } from '../auth/guard.js';
 import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
+import { authRoutes } from './auth.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
 import { type TelemetryRoutesOptions, telemetryRoutes } from './telemetry.js';
+import { tokenRoutes } from './tokens.js';
+import { userRoutes } from './users.js';
 
 /** Every dependency of the API's route groups. */
 export type ApiOptions = NodeRoutesOptions &
@@ -25,10 +30,21 @@ export type ApiOptions = NodeRoutesOptions &
   DeployRoutesOptions &
   AlertRoutesOptions &
   HistoryRoutesOptions &
-  TelemetryRoutesOptions;
+  TelemetryRoutesOptions & {
+    /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
+    access: Access;
+  };
 
-/** The `/api/v1` context: registers the route groups. */
+/**
+ * The `/api/v1` context: installs the access check (manager/auth/guard.ts: every route declares
+ * `config: { role }`, and a request without credentials is refused before its body is read), then
+ * registers the route groups.
+ */
 export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) => {
+  installAccessGuard(api, o.access);
+  await api.register(authRoutes, { access: o.access });
+  await api.register(userRoutes, { access: o.access, store: o.store });
+  await api.register(tokenRoutes, { access: o.access, store: o.store });
   await api.register(nodeRoutes, { registry: o.registry });
   await api.register(statusRoutes, {
     registry: o.registry,

@@ -33,7 +33,10 @@ export interface DeployRoutesOptions {
 export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = async (app, { deployer, registry }) => {
   app.post(
     '/deployments',
-    { schema: { body: DeploymentBodySchema, response: { 202: DeploymentReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'operator' },
+      schema: { body: DeploymentBodySchema, response: { 202: DeploymentReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const b = req.body;
       const who = whoOf(req);
@@ -71,6 +74,7 @@ export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = asyn
   app.get(
     '/deployments',
     {
+      config: { role: 'viewer' },
       schema: {
         querystring: DeploymentListQuerySchema,
         response: { 200: DeploymentListReplySchema, ...ERROR_RESPONSES },
@@ -86,7 +90,10 @@ export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = asyn
 
   app.get(
     '/deployments/:id',
-    { schema: { params: DeploymentParamsSchema, response: { 200: DeploymentReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'viewer' },
+      schema: { params: DeploymentParamsSchema, response: { 200: DeploymentReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const { id } = req.params;
       const deployment = deployer.get(id);
@@ -97,7 +104,10 @@ export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = asyn
 
   app.get(
     '/components',
-    { schema: { querystring: NodeFilterSchema, response: { 200: ComponentListReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'viewer' },
+      schema: { querystring: NodeFilterSchema, response: { 200: ComponentListReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req) => ({ components: listComponents(registry, req.query.node) }),
   );
 };

@@ -18,7 +18,10 @@ export interface HistoryRoutesOptions {
 export const historyRoutes: FastifyPluginAsyncTypebox<HistoryRoutesOptions> = async (app, { store }) => {
   app.get(
     '/history',
-    { schema: { querystring: HistoryQuerySchema, response: { 200: HistoryReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'viewer' },
+      schema: { querystring: HistoryQuerySchema, response: { 200: HistoryReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const q = req.query;
       const p = readPage(q, reply);

@@ -17,14 +17,21 @@ export interface NodeRoutesOptions {
 
 /** Registers GET /nodes and GET /nodes/:id. */
 export const nodeRoutes: FastifyPluginAsyncTypebox<NodeRoutesOptions> = async (app, { registry }) => {
-  app.get('/nodes', { schema: { response: { 200: NodeListReplySchema, ...ERROR_RESPONSES } } }, async () => ({
-    round: registry.round,
-    nodes: listNodes(registry),
-  }));
+  app.get(
+    '/nodes',
+    { config: { role: 'viewer' }, schema: { response: { 200: NodeListReplySchema, ...ERROR_RESPONSES } } },
+    async () => ({
+      round: registry.round,
+      nodes: listNodes(registry),
+    }),
+  );
 
   app.get(
     '/nodes/:id',
-    { schema: { params: NodeParamsSchema, response: { 200: NodeDetailSchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'viewer' },
+      schema: { params: NodeParamsSchema, response: { 200: NodeDetailSchema, ...ERROR_RESPONSES } },
+    },
     async (req, reply) => {
       const n = registry.nodes.get(req.params.id);
       if (!n) return reply.code(404).send(notFound(`no node ${req.params.id}`));

@@ -17,7 +17,10 @@ export interface QueryRoutesOptions {
 export const queryRoutes: FastifyPluginAsyncTypebox<QueryRoutesOptions> = async (app, { rounds }) => {
   app.post(
     '/query',
-    { schema: { body: QueryRequestSchema, response: { 200: QueryReplySchema, ...ERROR_RESPONSES } } },
+    {
+      config: { role: 'operator' },
+      schema: { body: QueryRequestSchema, response: { 200: QueryReplySchema, ...ERROR_RESPONSES } },
+    },
     async (req) => rounds.queryNow(req.body.url, req.body.wait_ms, whoOf(req)),
   );
 };

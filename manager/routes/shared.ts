@@ -1,7 +1,7 @@
 /**
  * What the manager's route plugins share (docs/operations.md "REST API"): the error body and the
  * error handlers (validation errors named by field, 413, 404), the error responses of every
- * route, the paging of the lists and the caller's identity. The schemas themselves (the node-id
+ * route, the paging of the lists and the caller's identity (set by the access check, manager/auth/guard.ts). The schemas themselves (the node-id
  * parameter `NodeParamsSchema`, the paging fields) are the contract's, in common/api/. Routes
  * import this module; it imports no route.
  */
@@ -12,6 +12,8 @@ import type { ReportUrl } from '../../common/constants.js';
 import type { Logger } from '../../common/log.js';
 import { parseSince } from '../../common/time.js';
 import { describeErrors, type RawError } from '../../common/validate.js';
+import { whoIs } from '../auth/access.js';
+import type {} from '../auth/guard.js';
 
 export { ERROR_RESPONSES } from '../../common/api/errors.js';
 export type { ApiError };
@@ -29,18 +31,12 @@ export const badRequest = (field: string, message: string): ApiError => ({ error
 export const notFound = (message: string): ApiError => ({ error: 'not_found', message });
 
 /**
- * Who ran an operation: the `x-muster-user` header (the CLI sends the user name, non-ASCII
- * percent-encoded), else `cli`. At most 100 characters. Recorded as `who` in the history.
+ * Who ran an operation, as the history records it (`who`): the authenticated user, or
+ * `user/token` for an API token (docs/operations.md "Users and access"). Any self-declared header
+ * (the former `x-muster-user`) is ignored. `unknown` only if called outside the access check.
  */
 export function whoOf(req: FastifyRequest): string {
-  const header = req.headers['x-muster-user'];
-  let who = (Array.isArray(header) ? header[0] : header)?.trim() ?? '';
-  try {
-    who = decodeURIComponent(who);
-  } catch {
-    // not percent-encoded: keep it as sent
-  }
-  return who.slice(0, 100) || 'cli';
+  return req.principal ? whoIs(req.principal) : 'unknown';
 }
 
 /** The paging fields read: `since` in ms since the epoch, `limit` 1..1000, `before` an id. */

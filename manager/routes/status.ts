@@ -26,15 +26,19 @@ export interface StatusRoutesOptions {
 
 /** Registers GET /status. */
 export const statusRoutes: FastifyPluginAsyncTypebox<StatusRoutesOptions> = async (app, o) => {
-  app.get('/status', { schema: { response: { 200: StatusReplySchema, ...ERROR_RESPONSES } } }, async () => ({
-    version: VERSION,
-    uptime_s: Math.round(process.uptime()),
-    round: o.registry.round,
-    manager_ip: o.managerIp,
-    manager_port: o.managerPort,
-    nodes: o.registry.countByState(),
-    alerts_open: o.alerts.countOpen(),
-    database: o.database,
-    telemetry: o.telemetry.status(),
-  }));
+  app.get(
+    '/status',
+    { config: { role: 'viewer' }, schema: { response: { 200: StatusReplySchema, ...ERROR_RESPONSES } } },
+    async () => ({
+      version: VERSION,
+      uptime_s: Math.round(process.uptime()),
+      round: o.registry.round,
+      manager_ip: o.managerIp,
+      manager_port: o.managerPort,
+      nodes: o.registry.countByState(),
+      alerts_open: o.alerts.countOpen(),
+      database: o.database,
+      telemetry: o.telemetry.status(),
+    }),
+  );
 };

@@ -28,6 +28,7 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
   app.get(
     '/nodes/:id/recent',
     {
+      config: { role: 'viewer' },
       schema: {
         params: NodeParamsSchema,
         querystring: RecentQuerySchema,
@@ -54,7 +55,9 @@ export const telemetryRoutes: FastifyPluginAsyncTypebox<TelemetryRoutesOptions> 
     },
   );
 
-  app.get('/telemetry', { schema: { response: { 200: TelemetryStatusSchema, ...ERROR_RESPONSES } } }, async () =>
-    telemetry.status(),
+  app.get(
+    '/telemetry',
+    { config: { role: 'viewer' }, schema: { response: { 200: TelemetryStatusSchema, ...ERROR_RESPONSES } } },
+    async () => telemetry.status(),
   );
 };

@@ -100,4 +100,37 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'users, sessions, api tokens (docs/operations.md "Users and access")',
+    sql: `
+      CREATE TABLE users (
+        name       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL,               -- viewer | operator | admin
+        password   TEXT NOT NULL,               -- PHC string: $argon2id$v=19$m=..,t=..,p=..$salt$hash
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE sessions (
+        prefix     TEXT PRIMARY KEY,            -- the token's first characters (its id, not secret)
+        hash       TEXT NOT NULL,               -- sha256 of the whole token, hex
+        user       TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        address    TEXT,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+      );
+      CREATE INDEX sessions_expires ON sessions (expires_at);
+
+      CREATE TABLE api_tokens (
+        prefix       TEXT PRIMARY KEY,
+        hash         TEXT NOT NULL,
+        name         TEXT NOT NULL UNIQUE,
+        role         TEXT NOT NULL,
+        user         TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        created_at   INTEGER NOT NULL,
+        expires_at   INTEGER,
+        last_used_at INTEGER
+      );
+    `,
+  },
 ];

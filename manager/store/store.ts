@@ -22,6 +22,9 @@ import { type ComponentRow, ComponentsTable, DeploymentsTable } from './deployme
 import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js';
 import { type NodeRow, NodesTable } from './nodes.js';
 import { Retention } from './retention.js';
+import { SessionsTable } from './sessions.js';
+import { TokensTable } from './tokens.js';
+import { UsersTable } from './users.js';
 
 export {
   type AlertFilter,
@@ -35,6 +38,9 @@ export { type StoreConfig, StoreError } from './core.js';
 export type { ComponentRow } from './deployments.js';
 export type { HistoryFilter, NewHistory } from './history.js';
 export type { NodeRow } from './nodes.js';
+export type { SessionRow } from './sessions.js';
+export type { TokenRow } from './tokens.js';
+export type { UserRow } from './users.js';
 
 /** The manager database. Create with `Store.open`. */
 export class Store {
@@ -50,6 +56,12 @@ export class Store {
   readonly deployments: DeploymentsTable;
   /** Components the manager started or saw reported. */
   readonly components: ComponentsTable;
+  /** Users: name, role, password hash (docs/operations.md "Users and access"). */
+  readonly users: UsersTable;
+  /** Login sessions, by token prefix. */
+  readonly sessions: SessionsTable;
+  /** API tokens, by prefix. */
+  readonly tokens: TokensTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -61,6 +73,9 @@ export class Store {
     this.rules = core.register(new RulesTable(core));
     this.deployments = core.register(new DeploymentsTable(core));
     this.components = core.register(new ComponentsTable(core));
+    this.users = core.register(new UsersTable(core));
+    this.sessions = core.register(new SessionsTable(core));
+    this.tokens = core.register(new TokensTable(core));
     this.retention = new Retention(core);
   }
 

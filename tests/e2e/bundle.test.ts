@@ -27,7 +27,16 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { NodeDetail } from '../../manager/views.js';
-import { type Proc, ROOT, runMuster, sets, startMuster, startProcess, watchDaemons } from '../helpers/daemons.js';
+import {
+  adminToken,
+  type Proc,
+  ROOT,
+  runMuster,
+  sets,
+  startMuster,
+  startProcess,
+  watchDaemons,
+} from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan } from '../helpers/netns.js';
 
@@ -111,11 +120,18 @@ describe(
         .join('\n');
     const { withLogs, until } = watchDaemons(named, logs);
 
-    /** GET on the manager's API, from inside its namespace. */
-    const api = async <T>(p: string): Promise<T> =>
-      JSON.parse(
-        sh('ip', ['netns', 'exec', lan?.ns('mgr') as string, 'curl', '-sf', '-m', '5', `${managerUrl}${p}`]),
+    /**
+     * GET on the manager's API, from inside its namespace, as the test admin: the token goes to
+     * curl in a header file (`-H @file`), not on its command line.
+     */
+    const api = async <T>(p: string): Promise<T> => {
+      const ns = lan?.ns('mgr') as string;
+      const headers = path.join(os.tmpdir(), `muster-bundle-auth-${process.pid}`);
+      writeFileSync(headers, `Authorization: Bearer ${await adminToken(managerUrl, ns)}\n`, { mode: 0o600 });
+      return JSON.parse(
+        sh('ip', ['netns', 'exec', ns, 'curl', '-sf', '-m', '5', '-H', `@${headers}`, `${managerUrl}${p}`]),
       ) as T;
+    };
     /** `muster --manager <url> <args>` (from this checkout) inside the manager's namespace. */
     const cli = async (args: string[]) => {
       const r = await runMuster(['--manager', managerUrl, ...args], { netns: lan?.ns('mgr'), timeoutMs: 180_000 });

@@ -14,7 +14,17 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { ComponentView, NodeDetail } from '../../manager/views.js';
-import { freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import {
+  apiFetch,
+  freePort,
+  getJson,
+  type Proc,
+  runMuster,
+  sets,
+  startMuster,
+  testAdmin,
+  waitFor,
+} from '../helpers/daemons.js';
 import { docker, type FileServer, run, serveDir, setupTestImages, type TestImages } from '../helpers/images.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 
@@ -191,7 +201,7 @@ describe(
       assert.equal(badSize.code, 1, badSize.output);
       assert.match(badSize.output, /--memory "12Q": not a size/);
 
-      const res = await fetch(`${base}/api/v1/deployments`, {
+      const res = await apiFetch(`${base}/api/v1/deployments`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -209,7 +219,7 @@ describe(
       assert.equal(body.field, '/require/cpu');
       assert.match(body.message, /\/require\/cpu/);
 
-      const missing = await fetch(`${base}/api/v1/deployments`, {
+      const missing = await apiFetch(`${base}/api/v1/deployments`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ node: A, mode: 'start', type: 'bar', url: 'x', require: { cpu: 1, memory: 1, gpu: 0 } }),
@@ -229,7 +239,7 @@ describe(
       assert.equal(r.code, 0, `${r.output}\n${logs()}`);
       const d = JSON.parse(r.output) as DeploymentRecord;
       assert.equal(d.result, 0, r.output);
-      assert.equal(d.who, process.env.MUSTER_USER || os.userInfo().username, 'who: the CLI sends the user name');
+      assert.equal(d.who, testAdmin().user, 'who: the authenticated user (the test admin), not a self-declared name');
       assert.equal(d.request.require?.memory, 67108864);
       assert.equal(typeof d.reply?.id, 'string');
       containerId = d.reply?.id as string;

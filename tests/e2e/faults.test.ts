@@ -21,7 +21,7 @@ import { promisify } from 'node:util';
 import type { NodeState } from '../../manager/liveness.js';
 import { queryBody } from '../../manager/querier.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
-import { metric, type Proc, runMuster, sets, startMuster, watchDaemons } from '../helpers/daemons.js';
+import { adminToken, metric, type Proc, runMuster, sets, startMuster, watchDaemons } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan, type LossCounters, missingNft } from '../helpers/netns.js';
 
@@ -89,11 +89,12 @@ const loggedTransitions = (p: Proc): Logged[] =>
 
 /** Fetches each argv URL once; prints [{ url, status, ms, body } | { url, error, ms }]. */
 const FETCH_JS = `
+const auth = process.env.MUSTER_TOKEN ? { authorization: 'Bearer ' + process.env.MUSTER_TOKEN } : {};
 const urls = process.argv.slice(1);
 Promise.all(urls.map(async (url) => {
   const t = performance.now();
   try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(4000) });
+    const r = await fetch(url, { signal: AbortSignal.timeout(4000), headers: auth });
     return { url, status: r.status, body: await r.text(), ms: performance.now() - t };
   } catch (e) {
     return { url, error: String((e && e.message) || e), ms: performance.now() - t };
@@ -107,6 +108,7 @@ Promise.all(urls.map(async (url) => {
  * the muster_ / process_ / nodejs_heap lines.
  */
 const POLL_JS = `
+const auth = process.env.MUSTER_TOKEN ? { authorization: 'Bearer ' + process.env.MUSTER_TOKEN } : {};
 const a = process.argv.slice(1);
 const keep = (text) => text.split('\\n').filter((l) => /^(muster_|process_|nodejs_heap_size_used)/.test(l)).join('\\n');
 for (let i = 0; i + 1 < a.length; i += 2) {
@@ -117,7 +119,7 @@ for (let i = 0; i + 1 < a.length; i += 2) {
     const p0 = performance.now();
     let line;
     try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(5000) });
+      const r = await fetch(url, { signal: AbortSignal.timeout(5000), headers: auth });
       const text = await r.text();
       const json = (r.headers.get('content-type') || '').includes('json');
       line = { url, t, ms: performance.now() - p0, status: r.status, body: json ? JSON.parse(text) : keep(text) };
@@ -159,9 +161,13 @@ interface Helper {
 }
 
 /** Runs `node -e code args` in namespace `ns` until stopped (killed when the test process exits). */
+/** The test admin's token on the manager under test, sent by the helper scripts (set by the tests' `api`). */
+let apiToken = '';
+
 function spawnIn(name: string, ns: string, code: string, args: (string | number)[]): Helper {
   const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code, ...args.map(String)], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MUSTER_TOKEN: apiToken },
   });
   let out = '';
   let err = '';
@@ -203,6 +209,7 @@ interface Fetched {
 async function fetchIn(ns: string, urls: string[]): Promise<Fetched[]> {
   const { stdout } = await execFileP('ip', ['netns', 'exec', ns, process.execPath, '-e', FETCH_JS, ...urls], {
     timeout: 15_000,
+    env: { ...process.env, MUSTER_TOKEN: apiToken },
   });
   return JSON.parse(stdout) as Fetched[];
 }
@@ -305,7 +312,12 @@ describe(
 
     /** GET of the manager's REST API from inside its namespace. */
     const api = async <T>(p: string): Promise<T> => {
-      const [r] = await fetchIn(mgrNs(), [`${managerUrl}${p}`]);
+      apiToken ||= await adminToken(managerUrl, mgrNs()).catch(() => '');
+      let [r] = await fetchIn(mgrNs(), [`${managerUrl}${p}`]);
+      if (r?.status === 401) {
+        apiToken = await adminToken(managerUrl, mgrNs(), true).catch(() => '');
+        [r] = await fetchIn(mgrNs(), [`${managerUrl}${p}`]);
+      }
       if (r?.status !== 200 || r.body === undefined) throw new Error(`GET ${p}: ${JSON.stringify(r)}`);
       return JSON.parse(r.body) as T;
     };

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NodeDetail } from '../../manager/views.js';
 import { fakeHeartbeatData, fakeResourceData, heartbeatBody, resourceBody } from '../../testkit/bodies.js';
-import { freePort, getJson, metric, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import { apiFetch, freePort, getJson, metric, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { countPoints, type Influxd, missingInfluxd, startInfluxd } from '../helpers/influxd.js';
 import { needs } from '../helpers/need.js';
 
@@ -54,7 +54,7 @@ interface TelemetryStatus {
 }
 
 async function post(url: string, body: unknown): Promise<void> {
-  const res = await fetch(url, {
+  const res = await apiFetch(url, {
     method: 'POST',
     body: JSON.stringify(body),
     headers: { 'content-type': 'application/json' },
@@ -64,7 +64,7 @@ async function post(url: string, body: unknown): Promise<void> {
 }
 
 async function text(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const res = await apiFetch(url, { signal: AbortSignal.timeout(5000) });
   return res.text();
 }
 

@@ -14,7 +14,17 @@ import { after, before, describe, it } from 'node:test';
 import type { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import type { NodeDetail, NodeSummary } from '../../manager/views.js';
 import { heartbeat, resource } from '../../testkit/bodies.js';
-import { freePort, getJson, metric, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import {
+  apiFetch,
+  freePort,
+  getJson,
+  metric,
+  type Proc,
+  runMuster,
+  sets,
+  startMuster,
+  waitFor,
+} from '../helpers/daemons.js';
 
 const IFACE = '127.0.0.1';
 const GROUP = '239.192.168.80';
@@ -25,13 +35,13 @@ const NODE = `${BOX}-${SLOT}-${CPU}`;
 
 /** Fetches text, resolving even on a non-2xx status. */
 async function text(url: string): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const res = await apiFetch(url, { signal: AbortSignal.timeout(5000) });
   return res.text();
 }
 
 /** POSTs a raw body to the manager; returns the status and the parsed JSON body (null if empty). */
 async function post(url: string, body: string): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, {
+  const res = await apiFetch(url, {
     method: 'POST',
     body,
     headers: { 'content-type': 'application/json' },

@@ -17,13 +17,13 @@ import type { AlertView, HistoryEntry, RuleView } from '../../manager/alerts/typ
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import type { NodeSummary } from '../../manager/views.js';
 import { fleetHeartbeat, fleetResource } from '../../testkit/fleet.js';
-import { freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import { apiFetch, freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'muster-state-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 async function call(base: string, method: string, p: string, body?: unknown) {
-  const res = await fetch(`${base}${p}`, {
+  const res = await apiFetch(`${base}${p}`, {
     method,
     ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
     signal: AbortSignal.timeout(5000),
@@ -74,7 +74,7 @@ class Boards {
   }
 
   private async post(url: string, body: unknown): Promise<void> {
-    const res = await fetch(`${this.base}${url}`, {
+    const res = await apiFetch(`${this.base}${url}`, {
       method: 'POST',
       body: JSON.stringify(body),
       headers: { 'content-type': 'application/json' },

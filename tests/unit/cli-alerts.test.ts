@@ -435,16 +435,17 @@ describe('muster alerts / history against a manager', () => {
     assert.match(m.stdout, /^gpu\.temperature +°C +index +GPU temperature$/m);
   });
 
-  it('rule set PUTs the rule with x-muster-user and prints it', async () => {
+  it('rule set PUTs the rule with the token of $MUSTER_TOKEN (no x-muster-user) and prints it', async () => {
     const r = await run(
       ['alerts', 'rule', 'set', 'gpu_hot', '--metric', 'gpu.temperature', '--op', 'gt', '--threshold', '80'],
-      { MUSTER_USER: 'alice' },
+      { MUSTER_USER: 'alice', MUSTER_TOKEN: 'tok-alice' },
     );
     assert.equal(r.code, 0, r.stderr);
     const req = r.requests[0];
     assert.equal(req?.method, 'PUT');
     assert.equal(req?.url.pathname, '/api/v1/alert-rules/gpu_hot');
-    assert.equal(req?.headers['x-muster-user'], 'alice');
+    assert.equal(req?.headers['x-muster-user'], undefined);
+    assert.equal(req?.headers.authorization, 'Bearer tok-alice');
     assert.equal(req?.headers['content-type'], 'application/json');
     assert.deepEqual(req?.body, { metric: 'gpu.temperature', op: '>', threshold: 80, enabled: true });
     assert.equal(r.stdout, 'rule gpu_hot: gpu.temperature > 80 for 30s, critical, enabled (source api)\n');
@@ -454,7 +455,7 @@ describe('muster alerts / history against a manager', () => {
         ...['alerts', 'rule', 'set', 'gpu_hot', '--metric', 'gpu.temperature', '--op', '<='],
         ...['--threshold', '-2.5', '--for', '2m', '--severity', 'info', '--disable', '--json'],
       ],
-      { MUSTER_USER: '张三' },
+      { MUSTER_USER: '张三', MUSTER_TOKEN: 'tok-zhang' },
     );
     assert.equal(full.code, 0, full.stderr);
     assert.deepEqual(full.requests[0]?.body, {
@@ -465,7 +466,7 @@ describe('muster alerts / history against a manager', () => {
       severity: 'info',
       enabled: false,
     });
-    assert.equal(full.requests[0]?.headers['x-muster-user'], encodeURIComponent('张三'));
+    assert.equal(full.requests[0]?.headers.authorization, 'Bearer tok-zhang');
     assert.deepEqual(JSON.parse(full.stdout), { rule });
   });
 
@@ -486,11 +487,11 @@ describe('muster alerts / history against a manager', () => {
     assert.equal(r.stderr, 'muster: rule cpu_temperature_high comes from the config file: change it there\n');
   });
 
-  it('rule rm DELETEs with x-muster-user; an unknown rule exits 4', async () => {
-    const r = await run(['alerts', 'rule', 'rm', 'gpu_hot'], { MUSTER_USER: 'bob' });
+  it('rule rm DELETEs with the token; an unknown rule exits 4', async () => {
+    const r = await run(['alerts', 'rule', 'rm', 'gpu_hot'], { MUSTER_TOKEN: 'tok-bob' });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.requests[0]?.method, 'DELETE');
-    assert.equal(r.requests[0]?.headers['x-muster-user'], 'bob');
+    assert.equal(r.requests[0]?.headers.authorization, 'Bearer tok-bob');
     assert.equal(r.stdout, 'removed rule gpu_hot\n');
     const nope = await run(['alerts', 'rule', 'rm', 'nope']);
     assert.equal(nope.code, 4);
@@ -506,16 +507,17 @@ describe('muster alerts / history against a manager', () => {
     const set = await spawnMuster(
       ['alerts', 'rule', 'set', 'gpu_hot', '--metric', 'gpu.temperature', '--op', '>', '--threshold', '80', '--json'],
       base,
-      { MUSTER_USER: 'carol' },
+      { MUSTER_TOKEN: 'tok-carol' },
     );
     assert.equal(set.code, 0, set.stderr);
     assert.deepEqual(JSON.parse(set.stdout), { rule });
     const put = seen.slice(from).find((x) => x.method === 'PUT');
-    assert.equal(put?.headers['x-muster-user'], 'carol');
+    assert.equal(put?.headers.authorization, 'Bearer tok-carol');
   });
 
-  it('GET calls carry no x-muster-user', async () => {
-    const r = await run(['history'], { MUSTER_USER: 'alice' });
+  it('GET calls carry the token too, and no x-muster-user', async () => {
+    const r = await run(['history'], { MUSTER_USER: 'alice', MUSTER_TOKEN: 'tok-alice' });
     assert.equal(r.requests[0]?.headers['x-muster-user'], undefined);
+    assert.equal(r.requests[0]?.headers.authorization, 'Bearer tok-alice');
   });
 });

@@ -177,7 +177,13 @@ describe('agent config', () => {
 describe('manager config', () => {
   it('defaults are the documented ones (docs/protocol.md port 3926, group 239.192.168.80:3980)', () => {
     const c = loadManagerConfig(undefined, [], NO_ENV);
-    assert.deepEqual(c.http, { host: '0.0.0.0', port: 3926, body_limit_bytes: 1048576 });
+    assert.deepEqual(c.http, {
+      host: '0.0.0.0',
+      port: 3926,
+      body_limit_bytes: 1048576,
+      metrics_auth: false,
+      api: { host: '', port: 0, tls: { cert_file: '', key_file: '' } },
+    });
     assert.equal(c.advertise_ip, '');
     assert.deepEqual(c.multicast, { group: '239.192.168.80', port: 3980, interface: '', ttl: 1, loopback: true });
     assert.equal(c.query.heartbeat_interval_ms, 2000);

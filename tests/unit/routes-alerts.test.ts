@@ -18,6 +18,7 @@ import { alertRoutes } from '../../manager/routes/alerts.js';
 import { historyRoutes } from '../../manager/routes/history.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { Store } from '../../manager/store/store.js';
+import { actAs } from '../../testkit/auth.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -45,6 +46,7 @@ async function server(configRules: Record<string, { metric: string; op: '>'; thr
   alerts.syncConfigRules(configRules, Date.now());
   const app = createHttpServer(log, 1 << 20);
   installErrorHandlers(app, { bodyLimit: 1 << 20, log });
+  actAs(app, 'zoë');
   await app.register(alertRoutes, { prefix: '/api/v1', alerts, store });
   await app.register(historyRoutes, { prefix: '/api/v1', store });
   await app.ready();
@@ -116,7 +118,6 @@ describe('alert routes', () => {
     let r = await app.inject({
       method: 'PUT',
       url: '/api/v1/alert-rules/gpu_hot',
-      headers: { 'x-muster-user': encodeURIComponent('zoë') },
       payload: { metric: 'gpu.temperature', op: '>', threshold: 85, for_ms: 30000, severity: 'critical' },
     });
     assert.equal(r.statusCode, 200);
@@ -147,7 +148,7 @@ describe('alert routes', () => {
     assert.deepEqual(
       h.map((e) => [e.operation, e.who]),
       [
-        ['alert-rule.delete', 'cli'],
+        ['alert-rule.delete', 'zoë'],
         ['alert-rule.put', 'zoë'],
       ],
     );

@@ -16,6 +16,7 @@ import { NodeRegistry } from '../../manager/registry.js';
 import { deployRoutes } from '../../manager/routes/deploy.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { listComponents } from '../../manager/views.js';
+import { actAs } from '../../testkit/auth.js';
 import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
 
 const log = pino({ level: 'silent' });
@@ -40,6 +41,7 @@ async function server() {
   const deployer = new Deployer({ progress_poll_ms: 50 }, registry, agent, log);
   const app = createHttpServer(log, 1 << 20);
   installErrorHandlers(app, { bodyLimit: 1 << 20, log });
+  actAs(app, 'ops', 'operator');
   await app.register(deployRoutes, { prefix: '/api/v1', deployer, registry });
   await app.ready();
   return { app, registry, agent, deployer };
@@ -62,7 +64,6 @@ describe('deploy routes', () => {
       method: 'POST',
       url: '/api/v1/deployments',
       payload: START,
-      headers: { 'x-muster-user': 'ops' },
     });
     assert.equal(r.statusCode, 202);
     const d = (r.json() as { deployment: DeploymentRecord }).deployment;

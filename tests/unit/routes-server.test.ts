@@ -6,28 +6,18 @@
  * on a real NodeRegistry.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { createHttpServer } from '../../common/http.js';
-import type { DeployOutcome } from '../../manager/agents/client.js';
-import { AlertEngine, alertMetrics } from '../../manager/alerts/engine.js';
-import { ComponentTracker } from '../../manager/components.js';
-import { Deployer } from '../../manager/deploy.js';
-import { Ingest } from '../../manager/ingest.js';
-import { createMetricsRegistry } from '../../manager/metrics.js';
-import { NodeRegistry, registryMetrics } from '../../manager/registry.js';
-import { QueryRounds } from '../../manager/rounds.js';
 import { apiRoutes } from '../../manager/routes/api.js';
 import { reportRoutes } from '../../manager/routes/reports.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { telemetryRoutes } from '../../manager/routes/telemetry.js';
 import { API_PREFIX, buildServer } from '../../manager/server.js';
-import { Store } from '../../manager/store/store.js';
-import { Telemetry } from '../../manager/telemetry/index.js';
+import { tokenHeaders } from '../../testkit/auth.js';
 import { fakeHeartbeatData, fakeResourceData, heartbeatBody } from '../../testkit/bodies.js';
+import { serverDeps } from '../../testkit/server.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -35,87 +25,11 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-/** Every dependency of the server, built as the composition root does (manager/app.ts). */
-function deps() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
-  dirs.push(dir);
-  const metrics = createMetricsRegistry();
-  const store = Store.open(
-    dir,
-    {
-      file: 'muster.db',
-      flush_interval_ms: 1000,
-      retention: { days: 0, max_rows: 0 },
-      cleanup_interval_ms: 60000,
-      cleanup_batch_rows: 100,
-    },
-    log,
-    metrics,
-  );
-  const alerts = new AlertEngine(store, log);
-  alertMetrics(metrics, alerts);
-  const components = new ComponentTracker(store, alerts, 'warning');
-  const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 });
-  registryMetrics(metrics, registry);
-  const telemetry = new Telemetry(
-    {
-      recent: { window_ms: 60_000, max_samples: 10 },
-      influxdb: {
-        enabled: false,
-        url: 'http://127.0.0.1:1',
-        database: 'muster',
-        username: '',
-        password: '',
-        retention_policy: '',
-        batch_points: 10,
-        flush_interval_ms: 100,
-        buffer_points: 100,
-        timeout_ms: 100,
-        retry_max_ms: 100,
-      },
-    },
-    log,
-    metrics,
-  );
-  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics });
-  const unreachable = async (): Promise<DeployOutcome> => ({ ok: false, result: -1, message: 'unreachable' });
-  const deployer = new Deployer(
-    { progress_poll_ms: 50 },
-    registry,
-    { deploy: unreachable, progress: async () => null },
-    log,
-  );
-  const rounds = new QueryRounds({
-    cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
-    querier: { send: async () => {} },
-    registry,
-    ingest,
-    store,
-    log,
-    metrics,
-  });
-  return {
-    registry,
-    alerts,
-    store,
-    telemetry,
-    deployer,
-    rounds,
-    ingest,
-    metrics,
-    database: store.file,
-    managerIp: '10.0.0.1',
-    managerPort: 3926,
-    bodyLimit: 1 << 20,
-    log,
-    close: () => store.close(),
-  };
-}
-
 describe('server', () => {
   it('serves the reports, every API group under /api/v1, /healthz, /metrics, and 404s', async () => {
-    const d = deps();
+    const d = serverDeps();
     const app = buildServer(d);
+    const headers = await tokenHeaders(d.access);
     let r = await app.inject({
       method: 'POST',
       url: '/heartbeat',
@@ -135,7 +49,7 @@ describe('server', () => {
       '/nodes/1-3-0/recent',
       '/telemetry',
     ]) {
-      r = await app.inject({ url: `${API_PREFIX}${url}` });
+      r = await app.inject({ url: `${API_PREFIX}${url}`, headers });
       assert.equal(r.statusCode, 200, url);
     }
     r = await app.inject({ url: '/healthz' });
@@ -164,7 +78,7 @@ describe('server', () => {
   });
 
   it('a hook on the /api/v1 context covers every API route and no report route', async () => {
-    const d = deps();
+    const d = serverDeps();
     const app = createHttpServer(log, 1 << 20);
     installErrorHandlers(app, { bodyLimit: 1 << 20, log });
     await app.register(reportRoutes, { ingest: d.ingest, alerts: d.alerts });
@@ -203,7 +117,7 @@ describe('server', () => {
 
 describe('telemetry routes', () => {
   it('GET /api/v1/nodes/:id/recent on a real registry: samples, [] before a report, 404, 400', async () => {
-    const d = deps();
+    const d = serverDeps();
     const { registry } = d;
     registry.ingestHeartbeat(fakeHeartbeatData('10.0.0.5', 1, 3));
     registry.ingestHeartbeat(fakeHeartbeatData('10.0.0.6', 1, 4));

@@ -508,18 +508,16 @@ describe('store table modules', () => {
 
 describe('adding a table (the header of manager/store/core.ts)', () => {
   /** A table the way users, tokens, tasks or files will come: its migration, its module, one register line. */
-  class SessionsTable implements TableModule {
-    readonly tables = ['sessions'];
-    readonly retained: readonly RetentionRule[] = [
-      { table: 'sessions', key: 'rowid', date: 'seen', keep: 'pinned = 1' },
-    ];
+  class VisitsTable implements TableModule {
+    readonly tables = ['visits'];
+    readonly retained: readonly RetentionRule[] = [{ table: 'visits', key: 'rowid', date: 'seen', keep: 'pinned = 1' }];
     readonly dirty: FlushSource;
     private readonly seen = new Map<string, number>();
     private readonly upsert: StatementSync;
 
     constructor(private readonly core: StoreCore) {
       this.upsert = core.db.prepare(
-        'INSERT INTO sessions (id, seen, pinned) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET seen = excluded.seen',
+        'INSERT INTO visits (id, seen, pinned) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET seen = excluded.seen',
       );
       const seen = this.seen;
       this.dirty = {
@@ -543,7 +541,7 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
     }
 
     pin(id: string, at: number): void {
-      this.core.guard('session', undefined, () => this.upsert.run(id, at, 1));
+      this.core.guard('visit', undefined, () => this.upsert.run(id, at, 1));
     }
 
     touch(id: string, at: number): void {
@@ -551,7 +549,7 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
     }
 
     count(): number {
-      return (this.core.db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n;
+      return (this.core.db.prepare('SELECT count(*) AS n FROM visits').get() as { n: number }).n;
     }
   }
 
@@ -559,8 +557,8 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
     const migrations = [
       ...MIGRATIONS,
       {
-        name: 'sessions',
-        sql: 'CREATE TABLE sessions (id TEXT PRIMARY KEY, seen INTEGER NOT NULL, pinned INTEGER NOT NULL)',
+        name: 'visits',
+        sql: 'CREATE TABLE visits (id TEXT PRIMARY KEY, seen INTEGER NOT NULL, pinned INTEGER NOT NULL)',
       },
     ];
     const core = StoreCore.open(
@@ -571,7 +569,7 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
       () => NOW,
       migrations,
     );
-    const sessions = core.register(new SessionsTable(core));
+    const sessions = core.register(new VisitsTable(core));
     const retention = new Retention(core);
     sessions.pin('keep', NOW - 10 * DAY);
     sessions.touch('old', NOW - 10 * DAY);
@@ -579,7 +577,7 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
     assert.equal(sessions.count(), 1);
     core.flush();
     assert.equal(sessions.count(), 3);
-    assert.deepEqual(await retention.run(), { sessions: 1 });
+    assert.deepEqual(await retention.run(), { visits: 1 });
     assert.equal(sessions.count(), 2);
     core.close();
   });

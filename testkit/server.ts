@@ -1,0 +1,140 @@
+/**
+ * The manager's HTTP server built in-process with small real dependencies (a store in a temporary
+ * directory, a registry, alerts, telemetry without InfluxDB, a deployer whose agents are
+ * unreachable), as the composition root (manager/app.ts) builds them: for route tests, the
+ * route-table test of access control, and the e2e access test's list of every API route.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import type { DeployOutcome } from '../manager/agents/client.js';
+import { AlertEngine, alertMetrics } from '../manager/alerts/engine.js';
+import { Access } from '../manager/auth/access.js';
+import { ComponentTracker } from '../manager/components.js';
+import { Deployer } from '../manager/deploy.js';
+import { Ingest } from '../manager/ingest.js';
+import { createMetricsRegistry } from '../manager/metrics.js';
+import { NodeRegistry, registryMetrics } from '../manager/registry.js';
+import { QueryRounds } from '../manager/rounds.js';
+import { API_PREFIX, buildServer } from '../manager/server.js';
+import { Store } from '../manager/store/store.js';
+import { Telemetry } from '../manager/telemetry/index.js';
+import { AUTH_DEFAULTS } from './auth.js';
+
+const log = pino({ level: 'silent' });
+
+/** Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts). */
+export function serverDeps() {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
+  const metrics = createMetricsRegistry();
+  const store = Store.open(
+    dir,
+    {
+      file: 'muster.db',
+      flush_interval_ms: 1000,
+      retention: { days: 0, max_rows: 0 },
+      cleanup_interval_ms: 60000,
+      cleanup_batch_rows: 100,
+    },
+    log,
+    metrics,
+  );
+  const alerts = new AlertEngine(store, log);
+  alertMetrics(metrics, alerts);
+  const components = new ComponentTracker(store, alerts, 'warning');
+  const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 });
+  registryMetrics(metrics, registry);
+  const telemetry = new Telemetry(
+    {
+      recent: { window_ms: 60_000, max_samples: 10 },
+      influxdb: {
+        enabled: false,
+        url: 'http://127.0.0.1:1',
+        database: 'muster',
+        username: '',
+        password: '',
+        retention_policy: '',
+        batch_points: 10,
+        flush_interval_ms: 100,
+        buffer_points: 100,
+        timeout_ms: 100,
+        retry_max_ms: 100,
+      },
+    },
+    log,
+    metrics,
+  );
+  const access = new Access(store, AUTH_DEFAULTS, log, metrics);
+  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics });
+  const unreachable = async (): Promise<DeployOutcome> => ({ ok: false, result: -1, message: 'unreachable' });
+  const deployer = new Deployer(
+    { progress_poll_ms: 50 },
+    registry,
+    { deploy: unreachable, progress: async () => null },
+    log,
+  );
+  const rounds = new QueryRounds({
+    cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
+    querier: { send: async () => {} },
+    registry,
+    ingest,
+    store,
+    log,
+    metrics,
+  });
+  return {
+    access,
+    registry,
+    alerts,
+    store,
+    telemetry,
+    deployer,
+    rounds,
+    ingest,
+    metrics,
+    database: store.file,
+    managerIp: '10.0.0.1',
+    managerPort: 3926,
+    bodyLimit: 1 << 20,
+    log,
+    close: () => {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An API route: its method and full url (with the /api/v1 prefix and `:params`). */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  /** The role it declares (`public` for login). */
+  role: string | undefined;
+}
+
+/**
+ * Every route the real server registers (an onRoute hook on a fresh build; HEAD routes that
+ * fastify adds beside each GET are left out), and whether it is under the API prefix.
+ */
+export async function routeTable(): Promise<{ all: RouteEntry[]; api: RouteEntry[] }> {
+  const d = serverDeps();
+  const all: RouteEntry[] = [];
+  const app: FastifyInstance = buildServer(d);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) {
+      if (method === 'HEAD') continue;
+      all.push({ method, url: r.url, role: (r.config as { role?: string } | undefined)?.role });
+    }
+  });
+  await app.ready();
+  await app.close();
+  d.close();
+  return { all, api: all.filter((r) => r.url.startsWith(`${API_PREFIX}/`)) };
+}
+
+/** A concrete path for a route url: each `:param` filled with a plausible value. */
+export function samplePath(url: string): string {
+  return url.replace(/:id\b/g, '1-1-0').replace(/:(\w+)/g, 'x');
+}
