@@ -6,7 +6,7 @@
  * testkit/process.ts and is re-exported here.
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import {
   copyFileSync,
@@ -216,28 +216,54 @@ export function startMuster(args: string[]): Child {
   return startChild([...bin.argv, ...args], bin.env);
 }
 
-/** Starts a manager on 127.0.0.1 with multicast on 127.0.0.1 and `extra` config. Waits for /healthz. */
+/**
+ * Starts a manager on 127.0.0.1 with multicast on 127.0.0.1 and `extra` config. Waits for
+ * /healthz, then logs in as its first admin (a password file written before the start,
+ * docs/operations.md "Users and access") and returns the API token with it.
+ */
 export async function startManager(opts: {
   httpPort: number;
   mcastPort: number;
   dataDir: string;
   extra?: Record<string, string | number>;
-}): Promise<{ child: Child; base: string }> {
-  const child = startMuster([
-    'manager',
-    ...sets({
-      'http.host': '127.0.0.1',
-      'http.port': opts.httpPort,
-      'multicast.interface': IFACE,
-      'multicast.port': opts.mcastPort,
-      data_dir: opts.dataDir,
-      'log.level': 'warn',
-      ...opts.extra,
-    }),
-  ]);
+}): Promise<{ child: Child; base: string; token: string }> {
+  mkdirSync(opts.dataDir, { recursive: true });
+  const password = randomBytes(18).toString('base64url');
+  const passwordFile = path.join(opts.dataDir, 'initial-admin-password');
+  writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
+  const bin = musterBinary();
+  const child = startChild(
+    [
+      ...bin.argv,
+      'manager',
+      ...sets({
+        'http.host': '127.0.0.1',
+        'http.port': opts.httpPort,
+        'multicast.interface': IFACE,
+        'multicast.port': opts.mcastPort,
+        data_dir: opts.dataDir,
+        'log.level': 'warn',
+        ...opts.extra,
+      }),
+    ],
+    { ...bin.env, MUSTER_MANAGER_AUTH_INITIAL_ADMIN_PASSWORD_FILE: passwordFile },
+  );
   const base = `http://127.0.0.1:${opts.httpPort}`;
   await waitHttp(`${base}/healthz`, child);
-  return { child, base };
+  const res = await fetch(`${base}/api/v1/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'admin', password }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!res.ok) throw new Error(`POST /api/v1/login: HTTP ${res.status} ${await res.text()}`);
+  const { token } = (await res.json()) as { token: string };
+  return { child, base, token };
+}
+
+/** The headers that carry an API token (`Authorization: Bearer`), none without one. */
+export function bearer(token?: string): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /** Polls `url` until it answers 200; fails early when `child` exits. */
@@ -262,17 +288,17 @@ export async function waitHttp(url: string, child?: Child, timeoutMs = 30_000): 
   }
 }
 
-/** GET → text. */
-export async function getText(url: string, timeoutMs = 10_000): Promise<string> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+/** GET → text; `token` is sent as a bearer token (the manager's /api/v1 needs one). */
+export async function getText(url: string, timeoutMs = 10_000, token?: string): Promise<string> {
+  const res = await fetch(url, { headers: bearer(token), signal: AbortSignal.timeout(timeoutMs) });
   const t = await res.text();
   if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} ${t.slice(0, 200)}`);
   return t;
 }
 
-/** GET → JSON. */
-export async function getJson<T>(url: string, timeoutMs = 10_000): Promise<T> {
-  return JSON.parse(await getText(url, timeoutMs)) as T;
+/** GET → JSON; `token` as for {@link getText}. */
+export async function getJson<T>(url: string, timeoutMs = 10_000, token?: string): Promise<T> {
+  return JSON.parse(await getText(url, timeoutMs, token)) as T;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -238,7 +238,11 @@ export async function runIngest(o: IngestOptions = {}): Promise<IngestResult> {
     await gb.close();
     await gm.close();
     const unmatched = metric(await getText(`${mgr.base}/metrics`), 'muster_manager_resource_unmatched_total');
-    const nodes = await getJson<{ nodes: { resource_at: string | null }[] }>(`${mgr.base}/api/v1/nodes`, 30_000);
+    const nodes = await getJson<{ nodes: { resource_at: string | null }[] }>(
+      `${mgr.base}/api/v1/nodes`,
+      30_000,
+      mgr.token,
+    );
     const managerSide = side(tm);
     const bareSide = side(tb);
     return {

@@ -86,7 +86,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     const base = mgr.base;
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const st = await getJson<{ nodes: { online: number } }>(`${base}/api/v1/status`);
+      const st = await getJson<{ nodes: { online: number } }>(`${base}/api/v1/status`, 10_000, mgr.token);
       if (st.nodes.online >= n && fleet.counters.ok['/resource'] >= n) break;
       if (Date.now() > deadline)
         throw new Error(`only ${st.nodes.online}/${n} online, ${fleet.counters.ok['/resource']} resource reports`);

@@ -21,6 +21,7 @@
  */
 import { parseArgs } from 'node:util';
 import {
+  bearer,
   contentionMeter,
   ensureOpenFiles,
   freeMulticastPort,
@@ -135,11 +136,11 @@ async function managerSide(n: number, rounds: number, seed: number): Promise<Rou
       dataDir: dir,
       extra: { 'query.heartbeat_interval_ms': HEARTBEAT_MS, 'query.resource_interval_ms': 3_600_000 },
     });
-    const base = mgr.base;
+    const { base, token } = mgr;
     // All N online through the regular heartbeat rounds.
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const st = await getJson<{ nodes: { online: number } }>(`${base}/api/v1/status`);
+      const st = await getJson<{ nodes: { online: number } }>(`${base}/api/v1/status`, 10_000, token);
       if (st.nodes.online >= n) break;
       if (Date.now() > deadline) throw new Error(`only ${st.nodes.online}/${n} nodes online after 60 s`);
       await sleep(250);
@@ -148,7 +149,7 @@ async function managerSide(n: number, rounds: number, seed: number): Promise<Rou
       const waitMs = Math.min(Math.max(200, n), HEARTBEAT_MS / 2) + 2000;
       const res = await fetch(`${base}/api/v1/query`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', ...bearer(token) },
         body: JSON.stringify({ url: '/resource', wait_ms: waitMs }),
         signal: AbortSignal.timeout(waitMs + 30_000),
       });
