@@ -18,7 +18,16 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { HeartbeatBody } from '../../common/protocol.js';
 import type { NodeDetail } from '../../manager/views.js';
-import { metric, type Proc, ROOT, sets, startMuster, startProcess, watchDaemons } from '../helpers/daemons.js';
+import {
+  adminToken,
+  metric,
+  type Proc,
+  ROOT,
+  sets,
+  startMuster,
+  startProcess,
+  watchDaemons,
+} from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan } from '../helpers/netns.js';
 
@@ -54,16 +63,21 @@ describe(
     const { withLogs, until } = watchDaemons(() => [...daemons], logs);
 
     /** raw_peer.mjs `args` inside the namespace of `host`; resolves with its stdout. */
-    const peer = async (host: string, args: string[], timeout = 20_000): Promise<string> => {
+    const peer = async (host: string, args: string[], timeout = 20_000, token = ''): Promise<string> => {
       const r = await run('ip', ['netns', 'exec', l().ns(host), process.execPath, PEER, ...args], {
         timeout,
         maxBuffer: 8 << 20,
+        env: { ...process.env, PEER_TOKEN: token },
       });
       return r.stdout;
     };
     const agentMetrics = (host: string) => peer(host, ['get', `http://${l().ip(host)}:${SERVICE_PORT}/metrics`]);
-    const managerGet = async <T>(p: string): Promise<T> =>
-      JSON.parse(await peer('mgr', ['get', `http://${l().ip('mgr')}:${MANAGER_PORT}${p}`])) as T;
+    // The API needs a login: the test admin's token, got by `muster login` inside the manager's namespace.
+    const managerGet = async <T>(p: string): Promise<T> => {
+      const base = `http://${l().ip('mgr')}:${MANAGER_PORT}`;
+      const token = await adminToken(base, l().ns('mgr'));
+      return JSON.parse(await peer('mgr', ['get', `${base}${p}`], 20_000, token)) as T;
+    };
     const rejected = async (host: string) => {
       const text = await agentMetrics(host);
       const count = (reason: string) => metric(text, 'muster_agent_queries_rejected_total', { reason });

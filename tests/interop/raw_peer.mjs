@@ -7,7 +7,7 @@
 //   capture <group> <port> <iface-ip> <url> <timeout-ms>      print the first signed query for <url>
 //   sink <ip> <port>                                         HTTP 200 to everything; prints
 //                                                            "REQ <peer> <method> <url>" per request
-//   get <url>                                                print the body (exit 1 on non-2xx)
+//   get <url>                                                print the body (exit 1 on non-2xx); $PEER_TOKEN as bearer
 //   post <url> <json>                                        print "<status> <body>"
 import dgram from 'node:dgram';
 import http from 'node:http';
@@ -70,7 +70,9 @@ function sink(ip, port) {
 }
 
 async function get(url) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  // PEER_TOKEN: a bearer token for the manager's /api/v1 (docs/operations.md "Users and access").
+  const headers = process.env.PEER_TOKEN ? { authorization: `Bearer ${process.env.PEER_TOKEN}` } : {};
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
   process.stdout.write(await res.text());
   if (!res.ok) process.exit(1);
 }
