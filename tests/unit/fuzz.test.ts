@@ -35,7 +35,14 @@ import { createAgentServer } from '../../agent/http/server.js';
 import { parseQuery, type RejectReason } from '../../agent/link/listener.js';
 import type { WorkloadType } from '../../common/api/primitives.js';
 import { createHttpServer } from '../../common/http.js';
-import { AgentAlertBody, DeployRequestBody, HeartbeatBody, QueryBody, ResourceBody } from '../../common/protocol.js';
+import {
+  AgentAlertBody,
+  DeployReplyBody,
+  DeployRequestBody,
+  HeartbeatBody,
+  QueryBody,
+  ResourceBody,
+} from '../../common/protocol.js';
 import { compile } from '../../common/validate.js';
 import { AlertEngine } from '../../manager/alerts/engine.js';
 import { ComponentTracker } from '../../manager/components.js';
@@ -557,7 +564,7 @@ async function agentServer() {
   const supervisor = new Supervisor(
     { bar: new MemDriver('bar'), docker: new MemDriver('docker') },
     () => ({ cores: [0, 1, 2, 3, 4, 5, 6, 7], memoryBytes: 16384 * MiB, gpus: [0] }),
-    { dataDir: tmp('muster-fuzz-agent-'), stopGraceMs: 10, keepEndedMs: 60_000 },
+    { dataDir: tmp('muster-fuzz-agent-'), stopGraceMs: 10, keepEndedMs: 0 },
     log,
   );
   await supervisor.init();
@@ -589,6 +596,7 @@ const validDeploy = () => ({
   },
 });
 const checkDeploy = compile(DeployRequestBody);
+const checkReply = compile(DeployReplyBody);
 
 async function assertDeployVerdict(app: FastifyInstance, b: Buffer, auth: string): Promise<void> {
   const r = await app.inject({
@@ -605,6 +613,9 @@ async function assertDeployVerdict(app: FastifyInstance, b: Buffer, auth: string
   assert.ok(Number.isInteger(result), what);
   assert.equal(typeof message, 'string', what);
   assert.ok((message as string).length > 0, what);
+  // Every reply, refusals included, is a spec deploy reply, so a manager validating it reads `result`.
+  const rc = checkReply.check(reply);
+  assert.ok(rc.ok, `${rc.ok ? '' : `${rc.error.field} ${rc.error.message}`}: ${what}`);
   if (auth !== `Bearer ${TOKEN}`) {
     assert.equal(r.statusCode, 401, what);
     assert.equal(result, 6, what);
@@ -649,6 +660,35 @@ describe('fuzz: the agent deploy command (agent/http/commands.ts)', () => {
       });
       assert.equal(ok.statusCode, 200, ok.body);
       assert.equal((ok.json() as { data: { result: number } }).data.result, 0);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('regression: a request refused by the schema still gets a spec deploy reply (malformed fields not echoed)', async () => {
+    // Found by this fuzzer: a start without `type` was answered without `type`, which a manager
+    // validating replies (manager/agents/http.ts) took for "not a deploy reply" and lost result 1.
+    const app = await agentServer();
+    try {
+      const { type: _type, ...noType } = validDeploy().data;
+      for (const data of [
+        noType,
+        { ...validDeploy().data, mode: 5 },
+        { ...validDeploy().data, uuid: ['x'], id: 0, require: { cpu: 'one' } },
+      ]) {
+        const r = await app.inject({
+          method: 'POST',
+          url: '/deploy',
+          payload: { api_version: 1, data },
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
+        assert.equal(r.statusCode, 400);
+        const reply = r.json() as { data: Record<string, unknown> };
+        assert.ok(checkReply.check(reply).ok, r.body);
+        assert.equal(reply.data.result, 1);
+        assert.equal(typeof reply.data.mode, 'string');
+        assert.equal(reply.data.file, 'app.tgz', 'well-formed fields are still echoed');
+      }
     } finally {
       await app.close();
     }
