@@ -10,6 +10,8 @@
  */
 import type { TSchema } from 'typebox';
 import { API_VERSION } from '../../common/constants.js';
+import { DeployReplyData } from '../../common/protocol.js';
+import { type Checker, compile } from '../../common/validate.js';
 import type { ResultCode } from '../deploy/results.js';
 
 /** Who sent a command, for logs: an address and the transport (`http`, later `link`). */
@@ -45,5 +47,17 @@ export function refusal(body: unknown, result: ResultCode, message: string): Com
   const data = (body as { data?: unknown } | null | undefined)?.data;
   const echo =
     typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : {};
-  return { api_version: API_VERSION, data: { ...echo, result, message } };
+  // The reply must stay a spec reply whatever the request held (a manager validating it still
+  // reads `result`): a field of the reply's schema is echoed only when it fits it, and `mode`,
+  // `type`, `uuid` are '' when missing or malformed. Unknown fields are echoed as they came.
+  const kept = Object.entries(echo).filter(([k, v]) => REPLY_FIELDS.get(k)?.check(v).ok ?? true);
+  return {
+    api_version: API_VERSION,
+    data: { mode: '', type: '', uuid: '', ...Object.fromEntries(kept), result, message },
+  };
 }
+
+/** Each field of a reply's `data` (deploy's, the one command so far), checked on its own. */
+const REPLY_FIELDS = new Map<string, Checker<unknown>>(
+  Object.entries(DeployReplyData.properties).map(([k, schema]) => [k, compile<unknown>(schema)]),
+);
