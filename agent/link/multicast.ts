@@ -65,7 +65,7 @@ export class MulticastLink {
     private readonly builder: ReportBuilder,
     version: string,
     registry: Registry,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     this.rl = new RateLimitedLog(log);
     this.listener = new MulticastListener(
