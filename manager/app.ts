@@ -110,8 +110,13 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   components.restore();
 
   const agents = new HttpAgentClient(
-    { timeout_ms: cfg.deploy.timeout_ms, progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4) },
+    {
+      timeout_ms: cfg.deploy.timeout_ms,
+      progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4),
+      max_reply_bytes: cfg.deploy.max_reply_bytes,
+    },
     new AgentCredentials(cfg.deploy, log),
+    metrics,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);

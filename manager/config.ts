@@ -103,6 +103,11 @@ export const ManagerConfigSchema = Strict({
     }),
     timeout_ms: Millis('time limit of one POST /deploy to an agent (an image pull can be slow)', 100),
     progress_poll_ms: Millis("how often the agent's GET /deploy/:uuid is polled for progress lines", 50),
+    max_reply_bytes: Type.Integer({
+      minimum: 1024,
+      description:
+        "largest reply body read from an agent's POST /deploy or GET /deploy/:uuid; past it the read is aborted",
+    }),
   }),
   data_dir: Type.String({ description: 'state directory: the SQLite database (store.file) lives here' }),
   store: Strict({
