@@ -166,6 +166,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     managerIp: advertiseIp,
     managerPort: cfg.http.port,
     bodyLimit: cfg.http.body_limit_bytes,
+    maxJsonDepth: cfg.http.max_json_depth,
     log,
   };
   const split = cfg.http.api.port !== 0;

@@ -26,6 +26,11 @@ export const ManagerConfigSchema = Strict({
     host: Type.String({ description: 'address the HTTP server listens on' }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     body_limit_bytes: Type.Integer({ minimum: 1024, description: 'largest report body; bigger ones get 413' }),
+    max_json_depth: Type.Integer({
+      minimum: 2,
+      maximum: 1000,
+      description: 'deepest JSON nesting of a request body (reports and API); deeper ones get 400 before parsing',
+    }),
     metrics_auth: Type.Boolean({ description: 'GET /metrics needs Authorization: Bearer <token> of any role' }),
     api: Strict({
       host: Type.String({ description: 'address of a separate REST API listener; "" = http.host' }),
