@@ -82,7 +82,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   const alerts = new AlertEngine(store, log);
   alertMetrics(metrics, alerts);
   const components = new ComponentTracker(store, alerts, cfg.alerts.events.component_failed);
-  const registry = new NodeRegistry(cfg.liveness);
+  const registry = new NodeRegistry(cfg.liveness, Date.now, cfg.registry.max_nodes);
   registryMetrics(metrics, registry);
   store.setNodeSource((id) => nodeRow(registry, id));
 

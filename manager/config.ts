@@ -96,6 +96,12 @@ export const ManagerConfigSchema = Strict({
       description: 'refuse (400) a report whose host_ip is not the address it came from; false = only count it',
     }),
   }),
+  registry: Strict({
+    max_nodes: Type.Integer({
+      minimum: 1,
+      description: 'most nodes (positions) held; a heartbeat for a new position beyond it gets 503 and is counted',
+    }),
+  }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),
     offline_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before offline' }),

@@ -72,9 +72,16 @@ export class NodeRegistry extends EventEmitter {
   /** Resource reports of addresses no heartbeat has named yet, attached by the first heartbeat. */
   private readonly unclaimed = new Map<string, { r: ResourceData; at: number }>();
 
+  /**
+   * @param t liveness thresholds, in rounds
+   * @param now the clock, ms
+   * @param maxNodes most positions held (registry.max_nodes); a heartbeat for a new position
+   *   beyond it is refused (ingestHeartbeat returns null) and leaves nothing behind
+   */
   constructor(
     private readonly t: LivenessThresholds,
     private readonly now: () => number = Date.now,
+    readonly maxNodes: number = Number.POSITIVE_INFINITY,
   ) {
     super();
   }
@@ -117,9 +124,14 @@ export class NodeRegistry extends EventEmitter {
     return Math.max(0, this.round - 1 - b.lastRound);
   }
 
-  /** Records a valid heartbeat (docs/protocol.md "2. Heartbeat"). Returns the node id. */
-  ingestHeartbeat(h: HeartbeatData): string {
+  /**
+   * Records a valid heartbeat (docs/protocol.md "2. Heartbeat").
+   * @returns the node id, or null when it names a new position and the registry already holds
+   *   maxNodes (registry.max_nodes): nothing is recorded then
+   */
+  ingestHeartbeat(h: HeartbeatData): string | null {
     const id = nodeIdOf(h);
+    if (!this.nodes.has(id) && this.nodes.size >= this.maxNodes) return null;
     const at = this.now();
     const b = this.board(h.host_ip, id);
     b.heartbeat = h;

@@ -20,7 +20,7 @@ export { ERROR_RESPONSES } from '../../common/api/errors.js';
 export type { ApiError };
 
 /** Why a report was refused: `schema` (400), `json` (400, not JSON), `too_large` (413). */
-export type RefusalReason = 'schema' | 'json' | 'too_large' | 'too_deep';
+export type RefusalReason = 'schema' | 'json' | 'too_large' | 'too_deep' | 'source_mismatch' | 'registry_full';
 
 /** The report urls (docs/protocol.md "4. The manager's answers to reports"), whose refusals are counted. */
 const REPORT_ROUTES = new Set<string>(['/heartbeat', '/resource']);
