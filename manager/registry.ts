@@ -125,6 +125,25 @@ export class NodeRegistry extends EventEmitter {
   }
 
   /**
+   * Forgets a node (DELETE /api/v1/nodes/:id): its record, its boards and its addresses' claims
+   * on it. A later heartbeat for the position creates it afresh.
+   * @returns whether the node was known
+   */
+  forget(id: string): boolean {
+    const n = this.nodes.get(id);
+    if (!n) return false;
+    this.nodes.delete(id);
+    for (const [key, b] of this.boards) {
+      if (b.node !== id) continue;
+      this.boards.delete(key);
+      const mine = this.claims.get(b.host_ip);
+      mine?.delete(id);
+      if (mine?.size === 0) this.claims.delete(b.host_ip);
+    }
+    return true;
+  }
+
+  /**
    * Records a valid heartbeat (docs/protocol.md "2. Heartbeat").
    * @returns the node id, or null when it names a new position and the registry already holds
    *   maxNodes (registry.max_nodes): nothing is recorded then
