@@ -6,6 +6,7 @@ import { type Static, Type } from 'typebox';
 import { loadConfig } from '../common/config.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { Millis, Strict } from '../common/schema-util.js';
+import { ALLOW_PATTERN } from './link/listener.js';
 
 export const AgentConfigSchema = Strict({
   identity: Strict({
@@ -22,6 +23,11 @@ export const AgentConfigSchema = Strict({
   service: Strict({
     host: Type.String({ description: 'address the command service listens on' }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
+  }),
+  manager: Strict({
+    allow: Type.Array(Type.String({ pattern: ALLOW_PATTERN }), {
+      description: "addresses or CIDRs a query's manager_ip must be in; others are ignored and counted; [] = any",
+    }),
   }),
   multicast: Strict({
     group: Type.String({ format: 'ipv4' }),

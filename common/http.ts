@@ -1,31 +1,85 @@
-/** The fastify setup both daemons share: logging, strict ajv, and a lenient JSON body parser. */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
+/**
+ * The fastify setup both daemons share: logging, strict ajv, and a lenient JSON body parser with
+ * an optional nesting-depth bound checked by a linear scan before JSON.parse runs.
+ */
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from './log.js';
+
+/** The error code of a body refused for its nesting depth (status 400). */
+export const JSON_TOO_DEEP = 'MUSTER_JSON_TOO_DEEP';
+
+/**
+ * Whether the JSON text `text` nests objects/arrays deeper than `max` (brackets inside strings
+ * do not count). One linear pass, no allocation; says nothing about validity (JSON.parse does).
+ */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped char
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Installs the lenient JSON body parser on `app` (every content type): '' is no body; a body
+ * nested deeper than `maxJsonDepth` fails with 400 and code {@link JSON_TOO_DEEP} naming
+ * http.max_json_depth, before it is parsed; one that is not JSON with 400 and code
+ * FST_ERR_CTP_INVALID_JSON_BODY.
+ * @param maxJsonDepth deepest nesting of objects and arrays; undefined = no depth bound
+ */
+export function installJsonParser(app: FastifyInstance, maxJsonDepth?: number): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req: FastifyRequest, body, done) => {
+    const text = body as string;
+    const fail = (message: string, code: string) => {
+      const err = new Error(message) as FastifyError;
+      err.statusCode = 400;
+      err.code = code;
+      done(err, undefined);
+    };
+    if (text === '') return done(null, undefined);
+    if (maxJsonDepth !== undefined && jsonDepthExceeds(text, maxJsonDepth)) {
+      return fail(`body is nested too deep: more than ${maxJsonDepth} levels (http.max_json_depth)`, JSON_TOO_DEEP);
+    }
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      fail('body is not valid JSON', 'FST_ERR_CTP_INVALID_JSON_BODY');
+    }
+  });
+}
 
 /**
  * A fastify instance that logs through `log` without per-request lines, validates with ajv
  * without type coercion (a spec `int` must be a JSON number), and parses every body as JSON
  * whatever its content type, since agents that follow only the spec may send any or none.
- * A body that is not JSON fails with status 400 and code FST_ERR_CTP_INVALID_JSON_BODY.
+ * A body that is not JSON fails with status 400 and code FST_ERR_CTP_INVALID_JSON_BODY; one nested
+ * deeper than `maxJsonDepth` with 400 and code {@link JSON_TOO_DEEP} (see {@link installJsonParser}).
  * @param bodyLimit largest accepted body, bytes; a larger one fails with 413
+ * @param maxJsonDepth deepest nesting of a body (http.max_json_depth); undefined = no depth bound
  */
-export function createHttpServer(log: Logger, bodyLimit: number): FastifyInstance {
+export function createHttpServer(log: Logger, bodyLimit: number, maxJsonDepth?: number): FastifyInstance {
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    try {
-      done(null, body === '' ? undefined : JSON.parse(body as string));
-    } catch {
-      const err = new Error('body is not valid JSON') as FastifyError;
-      err.statusCode = 400;
-      err.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
-      done(err, undefined);
-    }
-  });
+  installJsonParser(app, maxJsonDepth);
   return app;
 }

@@ -82,7 +82,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   const alerts = new AlertEngine(store, log);
   alertMetrics(metrics, alerts);
   const components = new ComponentTracker(store, alerts, cfg.alerts.events.component_failed);
-  const registry = new NodeRegistry(cfg.liveness);
+  const registry = new NodeRegistry(cfg.liveness, Date.now, cfg.registry.max_nodes);
   registryMetrics(metrics, registry);
   store.setNodeSource((id) => nodeRow(registry, id));
 
@@ -110,8 +110,13 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   components.restore();
 
   const agents = new HttpAgentClient(
-    { timeout_ms: cfg.deploy.timeout_ms, progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4) },
+    {
+      timeout_ms: cfg.deploy.timeout_ms,
+      progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4),
+      max_reply_bytes: cfg.deploy.max_reply_bytes,
+    },
     new AgentCredentials(cfg.deploy, log),
+    metrics,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
@@ -161,6 +166,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     managerIp: advertiseIp,
     managerPort: cfg.http.port,
     bodyLimit: cfg.http.body_limit_bytes,
+    maxJsonDepth: cfg.http.max_json_depth,
     log,
   };
   const split = cfg.http.api.port !== 0;

@@ -26,6 +26,11 @@ export const ManagerConfigSchema = Strict({
     host: Type.String({ description: 'address the HTTP server listens on' }),
     port: Type.Integer({ minimum: 1, maximum: 65535 }),
     body_limit_bytes: Type.Integer({ minimum: 1024, description: 'largest report body; bigger ones get 413' }),
+    max_json_depth: Type.Integer({
+      minimum: 2,
+      maximum: 1000,
+      description: 'deepest JSON nesting of a request body (reports and API); deeper ones get 400 before parsing',
+    }),
     metrics_auth: Type.Boolean({ description: 'GET /metrics needs Authorization: Bearer <token> of any role' }),
     api: Strict({
       host: Type.String({ description: 'address of a separate REST API listener; "" = http.host' }),
@@ -91,6 +96,12 @@ export const ManagerConfigSchema = Strict({
       description: 'refuse (400) a report whose host_ip is not the address it came from; false = only count it',
     }),
   }),
+  registry: Strict({
+    max_nodes: Type.Integer({
+      minimum: 1,
+      description: 'most nodes (positions) held; a heartbeat for a new position beyond it gets 503 and is counted',
+    }),
+  }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),
     offline_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before offline' }),
@@ -103,6 +114,11 @@ export const ManagerConfigSchema = Strict({
     }),
     timeout_ms: Millis('time limit of one POST /deploy to an agent (an image pull can be slow)', 100),
     progress_poll_ms: Millis("how often the agent's GET /deploy/:uuid is polled for progress lines", 50),
+    max_reply_bytes: Type.Integer({
+      minimum: 1024,
+      description:
+        "largest reply body read from an agent's POST /deploy or GET /deploy/:uuid; past it the read is aborted",
+    }),
   }),
   data_dir: Type.String({ description: 'state directory: the SQLite database (store.file) lives here' }),
   store: Strict({

@@ -18,6 +18,7 @@ import { type DeploymentRecord, MANAGER_RESULT } from '../common/api/deploy.js';
 import type { WorkloadType } from '../common/api/primitives.js';
 import type { Logger } from '../common/log.js';
 import type { DeployReplyData, DeployRequestData, Require } from '../common/protocol.js';
+import { redactText, redactUrl } from '../common/redact.js';
 import type { AgentClient, AgentTarget } from './agents/client.js';
 import type { ManagerConfig } from './config.js';
 import type { NodeRegistry } from './registry.js';
@@ -223,6 +224,11 @@ export class Deployer extends EventEmitter {
     return { ...(type ? { type } : {}), ...(id !== undefined && id !== '' ? { id } : {}) };
   }
 
+  /**
+   * Records the request with its url redacted (credentials and secret query values removed:
+   * common/redact.ts), so that the API, the history, the store and the log never see them; the
+   * real request is kept only in memory, for the call to the agent.
+   */
   private submit(node: string, target: AgentTarget, data: DeployRequestData, who: string): Submitted {
     const rec: DeploymentRecord = {
       id: randomUUID(),
@@ -230,7 +236,7 @@ export class Deployer extends EventEmitter {
       mode: data.mode,
       type: data.type,
       uuid: data.uuid,
-      request: data,
+      request: data.url === undefined ? data : { ...data, url: redactUrl(data.url) },
       who,
       at: new Date().toISOString(),
       finished_at: null,
@@ -246,7 +252,7 @@ export class Deployer extends EventEmitter {
       { deployment: rec.id, node, mode: data.mode, type: data.type, uuid: data.uuid, who, agent: target.host_ip },
       'deploy sent',
     );
-    const done = this.run(rec, target).then(
+    const done = this.run(rec, target, data).then(
       () => rec,
       (err: Error) => {
         // run() records every failure itself; this is a last guard.
@@ -260,20 +266,27 @@ export class Deployer extends EventEmitter {
   private finish(rec: DeploymentRecord, result: number, message: string, reply: DeployReplyData | null): void {
     if (rec.result !== null) return;
     rec.result = result;
-    rec.message = message;
-    rec.reply = reply;
+    rec.message = redactText(message);
+    rec.reply = reply && {
+      ...reply,
+      message: redactText(reply.message),
+      ...(reply.url !== undefined ? { url: redactUrl(reply.url) } : {}),
+    };
     rec.finished_at = new Date().toISOString();
-    const fields = { deployment: rec.id, node: rec.node, mode: rec.mode, uuid: rec.uuid, result, message };
+    const fields = { deployment: rec.id, node: rec.node, mode: rec.mode, uuid: rec.uuid, result, message: rec.message };
     if (result === 0) this.log.info(fields, 'deploy done');
     else this.log.warn(fields, 'deploy failed');
     this.emit('finished', rec);
   }
 
-  /** Sends the request and records the outcome; polls progress meanwhile (starts only). */
-  private async run(rec: DeploymentRecord, target: AgentTarget): Promise<void> {
+  /**
+   * Sends the request (`sent`: the real one, url with its credentials; `rec.request` is the
+   * redacted copy) and records the outcome; polls progress meanwhile (starts only).
+   */
+  private async run(rec: DeploymentRecord, target: AgentTarget, sent: DeployRequestData): Promise<void> {
     const poller = rec.mode === 'start' ? await this.pollProgress(rec, target) : null;
     try {
-      const out = await this.agents.deploy(target, rec.request);
+      const out = await this.agents.deploy(target, sent);
       if (!out.ok) {
         this.finish(rec, out.result, out.message, null);
         return;
@@ -302,7 +315,7 @@ export class Deployer extends EventEmitter {
       const d = await fetchOne();
       if (!d || !Array.isArray(d.progress)) return;
       if (before !== undefined && d.createdAt === before) return;
-      const got = d.progress.filter((l): l is string => typeof l === 'string');
+      const got = d.progress.filter((l): l is string => typeof l === 'string').map(redactText);
       const add = newLines(rec.progress, got);
       if (add.length === 0) return;
       rec.progress.push(...add);

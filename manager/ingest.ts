@@ -46,6 +46,11 @@ function ingestMetrics(registry: Registry) {
       labelNames: ['url'],
       registers,
     }),
+    nodesRefused: new Counter({
+      name: 'muster_manager_nodes_refused_total',
+      help: 'Heartbeats for a new position refused (503) because the registry holds registry.max_nodes nodes',
+      registers,
+    }),
     unmatched: new Counter({
       name: 'muster_manager_resource_unmatched_total',
       help: 'Resource reports from an address no heartbeat has named yet',
@@ -149,11 +154,28 @@ export class Ingest {
     };
   }
 
-  /** Stores a validated heartbeat (POST /heartbeat). */
-  heartbeat(h: HeartbeatData): void {
+  /**
+   * Stores a validated heartbeat (POST /heartbeat).
+   * @returns null when stored, or the 503 `registry_full` to answer when it names a new position
+   *   beyond registry.max_nodes (counted in muster_manager_nodes_refused_total, logged at a rate limit)
+   */
+  heartbeat(h: HeartbeatData): FieldError | null {
     const t0 = performance.now();
     const { registry, store, telemetry } = this.d;
     const node = registry.ingestHeartbeat(h);
+    if (node === null) {
+      this.m.nodesRefused.inc();
+      this.m.rejected.inc({ url: '/heartbeat', reason: 'registry_full' });
+      this.rl.warn(
+        'registry-full',
+        { host_ip: h.host_ip, max_nodes: registry.maxNodes },
+        'refused a heartbeat for a new position: the registry is full (registry.max_nodes)',
+      );
+      return {
+        field: '/data',
+        message: `the manager already holds ${registry.maxNodes} nodes (registry.max_nodes); position ${h.box_id}-${h.slot_id}-${h.cpu_id} refused`,
+      };
+    }
     store.touchNode(node);
     telemetry.heartbeat(
       { node, box: h.box_id, slot: h.slot_id, cpu: h.cpu_id, hostname: h.hostname, host_ip: h.host_ip },
@@ -163,6 +185,7 @@ export class Ingest {
     this.m.ingested.inc({ url: '/heartbeat' });
     this.m.seconds.observe({ url: '/heartbeat' }, (performance.now() - t0) / 1000);
     for (const w of this.watchers) w('/heartbeat', { node, host_ip: h.host_ip });
+    return null;
   }
 
   /** Stores a validated resource report (POST /resource). */

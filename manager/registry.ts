@@ -72,9 +72,16 @@ export class NodeRegistry extends EventEmitter {
   /** Resource reports of addresses no heartbeat has named yet, attached by the first heartbeat. */
   private readonly unclaimed = new Map<string, { r: ResourceData; at: number }>();
 
+  /**
+   * @param t liveness thresholds, in rounds
+   * @param now the clock, ms
+   * @param maxNodes most positions held (registry.max_nodes); a heartbeat for a new position
+   *   beyond it is refused (ingestHeartbeat returns null) and leaves nothing behind
+   */
   constructor(
     private readonly t: LivenessThresholds,
     private readonly now: () => number = Date.now,
+    readonly maxNodes: number = Number.POSITIVE_INFINITY,
   ) {
     super();
   }
@@ -117,9 +124,33 @@ export class NodeRegistry extends EventEmitter {
     return Math.max(0, this.round - 1 - b.lastRound);
   }
 
-  /** Records a valid heartbeat (docs/protocol.md "2. Heartbeat"). Returns the node id. */
-  ingestHeartbeat(h: HeartbeatData): string {
+  /**
+   * Forgets a node (DELETE /api/v1/nodes/:id): its record, its boards and its addresses' claims
+   * on it. A later heartbeat for the position creates it afresh.
+   * @returns whether the node was known
+   */
+  forget(id: string): boolean {
+    const n = this.nodes.get(id);
+    if (!n) return false;
+    this.nodes.delete(id);
+    for (const [key, b] of this.boards) {
+      if (b.node !== id) continue;
+      this.boards.delete(key);
+      const mine = this.claims.get(b.host_ip);
+      mine?.delete(id);
+      if (mine?.size === 0) this.claims.delete(b.host_ip);
+    }
+    return true;
+  }
+
+  /**
+   * Records a valid heartbeat (docs/protocol.md "2. Heartbeat").
+   * @returns the node id, or null when it names a new position and the registry already holds
+   *   maxNodes (registry.max_nodes): nothing is recorded then
+   */
+  ingestHeartbeat(h: HeartbeatData): string | null {
     const id = nodeIdOf(h);
+    if (!this.nodes.has(id) && this.nodes.size >= this.maxNodes) return null;
     const at = this.now();
     const b = this.board(h.host_ip, id);
     b.heartbeat = h;

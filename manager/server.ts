@@ -8,8 +8,9 @@
  * `{ error, field, message }`, oversized ones 413; nothing is stored and the node keeps its last
  * good data (docs/protocol.md "4. The manager's answers to reports").
  */
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, LogController } from 'fastify';
-import { createHttpServer } from '../common/http.js';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { Counter, type Registry } from 'prom-client';
+import { createHttpServer, installJsonParser } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Access } from './auth/access.js';
 import type { Ingest } from './ingest.js';
@@ -28,6 +29,8 @@ export type ServerOptions = ApiOptions &
     ingest: Pick<Ingest, 'heartbeat' | 'resource' | 'refused'>;
     /** http.body_limit_bytes: larger bodies get 413. */
     bodyLimit: number;
+    /** http.max_json_depth: bodies nested deeper get 400 before they are parsed (default 32). */
+    maxJsonDepth?: number;
     /** http.metrics_auth: GET /metrics needs a token. */
     metricsAuth?: boolean;
     log: Logger;
@@ -39,10 +42,30 @@ export interface TlsFiles {
   key: Buffer;
 }
 
+/** Deepest JSON nesting of a request body by default (http.max_json_depth). */
+export const DEFAULT_MAX_JSON_DEPTH = 32;
+
+/** `muster_manager_bodies_too_deep_total`, once per registry (both listeners of a split setup share it). */
+function tooDeepCounter(metrics: Registry): Counter {
+  const name = 'muster_manager_bodies_too_deep_total';
+  return (
+    (metrics.getSingleMetric(name) as Counter | undefined) ??
+    new Counter({
+      name,
+      help: 'Request bodies (reports and API) refused with 400 for nesting deeper than http.max_json_depth',
+      registers: [metrics],
+    })
+  );
+}
+
+const depthOf = (o: ServerOptions): number => o.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH;
+
 function withErrors(app: FastifyInstance, o: ServerOptions): FastifyInstance {
+  const tooDeep = tooDeepCounter(o.metrics);
   installErrorHandlers(app, {
     bodyLimit: o.bodyLimit,
     log: o.log,
+    onTooDeep: () => tooDeep.inc(),
     onReportRefused: (from, url, reason, message) => o.ingest.refused(from, url, reason, message),
   });
   return app;
@@ -52,7 +75,7 @@ const metricsAccess = (o: ServerOptions): Access | undefined => (o.metricsAuth ?
 
 /** Builds the one fastify app serving reports, operations and the API (not listening yet). */
 export function buildServer(o: ServerOptions): FastifyInstance {
-  const app = withErrors(createHttpServer(o.log, o.bodyLimit), o);
+  const app = withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
   void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
   void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
   void app.register(apiRoutes, { ...o, prefix: API_PREFIX });
@@ -61,7 +84,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
 /** Builds the report listener of a split setup: reports, /healthz and /metrics only. */
 export function buildReportServer(o: ServerOptions): FastifyInstance {
-  const app = withErrors(createHttpServer(o.log, o.bodyLimit), o);
+  const app = withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
   void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
   void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
   return app;
@@ -73,15 +96,15 @@ export function buildReportServer(o: ServerOptions): FastifyInstance {
  */
 export function buildApiServer(o: ServerOptions, tls?: TlsFiles): FastifyInstance {
   const app = tls
-    ? withErrors(httpsServer(o.log, o.bodyLimit, tls), o)
-    : withErrors(createHttpServer(o.log, o.bodyLimit), o);
+    ? withErrors(httpsServer(o.log, o.bodyLimit, depthOf(o), tls), o)
+    : withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
   void app.register(opsRoutes, { metrics: o.metrics, serveMetrics: false });
   void app.register(apiRoutes, { ...o, prefix: API_PREFIX });
   return app;
 }
 
 /** common/http.ts's setup over HTTPS (that helper has no TLS option; the agent never needs one). */
-function httpsServer(log: Logger, bodyLimit: number, tls: TlsFiles): FastifyInstance {
+function httpsServer(log: Logger, bodyLimit: number, maxJsonDepth: number, tls: TlsFiles): FastifyInstance {
   const app = Fastify({
     https: { cert: tls.cert, key: tls.key },
     loggerInstance: log as FastifyBaseLogger,
@@ -89,16 +112,6 @@ function httpsServer(log: Logger, bodyLimit: number, tls: TlsFiles): FastifyInst
     bodyLimit,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }) as unknown as FastifyInstance;
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    try {
-      done(null, body === '' ? undefined : JSON.parse(body as string));
-    } catch {
-      const err = new Error('body is not valid JSON') as FastifyError;
-      err.statusCode = 400;
-      err.code = 'FST_ERR_CTP_INVALID_JSON_BODY';
-      done(err, undefined);
-    }
-  });
+  installJsonParser(app, maxJsonDepth);
   return app;
 }

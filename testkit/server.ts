@@ -25,8 +25,11 @@ import { AUTH_DEFAULTS } from './auth.js';
 
 const log = pino({ level: 'silent' });
 
-/** Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts). */
-export function serverDeps() {
+/**
+ * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
+ * @param opts maxNodes: registry.max_nodes (default no cap)
+ */
+export function serverDeps(opts: { maxNodes?: number } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   const metrics = createMetricsRegistry();
   const store = Store.open(
@@ -44,7 +47,7 @@ export function serverDeps() {
   const alerts = new AlertEngine(store, log);
   alertMetrics(metrics, alerts);
   const components = new ComponentTracker(store, alerts, 'warning');
-  const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 });
+  const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 }, Date.now, opts.maxNodes);
   registryMetrics(metrics, registry);
   const telemetry = new Telemetry(
     {

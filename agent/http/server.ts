@@ -8,7 +8,7 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import { createHttpServer } from '../../common/http.js';
+import { createHttpServer, jsonDepthExceeds } from '../../common/http.js';
 import type { Logger } from '../../common/log.js';
 
 /** Largest request body by default, bytes (http.body_limit_bytes). */
@@ -35,26 +35,8 @@ export interface BodyBounds {
   maxJsonDepth: number;
 }
 
-/**
- * Whether the JSON text `text` nests objects/arrays deeper than `max` (brackets inside strings
- * do not count). One linear pass, no allocation; says nothing about validity (JSON.parse does).
- */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped char
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return false;
-}
+/** The depth scan, shared with the manager (common/http.ts). */
+export { jsonDepthExceeds };
 
 /**
  * A fastify instance with `/healthz` (from `health()`) and `/metrics` (from `metrics`), whose

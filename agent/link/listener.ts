@@ -15,7 +15,46 @@ import { compile } from '../../common/validate.js';
 const checkQuery = compile<QueryBody>(QueryBody);
 
 /** Why a datagram was not a query. */
-export type RejectReason = 'oversize' | 'json' | 'api_version' | 'manager_ip' | 'manager_port' | 'url' | 'schema';
+export type RejectReason =
+  | 'oversize'
+  | 'json'
+  | 'api_version'
+  | 'manager_ip'
+  | 'manager_port'
+  | 'url'
+  | 'schema'
+  | 'not_allowed';
+
+/** An IPv4 address or CIDR as manager.allow takes it (`10.0.0.1`, `10.0.0.0/24`). */
+export const ALLOW_PATTERN = '^(\\d{1,3})(\\.\\d{1,3}){3}(/([0-9]|[12][0-9]|3[0-2]))?$';
+
+const ipv4ToInt = (ip: string): number | null => {
+  const p = ip.split('.').map(Number);
+  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) return null;
+  return ((p[0] as number) * 2 ** 24 + (p[1] as number) * 2 ** 16 + (p[2] as number) * 2 ** 8 + (p[3] as number)) >>> 0;
+};
+
+/**
+ * A matcher for manager.allow: whether a query's `manager_ip` is one of `allow` (addresses or
+ * CIDRs). An empty list allows any address (the spec's behaviour).
+ * @throws Error naming an entry that is not an IPv4 address or CIDR
+ */
+export function managerAllow(allow: readonly string[]): (ip: string) => boolean {
+  if (allow.length === 0) return () => true;
+  const nets = allow.map((entry) => {
+    const [addr = '', bits = '32'] = entry.split('/');
+    const base = ipv4ToInt(addr);
+    const n = Number(bits);
+    if (base === null || !Number.isInteger(n) || n < 0 || n > 32)
+      throw new Error(`manager.allow: ${JSON.stringify(entry)} is not an IPv4 address or CIDR`);
+    const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
+    return { net: (base & mask) >>> 0, mask };
+  });
+  return (ip) => {
+    const v = ipv4ToInt(ip);
+    return v !== null && nets.some((x) => (v & x.mask) >>> 0 === x.net);
+  };
+}
 
 /** Result of parsing one datagram. */
 export type ParsedQuery = { ok: true; query: QueryBody } | { ok: false; reason: RejectReason; detail: string };
@@ -76,6 +115,11 @@ export interface ListenerOptions {
   checkIntervalMs?: number;
   /** Address to bind; defaults to the group address itself, so unicast to the port is not taken. */
   bindAddress?: string;
+  /**
+   * manager.allow: addresses or CIDRs a query's `manager_ip` must be in; others are refused as
+   * `not_allowed`. Empty or absent = any.
+   */
+  allow?: readonly string[];
 }
 
 /**
@@ -88,6 +132,7 @@ export class MulticastListener extends EventEmitter {
   private timers: NodeJS.Timeout[] = [];
   private lastRenew = 0;
   private readonly rl: RateLimitedLog;
+  private readonly allowed: (ip: string) => boolean;
 
   constructor(
     private readonly opts: ListenerOptions,
@@ -95,6 +140,7 @@ export class MulticastListener extends EventEmitter {
   ) {
     super();
     this.rl = new RateLimitedLog(log);
+    this.allowed = managerAllow(opts.allow ?? []);
   }
 
   /** True while the socket holds a membership of the group. */
@@ -191,8 +237,16 @@ export class MulticastListener extends EventEmitter {
     else if (Date.now() - this.lastRenew >= this.opts.rejoinIntervalMs) this.join('periodic renewal');
   }
 
-  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const parsed = parseQuery(msg);
+  /** Handles one datagram: a valid query whose manager_ip manager.allow permits, or a refusal. */
+  onMessage(msg: Buffer, rinfo: Pick<dgram.RemoteInfo, 'address'>): void {
+    let parsed = parseQuery(msg);
+    if (parsed.ok && !this.allowed(parsed.query.data.manager_ip)) {
+      parsed = {
+        ok: false,
+        reason: 'not_allowed',
+        detail: `/data/manager_ip ${parsed.query.data.manager_ip} is not in manager.allow`,
+      };
+    }
     if (parsed.ok) {
       this.emit('query', parsed.query, rinfo.address);
       return;

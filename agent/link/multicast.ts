@@ -61,7 +61,7 @@ export class MulticastLink {
    * @param registry the daemon's metrics registry: the link declares its counters there
    */
   constructor(
-    private readonly cfg: Pick<AgentConfig, 'multicast' | 'report' | 'query'>,
+    private readonly cfg: Pick<AgentConfig, 'manager' | 'multicast' | 'report' | 'query'>,
     private readonly builder: ReportBuilder,
     version: string,
     registry: Registry,
@@ -74,6 +74,7 @@ export class MulticastLink {
         port: cfg.multicast.port,
         interface: cfg.multicast.interface,
         rejoinIntervalMs: cfg.multicast.rejoin_interval_ms,
+        allow: cfg.manager.allow,
       },
       log,
     );

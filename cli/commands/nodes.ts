@@ -1,6 +1,9 @@
-/** `muster nodes` and `muster node <id>`: what the manager knows of every board. */
+/**
+ * `muster nodes` and `muster node <id>`: what the manager knows of every board;
+ * `muster node rm <id>` (admin): DELETE /api/v1/nodes/:id, the manager forgets the node.
+ */
 import { type Command, Option } from 'commander';
-import type { NodeDetail, NodeListReply } from '../../common/api/nodes.js';
+import type { NodeDetail, NodeListReply, NodeRemovedReply } from '../../common/api/nodes.js';
 import { NODE_ID_RE } from '../../common/api/primitives.js';
 import type { RecentView } from '../../common/api/telemetry.js';
 import { api, CliError, managerUrl } from '../client.js';
@@ -31,13 +34,24 @@ export function register(p: Command): void {
     });
 
   p.command('node')
-    .description('show everything a board last reported')
-    .argument('<id>', 'node id box-slot-cpu, e.g. 1-3-0')
+    .description('show everything a board last reported; `node rm <id>` makes the manager forget a node (admin)')
+    .argument('<id>', 'node id box-slot-cpu, e.g. 1-3-0, or rm')
+    .argument('[target]', 'with rm: the node id to forget')
     .option('--json', 'print the API response as JSON')
-    .action(async (id: string, o: { json?: boolean }) => {
+    .action(async (id: string, target: string | undefined, o: { json?: boolean }) => {
+      const base = managerUrl(p.opts().manager);
+      if (id === 'rm') {
+        if (target === undefined || !NODE_ID_RE.test(target))
+          throw new CliError(`node rm ${JSON.stringify(target ?? '')}: expected box-slot-cpu, e.g. 1-3-0`, 2);
+        const r = await api<NodeRemovedReply>(base, 'DELETE', `/api/v1/nodes/${target}`);
+        console.log(
+          o.json ? JSON.stringify(r, null, 2) : `node ${r.node} removed; ${r.alerts_resolved} open alert(s) resolved`,
+        );
+        return;
+      }
+      if (target !== undefined) throw new CliError(`node ${id} ${target}: unexpected argument ${target}`, 2);
       if (!NODE_ID_RE.test(id))
         throw new CliError(`node id ${JSON.stringify(id)}: expected box-slot-cpu, e.g. 1-3-0`, 2);
-      const base = managerUrl(p.opts().manager);
       const n = await api<NodeDetail>(base, 'GET', `/api/v1/nodes/${id}`);
       if (o.json) {
         console.log(JSON.stringify(n, null, 2));

@@ -126,3 +126,11 @@ export type ComponentView = Static<typeof ComponentViewSchema>;
 export const ComponentListReplySchema = Type.Object({ components: Type.Array(ComponentViewSchema) });
 /** Answer of GET /api/v1/components. */
 export type ComponentListReply = Static<typeof ComponentListReplySchema>;
+
+/** Answer of DELETE /api/v1/nodes/:id (admin): the node forgotten and how many of its open alerts were resolved. */
+export const NodeRemovedReplySchema = Type.Object({
+  node: NodeIdSchema,
+  alerts_resolved: Type.Integer({ minimum: 0, description: 'open alerts of the node resolved by the removal' }),
+});
+/** Answer of DELETE /api/v1/nodes/:id. */
+export type NodeRemovedReply = Static<typeof NodeRemovedReplySchema>;

@@ -45,7 +45,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(authRoutes, { access: o.access });
   await api.register(userRoutes, { access: o.access, store: o.store });
   await api.register(tokenRoutes, { access: o.access, store: o.store });
-  await api.register(nodeRoutes, { registry: o.registry });
+  await api.register(nodeRoutes, { registry: o.registry, alerts: o.alerts, store: o.store });
   await api.register(statusRoutes, {
     registry: o.registry,
     alerts: o.alerts,

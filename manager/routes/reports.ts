@@ -26,7 +26,8 @@ export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = asyn
   app.post('/heartbeat', { schema: { body: HeartbeatBody } }, async (req, reply) => {
     const bad = ingest.checkSource?.('/heartbeat', req.body.data.host_ip, req.socket.remoteAddress);
     if (bad) return reply.code(400).send(badRequest(bad.field, bad.message));
-    ingest.heartbeat(req.body.data);
+    const full = ingest.heartbeat(req.body.data);
+    if (full) return reply.code(503).send({ error: 'registry_full', field: full.field, message: full.message });
     return reply.code(200).send();
   });
 

@@ -9,6 +9,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { ApiError } from '../../common/api/errors.js';
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, type PageQuery } from '../../common/api/paging.js';
 import type { ReportUrl } from '../../common/constants.js';
+import { JSON_TOO_DEEP } from '../../common/http.js';
 import type { Logger } from '../../common/log.js';
 import { parseSince } from '../../common/time.js';
 import { describeErrors, type RawError } from '../../common/validate.js';
@@ -19,7 +20,7 @@ export { ERROR_RESPONSES } from '../../common/api/errors.js';
 export type { ApiError };
 
 /** Why a report was refused: `schema` (400), `json` (400, not JSON), `too_large` (413). */
-export type RefusalReason = 'schema' | 'json' | 'too_large';
+export type RefusalReason = 'schema' | 'json' | 'too_large' | 'too_deep' | 'source_mismatch' | 'registry_full';
 
 /** The report urls (docs/protocol.md "4. The manager's answers to reports"), whose refusals are counted. */
 const REPORT_ROUTES = new Set<string>(['/heartbeat', '/resource']);
@@ -83,6 +84,8 @@ export interface ErrorHandlerOptions {
    * (reason undefined: a failure that is not the report's fault, not counted) and log it.
    */
   onReportRefused?: (from: string, url: ReportUrl, reason: RefusalReason | undefined, message: string) => void;
+  /** Called for any body refused for its nesting depth (http.max_json_depth), report or API. */
+  onTooDeep?: () => void;
 }
 
 /**
@@ -108,6 +111,10 @@ export function installErrorHandlers(app: FastifyInstance, o: ErrorHandlerOption
     } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       body = { error: 'payload_too_large', message: `body larger than ${o.bodyLimit} bytes` };
       reason = 'too_large';
+    } else if (err.code === JSON_TOO_DEEP) {
+      body = badRequest('/', err.message);
+      reason = 'too_deep';
+      o.onTooDeep?.();
     } else if (status === 400) {
       body = badRequest('/', err.message);
       reason = 'json';

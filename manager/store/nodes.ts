@@ -33,6 +33,7 @@ export class NodesTable implements TableModule {
   private source: (id: string) => NodeRow | undefined = () => undefined;
   private readonly upsert: StatementSync;
   private readonly all: StatementSync;
+  private readonly del: StatementSync;
   readonly dirty: FlushSource;
 
   constructor(private readonly core: StoreCore) {
@@ -46,6 +47,7 @@ export class NodesTable implements TableModule {
          state_since = excluded.state_since, last_seen = excluded.last_seen`,
     );
     this.all = core.db.prepare('SELECT * FROM nodes ORDER BY box_id, slot_id, cpu_id');
+    this.del = core.db.prepare('DELETE FROM nodes WHERE id = ?');
     const dirtyIds = this.dirtyIds;
     this.dirty = {
       get pending() {
@@ -100,6 +102,14 @@ export class NodesTable implements TableModule {
   /** Marks a node to be written at the next flush (O(1): called for every heartbeat). */
   touch(id: string): void {
     this.dirtyIds.add(id);
+  }
+
+  /** Deletes a node's row now (node removal) and forgets it as dirty. A failure is counted as `node`. */
+  remove(id: string): void {
+    this.dirtyIds.delete(id);
+    this.core.guard('node', undefined, () => {
+      this.del.run(id);
+    });
   }
 
   /** Writes a node now (a transition: it must survive a SIGKILL). A failure is counted as `node`. */

@@ -132,6 +132,11 @@ export class Store {
     this.nodes.touch(id);
   }
 
+  /** Deletes a node's row (DELETE /api/v1/nodes/:id). */
+  removeNode(id: string): void {
+    this.nodes.remove(id);
+  }
+
   /** Writes a node now (a transition: it must survive a SIGKILL). */
   saveNode(row: NodeRow): void {
     this.nodes.save(row);

@@ -181,6 +181,7 @@ describe('manager config', () => {
       host: '0.0.0.0',
       port: 3926,
       body_limit_bytes: 1048576,
+      max_json_depth: 32,
       metrics_auth: false,
       api: { host: '', port: 0, tls: { cert_file: '', key_file: '' } },
     });

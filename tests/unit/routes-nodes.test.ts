@@ -41,7 +41,12 @@ function fleet(): NodeRegistry {
 async function server(registry: NodeRegistry) {
   const app = createHttpServer(log, 1 << 20);
   installErrorHandlers(app, { bodyLimit: 1 << 20, log });
-  await app.register(nodeRoutes, { prefix: '/api/v1', registry });
+  await app.register(nodeRoutes, {
+    prefix: '/api/v1',
+    registry,
+    alerts: { openAlerts: () => [], resolve: () => false, forgetHolds: () => {} },
+    store: { removeNode: () => {}, addHistory: () => 0 },
+  });
   await app.ready();
   return app;
 }
