@@ -25,6 +25,33 @@ import { AUTH_DEFAULTS } from './auth.js';
 
 const log = pino({ level: 'silent' });
 
+/** A store config for tests: flush every second, no retention (docs/configuration.md "store"). */
+export const TEST_STORE_CONFIG = {
+  file: 'muster.db',
+  flush_interval_ms: 1000,
+  retention: { days: 0, max_rows: 0 },
+  cleanup_interval_ms: 60000,
+  cleanup_batch_rows: 100,
+};
+
+/** A telemetry config for tests: a small recent window, InfluxDB off (docs/telemetry.md). */
+export const TEST_TELEMETRY_CONFIG = {
+  recent: { window_ms: 60_000, max_samples: 10 },
+  influxdb: {
+    enabled: false,
+    url: 'http://127.0.0.1:1',
+    database: 'muster',
+    username: '',
+    password: '',
+    retention_policy: '',
+    batch_points: 10,
+    flush_interval_ms: 100,
+    buffer_points: 100,
+    timeout_ms: 100,
+    retry_max_ms: 100,
+  },
+};
+
 /**
  * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
  * @param opts maxNodes: registry.max_nodes (default no cap)
@@ -32,43 +59,13 @@ const log = pino({ level: 'silent' });
 export function serverDeps(opts: { maxNodes?: number } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   const metrics = createMetricsRegistry();
-  const store = Store.open(
-    dir,
-    {
-      file: 'muster.db',
-      flush_interval_ms: 1000,
-      retention: { days: 0, max_rows: 0 },
-      cleanup_interval_ms: 60000,
-      cleanup_batch_rows: 100,
-    },
-    log,
-    metrics,
-  );
+  const store = Store.open(dir, TEST_STORE_CONFIG, log, metrics);
   const alerts = new AlertEngine(store, log);
   alertMetrics(metrics, alerts);
   const components = new ComponentTracker(store, alerts, 'warning');
   const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 }, Date.now, opts.maxNodes);
   registryMetrics(metrics, registry);
-  const telemetry = new Telemetry(
-    {
-      recent: { window_ms: 60_000, max_samples: 10 },
-      influxdb: {
-        enabled: false,
-        url: 'http://127.0.0.1:1',
-        database: 'muster',
-        username: '',
-        password: '',
-        retention_policy: '',
-        batch_points: 10,
-        flush_interval_ms: 100,
-        buffer_points: 100,
-        timeout_ms: 100,
-        retry_max_ms: 100,
-      },
-    },
-    log,
-    metrics,
-  );
+  const telemetry = new Telemetry(TEST_TELEMETRY_CONFIG, log, metrics);
   const access = new Access(store, AUTH_DEFAULTS, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics });
   const unreachable = async (): Promise<DeployOutcome> => ({ ok: false, result: -1, message: 'unreachable' });

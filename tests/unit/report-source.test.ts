@@ -21,6 +21,7 @@ import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { Store } from '../../manager/store/store.js';
 import { Telemetry } from '../../manager/telemetry/index.js';
 import { fakeHeartbeatData, fakeResourceData, heartbeatBody, resourceBody } from '../../testkit/bodies.js';
+import { TEST_STORE_CONFIG, TEST_TELEMETRY_CONFIG } from '../../testkit/server.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -32,42 +33,12 @@ async function server(requireSourceMatch: boolean) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   dirs.push(dir);
   const metrics = new Registry();
-  const store = Store.open(
-    dir,
-    {
-      file: 'muster.db',
-      flush_interval_ms: 1000,
-      retention: { days: 0, max_rows: 0 },
-      cleanup_interval_ms: 60000,
-      cleanup_batch_rows: 100,
-    },
-    log,
-    metrics,
-  );
+  const store = Store.open(dir, TEST_STORE_CONFIG, log, metrics);
   const alerts = new AlertEngine(store, log);
   const components = new ComponentTracker(store, alerts, 'warning');
   const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 });
   store.setNodeSource(() => undefined);
-  const telemetry = new Telemetry(
-    {
-      recent: { window_ms: 60_000, max_samples: 10 },
-      influxdb: {
-        enabled: false,
-        url: 'http://127.0.0.1:1',
-        database: 'muster',
-        username: '',
-        password: '',
-        retention_policy: '',
-        batch_points: 10,
-        flush_interval_ms: 100,
-        buffer_points: 100,
-        timeout_ms: 100,
-        retry_max_ms: 100,
-      },
-    },
-    log,
-    metrics,
-  );
+  const telemetry = new Telemetry(TEST_TELEMETRY_CONFIG, log, metrics);
   const ingest = new Ingest({
     registry,
     store,

@@ -19,6 +19,7 @@ import { historyRoutes } from '../../manager/routes/history.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { Store } from '../../manager/store/store.js';
 import { actAs } from '../../testkit/auth.js';
+import { TEST_STORE_CONFIG } from '../../testkit/server.js';
 
 const log = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -29,18 +30,7 @@ after(() => {
 async function server(configRules: Record<string, { metric: string; op: '>'; threshold: number }> = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   dirs.push(dir);
-  const store = Store.open(
-    dir,
-    {
-      file: 'muster.db',
-      flush_interval_ms: 1000,
-      retention: { days: 0, max_rows: 0 },
-      cleanup_interval_ms: 60000,
-      cleanup_batch_rows: 100,
-    },
-    log,
-    new Registry(),
-  );
+  const store = Store.open(dir, TEST_STORE_CONFIG, log, new Registry());
   const alerts = new AlertEngine(store, log);
   alerts.restore();
   alerts.syncConfigRules(configRules, Date.now());

@@ -20,6 +20,7 @@ import { Store } from '../../manager/store/store.js';
 import { Telemetry } from '../../manager/telemetry/index.js';
 import { detail, listNodes } from '../../manager/views.js';
 import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
+import { TEST_STORE_CONFIG, TEST_TELEMETRY_CONFIG } from '../../testkit/server.js';
 
 const log = pino({ level: 'silent' });
 const json = (v: unknown) => JSON.parse(JSON.stringify(v)) as unknown;
@@ -133,40 +134,10 @@ describe('status route', () => {
   it('GET /api/v1/status: version, round, address, counts, database, telemetry', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
     dirs.push(dir);
-    const store = Store.open(
-      dir,
-      {
-        file: 'muster.db',
-        flush_interval_ms: 1000,
-        retention: { days: 0, max_rows: 0 },
-        cleanup_interval_ms: 60000,
-        cleanup_batch_rows: 100,
-      },
-      log,
-      new Registry(),
-    );
+    const store = Store.open(dir, TEST_STORE_CONFIG, log, new Registry());
     const alerts = new AlertEngine(store, log);
     alerts.raise({ kind: 'node_offline', rule: 'node_offline', severity: 'critical', node: '1-4-0', message: 'x' }, 1);
-    const telemetry = new Telemetry(
-      {
-        recent: { window_ms: 60_000, max_samples: 10 },
-        influxdb: {
-          enabled: false,
-          url: 'http://127.0.0.1:1',
-          database: 'muster',
-          username: '',
-          password: '',
-          retention_policy: '',
-          batch_points: 10,
-          flush_interval_ms: 100,
-          buffer_points: 100,
-          timeout_ms: 100,
-          retry_max_ms: 100,
-        },
-      },
-      log,
-      new Registry(),
-    );
+    const telemetry = new Telemetry(TEST_TELEMETRY_CONFIG, log, new Registry());
     const registry = fleet();
     const app = createHttpServer(log, 1 << 20);
     await app.register(statusRoutes, {
