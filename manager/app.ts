@@ -79,7 +79,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     cfg.advertise_ip || (cfg.multicast.interface && interfaceAddress(cfg.multicast.interface)) || primaryAddress();
 
   const store = Store.open(cfg.data_dir, cfg.store, log, metrics);
-  const alerts = new AlertEngine(store, log);
+  const alerts = new AlertEngine(store, log, cfg.alerts.max_open_per_kind);
   alertMetrics(metrics, alerts);
   const components = new ComponentTracker(store, alerts, cfg.alerts.events.component_failed);
   const registry = new NodeRegistry(cfg.liveness, Date.now, cfg.registry.max_nodes);
@@ -218,6 +218,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
 
     reload(next) {
       alerts.syncConfigRules(next.alerts.rules, Date.now());
+      alerts.setMaxOpenPerKind(next.alerts.max_open_per_kind);
       components.setSeverity(next.alerts.events.component_failed);
       store.reconfigure(next.store);
       access.reconfigure(next.auth);

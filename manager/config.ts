@@ -142,6 +142,11 @@ export const ManagerConfigSchema = Strict({
     }),
   }),
   alerts: Strict({
+    max_open_per_kind: Type.Integer({
+      minimum: 1,
+      description:
+        'most open alerts of one kind (node_offline, threshold, agent, ...); beyond it new ones are counted, not opened',
+    }),
     events: Strict({
       node_offline: Severity('a node went offline (resolved when it is back online)'),
       identity_conflict: Severity('two boards claim one position (resolved when one is left)'),
