@@ -26,6 +26,7 @@ import { Deployer } from './deploy.js';
 import { Ingest } from './ingest.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
+import { NodePruner } from './prune.js';
 import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
@@ -135,6 +136,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const rounds = new QueryRounds({ cfg: cfg.query, querier, registry, ingest, store, log, metrics });
   wireEvents({ registry, deployer, store, alerts, telemetry, severities: () => cfg.alerts.events, log });
+  const pruner = new NodePruner({ registry, alerts, store, cfg: cfg.registry, log, metrics });
   // After the wiring: a deployment found unfinished is recorded as interrupted.
   deployer.restore(store.loadDeployments(deployer.keep));
 
@@ -194,6 +196,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
         );
       }
       rounds.start();
+      pruner.start();
       log.info(
         {
           manager_ip: advertiseIp,
@@ -207,6 +210,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
 
     async stop() {
       rounds.stop();
+      pruner.stop();
       querier.stop();
       await http.close();
       await api?.close();

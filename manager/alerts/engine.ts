@@ -352,6 +352,13 @@ export class AlertEngine extends EventEmitter {
     return [...this.open.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** Open alerts about `node`, in no order (node removal; no sort, so removing many nodes stays linear). */
+  openOn(node: string): OpenAlert[] {
+    const out: OpenAlert[] = [];
+    for (const a of this.open.values()) if (a.node === node) out.push(a);
+    return out;
+  }
+
   /** Count of open alerts by severity. */
   countOpen(): Record<Severity, number> {
     const c = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
