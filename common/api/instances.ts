@@ -211,7 +211,7 @@ export const InstanceEventSchema = Type.Object({
   instance_id: Type.String(),
   action: Type.String({
     description:
-      'apply, stop, rm, start, stop-component, running, failed, lost, restart, reschedule, stale, update, placement-failed, removed',
+      'apply, stop, rm, start, stop-component, running, failed, lost, restart, reschedule, stale, update, replaced, refused, placement-failed, removed',
   }),
   group: Type.Union([Type.String(), Type.Null()]),
   index: Type.Union([Type.Integer(), Type.Null()]),

@@ -254,7 +254,7 @@ export function reconcileStep(
               stop(
                 a,
                 `replaced by ${fresh.uuid} (version ${version}, RUNNING for ${now - fresh.running_since} ms)`,
-                'update',
+                'replaced',
               );
         }
       } else if (old.length > 0 && !busy) {

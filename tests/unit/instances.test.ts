@@ -203,7 +203,7 @@ describe('reconcile step against recorded reports', () => {
     assert.deepEqual(kinds(reconcileStep(inst, [...olds, fresh], w, 1500, CFG)), [], 'one at a time');
     const up = { ...fresh, phase: 'running' as const, running_since: 2000 };
     assert.deepEqual(kinds(reconcileStep(inst, [...olds, up], w, 2500, CFG)), [], 'not healthy long enough');
-    assert.deepEqual(kinds(reconcileStep(inst, [...olds, up], w, 3000, CFG)), [`stop ${olds[0]?.uuid} (update)`]);
+    assert.deepEqual(kinds(reconcileStep(inst, [...olds, up], w, 3000, CFG)), [`stop ${olds[0]?.uuid} (replaced)`]);
     // With the old one gone, the next slot goes.
     assert.deepEqual(kinds(reconcileStep(inst, [olds[1] as Alloc, olds[2] as Alloc, up], w, 3100, CFG)), [
       `start web[1] update ${olds[1]?.uuid}`,
@@ -426,6 +426,7 @@ describe('instance controller on a real store, registry, scheduler and deployer'
       'reschedule',
       'stale',
       'update',
+      'replaced',
       'removed',
     ])
       assert.ok(hist.includes(a), `history has ${a}: ${hist.join(',')}`);
