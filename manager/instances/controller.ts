@@ -94,6 +94,7 @@ export class InstanceController {
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
   private readonly actions: Counter | null;
+  private readonly refusedSpecs: Counter | null;
   private cfg: InstancesConfig;
 
   constructor(private readonly d: ControllerDeps) {
@@ -104,6 +105,14 @@ export class InstanceController {
           name: 'muster_manager_instance_actions_total',
           help: 'Actions the instance reconcile took, by action (start, stop, restart, reschedule, update, stale, failed, lost, placement_failed, ...)',
           labelNames: ['action'],
+          registers: [d.metrics],
+        })
+      : null;
+    this.refusedSpecs = d.metrics
+      ? new Counter({
+          name: 'muster_manager_instance_specs_refused_total',
+          help: 'Applies and plans refused beyond their schema, by reason (id_mismatch, bad_constraint, too_many_components, too_many_instances)',
+          labelNames: ['reason'],
           registers: [d.metrics],
         })
       : null;
@@ -199,19 +208,22 @@ export class InstanceController {
    * @throws InstanceRefused 400 (bad spec) or 409 (instances.max_instances reached)
    */
   private check(id: string, spec: InstanceSpec): void {
-    if (spec.instance_id !== id)
+    if (spec.instance_id !== id) {
+      this.refusedSpecs?.inc({ reason: 'id_mismatch' });
       throw new InstanceRefused(
         400,
         'bad_request',
         `instance_id ${spec.instance_id} differs from the path's ${id}`,
         '/instance_id',
       );
+    }
     let total = 0;
     for (const [name, g] of Object.entries(spec.groups)) {
       total += g.count;
       try {
         parseConstraints(g.constraints ?? []);
       } catch (err) {
+        this.refusedSpecs?.inc({ reason: 'bad_constraint' });
         throw new InstanceRefused(
           400,
           'bad_request',
@@ -220,19 +232,23 @@ export class InstanceController {
         );
       }
     }
-    if (total > this.cfg.max_components)
+    if (total > this.cfg.max_components) {
+      this.refusedSpecs?.inc({ reason: 'too_many_components' });
       throw new InstanceRefused(
         400,
         'bad_request',
         `${total} components in all; instances.max_components is ${this.cfg.max_components}`,
         '/groups',
       );
-    if (!this.instances.has(id) && this.instances.size >= this.cfg.max_instances)
+    }
+    if (!this.instances.has(id) && this.instances.size >= this.cfg.max_instances) {
+      this.refusedSpecs?.inc({ reason: 'too_many_instances' });
       throw new InstanceRefused(
         409,
         'too_many_instances',
         `instances.max_instances (${this.cfg.max_instances}) reached`,
       );
+    }
   }
 
   /**
