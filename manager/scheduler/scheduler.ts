@@ -344,7 +344,7 @@ export class Scheduler {
     let bestScore = -1;
     let feasible = 0;
     const slots = this.slots;
-    slots: for (let i = 0; i < slots.length; i++) {
+    nodes: for (let i = 0; i < slots.length; i++) {
       const s = slots[i] as Slot;
       const state = s.rec.state;
       if (state !== 'online') {
@@ -370,10 +370,10 @@ export class Scheduler {
         const ix = at[k] as number;
         if (!c.test(ix >= 0 ? s.vals[ix] : s.attrs[c.attribute])) {
           filtered[k] = (filtered[k] as number) + 1;
-          continue slots;
+          continue nodes;
         }
       }
-      if (avoid !== null && avoid.has(byNode ? s.rec.id : s.box)) {
+      if (avoid?.has(byNode ? s.rec.id : s.box)) {
         distinct++;
         continue;
       }

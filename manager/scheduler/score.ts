@@ -32,8 +32,8 @@ function pow10(x: number): number {
  * per decision); differs from it by less than 1e-7 (bench/placement.ts, docs/scheduling.md "Scoring").
  */
 export function fastScore(scoring: Scoring, freeCpu: number, freeMem: number): number {
-  const c = freeCpu < 0 ? 0 : freeCpu > 1 ? 1 : freeCpu;
-  const m = freeMem < 0 ? 0 : freeMem > 1 ? 1 : freeMem;
+  const c = Math.min(1, Math.max(0, freeCpu));
+  const m = Math.min(1, Math.max(0, freeMem));
   const total = pow10(c) + pow10(m);
   return scoring === 'binpack' ? (20 - total) / 18 : (total - 2) / 18;
 }
