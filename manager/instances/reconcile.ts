@@ -118,6 +118,10 @@ export function reconcileStep(
     const after = g?.reschedule_after_ms ?? cfg.reschedule_after_ms;
     const gone = n.state === 'offline' || n.state === 'unknown';
     const down = gone && now - n.since >= after;
+    if (n.state === 'unknown' && (a.phase === 'lost' || a.phase === 'stopping' || a.phase === 'failed')) {
+      out.push({ kind: 'forget', uuid: a.uuid, reason: `node ${a.node} is no longer known (removed from the registry)` });
+      continue;
+    }
     switch (a.phase) {
       case 'starting':
         if (r === 'RUNNING') setPhase(a, 'running', `reported RUNNING on ${a.node}`, 'running');
@@ -170,12 +174,18 @@ export function reconcileStep(
   if (inst.status !== 'running') {
     for (const a of work) if (live(a) && !obs.busy(a.uuid)) stop(a, `instance ${inst.status}`, 'stop-component');
     if (inst.status === 'removing') {
-      const left = work.filter(
-        (a) => !(a.phase === 'lost' || (a.phase === 'stopping' && obs.node(a.node).state !== 'online')),
-      );
-      if (left.length === 0 && !work.some((a) => obs.busy(a.uuid))) {
+      // What can still be stopped is waited for; what sits on an offline or forgotten node is let go.
+      const reachable = (a: Alloc) => {
+        const st = obs.node(a.node).state;
+        return st === 'online' || st === 'suspect';
+      };
+      if (!work.some((a) => reachable(a) || obs.busy(a.uuid))) {
         for (const a of work)
-          out.push({ kind: 'forget', uuid: a.uuid, reason: `instance removed; node ${a.node} unreachable` });
+          out.push({
+            kind: 'forget',
+            uuid: a.uuid,
+            reason: `instance removed; node ${a.node} is unreachable, the component may still run there`,
+          });
         out.push({ kind: 'remove-instance' });
       }
     }

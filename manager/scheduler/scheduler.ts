@@ -148,6 +148,11 @@ export class Scheduler {
     return [...this.byUuid.values()];
   }
 
+  /** Whether `uuid` holds a reservation on `node`. */
+  hasReservation(uuid: string, node: string): boolean {
+    return this.byUuid.get(uuid)?.node === node;
+  }
+
   /** Notes that `uuid` holds `gpu` GPUs (a start the manager sent), for the GPU view of its node. */
   noteGpus(uuid: string, gpu: number): void {
     if (gpu > 0) this.gpuOf.set(uuid, gpu);

@@ -225,6 +225,24 @@ describe('reconcile step against recorded reports', () => {
     ]);
   });
 
+  it('a removal lets go of components on unreachable nodes; a forgotten node forgets its lost ones', () => {
+    const a = alloc(0, { phase: 'lost' });
+    const b = alloc(1);
+    const w = world(
+      { '1-1-0': { state: 'offline', since: 0 }, '1-2-0': { state: 'online' } },
+      { '1-2-0': { [b.uuid]: 'RUNNING' } },
+    );
+    assert.deepEqual(kinds(reconcileStep(instance(group(), 'removing'), [a, b], w, 1, CFG)), [
+      `stop ${b.uuid} (stop-component)`,
+    ]);
+    assert.deepEqual(kinds(reconcileStep(instance(group(), 'removing'), [a], w, 1, CFG)), [
+      `forget ${a.uuid}`,
+      'remove-instance',
+    ]);
+    const gone = world({ '1-1-0': { state: 'unknown' } }, {});
+    assert.deepEqual(kinds(reconcileStep(instance(group({ count: 0 })), [a], gone, 1, CFG)), [`forget ${a.uuid}`]);
+  });
+
   it('an operation under way is left alone', () => {
     const a = alloc(0, { phase: 'starting' });
     const w = world({ '1-1-0': { state: 'offline', since: 0 } }, {}, {}, [a.uuid]);
@@ -466,6 +484,32 @@ describe('instance controller on a real store, registry, scheduler and deployer'
     assert.equal(t.agents.running().length, 0);
     assert.equal(t.ctl.get('radar'), undefined);
     assert.ok(t.ctl.history('radar', 10).items.some((e) => e.action === 'removed'));
+  });
+
+  it('instances.max_instances and max_components bound applies (409, 400), counted', async () => {
+    const t = setup();
+    const mk = (id: string, count = 1): InstanceSpec => ({ instance_id: id, groups: { g: group({ count }) } });
+    const small = new InstanceController({
+      store: t.store,
+      registry: t.registry,
+      scheduler: new Scheduler(t.registry, TEST_SCHEDULER_CONFIG),
+      deployer: { start: () => assert.fail('no start'), stop: () => assert.fail('no stop') },
+      log,
+      metrics: null,
+      cfg: { ...TEST_INSTANCES_CONFIG, max_instances: 1, max_components: 4 },
+    });
+    small.plan('one', mk('one'));
+    assert.throws(() => small.plan('one', mk('one', 5)), /5 components in all; instances.max_components is 4/);
+    assert.throws(() => small.plan('one', mk('two')), /differs from the path/);
+    assert.throws(
+      () => small.plan('one', { instance_id: 'one', groups: { g: group({ constraints: ['x = 1'] }) } }),
+      /groups\.g\.constraints\[0\]: unknown attribute/,
+    );
+    small.apply('one', mk('one', 0), 'ops');
+    assert.throws(
+      () => small.plan('two', mk('two')),
+      (e: Error & { status?: number }) => e.status === 409,
+    );
   });
 
   it('a placement that cannot fit is recorded once with its explanation', async () => {
