@@ -119,7 +119,11 @@ export function reconcileStep(
     const gone = n.state === 'offline' || n.state === 'unknown';
     const down = gone && now - n.since >= after;
     if (n.state === 'unknown' && (a.phase === 'lost' || a.phase === 'stopping' || a.phase === 'failed')) {
-      out.push({ kind: 'forget', uuid: a.uuid, reason: `node ${a.node} is no longer known (removed from the registry)` });
+      out.push({
+        kind: 'forget',
+        uuid: a.uuid,
+        reason: `node ${a.node} is no longer known (removed from the registry)`,
+      });
       continue;
     }
     switch (a.phase) {

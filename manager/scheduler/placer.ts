@@ -53,8 +53,7 @@ export interface PlacedSubmitted extends Submitted {
 export function wireScheduler(deployer: Deployer, scheduler: Scheduler): void {
   deployer.on('deployment', (rec: DeploymentRecord) => {
     if (rec.mode !== 'start' || !rec.request.require) return;
-    if (!scheduler.hasReservation(rec.uuid, rec.node))
-      scheduler.reserve(rec.node, rec.uuid, rec.request.require);
+    if (!scheduler.hasReservation(rec.uuid, rec.node)) scheduler.reserve(rec.node, rec.uuid, rec.request.require);
   });
   deployer.on('finished', (rec: DeploymentRecord) => {
     if (rec.mode === 'start' && rec.result !== 0) scheduler.release(rec.uuid);
