@@ -86,6 +86,12 @@ interface Slot {
   attrs: Record<string, string | undefined>;
   /** The fixed attributes by their index in CONSTRAINT_ATTRIBUTES (the hot path reads these). */
   vals: (string | undefined)[];
+  /** The fixed attributes as interned value ids (0 = not reported), same order as `vals`. */
+  ids: Int32Array;
+  /** Interned id of `box`. */
+  boxId: number;
+  /** Stamp of the decision that excluded this node (distinct node). */
+  avoided: number;
   box: string;
   cpuTotal: number;
   cpuUsed: number;
@@ -106,6 +112,13 @@ export class Scheduler {
   private readonly gpuOf = new Map<string, number>();
   private readonly refused = new Map<string, number>();
   private readonly placed: Counter | null;
+  /** Attribute values → small ids (1..), so that a constraint is evaluated once per distinct value. */
+  private values = new Map<string, number>();
+  /** Per constraint: its verdict by value id (0 not yet known, 1 pass, 2 fail). */
+  private verdicts = new WeakMap<Constraint, Int8Array>();
+  /** Per-decision stamps (distinct): `boxStamp[boxId] === stamp` marks an excluded box. */
+  private stamp = 0;
+  private boxStamp = new Int32Array(64);
 
   /**
    * @param metrics the daemon's Prometheus registry: muster_manager_placements_total{result},
@@ -136,6 +149,36 @@ export class Scheduler {
         },
       });
     }
+  }
+
+  /**
+   * The id of an attribute value. Past 100,000 distinct values the table starts over (every
+   * slot's ids are rebuilt at its next refresh, every cached verdict dropped).
+   */
+  private intern(v: string): number {
+    let id = this.values.get(v);
+    if (id === undefined) {
+      if (this.values.size >= 100_000) {
+        this.values = new Map();
+        this.verdicts = new WeakMap();
+        for (const sl of this.slots) sl.hb = undefined;
+      }
+      id = this.values.size + 1;
+      this.values.set(v, id);
+    }
+    return id;
+  }
+
+  /** The verdict table of `c`, large enough for every value id given out so far. */
+  private verdictsOf(c: Constraint): Int8Array {
+    let t = this.verdicts.get(c);
+    if (!t || t.length <= this.values.size) {
+      const n = new Int8Array(Math.max(64, (this.values.size + 1) * 2));
+      if (t) n.set(t);
+      t = n;
+      this.verdicts.set(c, t);
+    }
+    return t;
   }
 
   /** Applies new settings. */
@@ -204,6 +247,9 @@ export class Scheduler {
           res: undefined,
           attrs: {},
           vals: [],
+          ids: new Int32Array(CONSTRAINT_ATTRIBUTES.length),
+          boxId: this.intern(String(rec.box_id)),
+          avoided: 0,
           box: String(rec.box_id),
           cpuTotal: 0,
           cpuUsed: 0,
@@ -247,6 +293,10 @@ export class Scheduler {
         hostname: hb?.hostname,
       };
       s.vals = CONSTRAINT_ATTRIBUTES.map((k) => s.attrs[k]);
+      for (let k = 0; k < s.vals.length; k++) {
+        const v = s.vals[k];
+        s.ids[k] = v === undefined ? 0 : this.intern(v);
+      }
       for (const [k, v] of Object.entries(labelsOf(hb))) s.attrs[`label.${k}`] = v;
       s.gpuTotal = hb?.gpu.length ?? 0;
     }
@@ -321,18 +371,31 @@ export class Scheduler {
     const scoring = ask.scoring ?? this.cfg.default_scoring;
     const cons = ask.constraints ?? [];
     const need = ask.require;
-    let avoid: Set<string> | null = null;
+    // distinct: the excluded nodes and boxes carry this decision's stamp.
+    const stamp = ++this.stamp;
+    let avoidNodes = false;
+    let avoidBoxes = false;
     if (ask.distinct && ask.avoid) {
-      avoid = new Set();
       for (const id of ask.avoid) {
-        if (ask.distinct === 'node') avoid.add(id);
-        else {
-          const s = this.byId.get(id);
-          avoid.add(s ? s.box : (id.split('-')[0] ?? id));
+        const sl = this.byId.get(id);
+        if (ask.distinct === 'node') {
+          if (sl) {
+            sl.avoided = stamp;
+            avoidNodes = true;
+          }
+        } else {
+          const boxId = sl ? sl.boxId : this.intern(id.split('-')[0] ?? id);
+          if (boxId >= this.boxStamp.length) {
+            const n = new Int32Array(boxId * 2);
+            n.set(this.boxStamp);
+            this.boxStamp = n;
+          }
+          this.boxStamp[boxId] = stamp;
+          avoidBoxes = true;
         }
       }
-      if (avoid.size === 0) avoid = null;
     }
+    const boxStamp = this.boxStamp;
     // Counted by index, named only when the placement fails (no string work per node).
     let suspect = 0;
     let offline = 0;
@@ -344,7 +407,7 @@ export class Scheduler {
     let noGpu = 0;
     const filtered = new Array<number>(cons.length).fill(0);
     const at = cons.map((c) => (CONSTRAINT_ATTRIBUTES as readonly string[]).indexOf(c.attribute));
-    const byNode = ask.distinct === 'node';
+    const tabs = cons.map((c) => this.verdictsOf(c));
     let best: Slot | null = null;
     let bestScore = -1;
     let feasible = 0;
@@ -371,14 +434,29 @@ export class Scheduler {
         continue;
       }
       for (let k = 0; k < cons.length; k++) {
-        const c = cons[k] as Constraint;
         const ix = at[k] as number;
-        if (!c.test(ix >= 0 ? s.vals[ix] : s.attrs[c.attribute])) {
+        let ok: boolean;
+        if (ix >= 0) {
+          // Fixed attribute: the verdict of its value, computed once per distinct value.
+          const vid = s.ids[ix] as number;
+          let tab = tabs[k] as Int8Array;
+          if (vid >= tab.length) {
+            tab = this.verdictsOf(cons[k] as Constraint);
+            tabs[k] = tab;
+          }
+          let v = tab[vid] as number;
+          if (v === 0) {
+            v = (cons[k] as Constraint).test(s.vals[ix]) ? 1 : 2;
+            tab[vid] = v;
+          }
+          ok = v === 1;
+        } else ok = (cons[k] as Constraint).test(s.attrs[(cons[k] as Constraint).attribute]);
+        if (!ok) {
           filtered[k] = (filtered[k] as number) + 1;
           continue nodes;
         }
       }
-      if (avoid?.has(byNode ? s.rec.id : s.box)) {
+      if ((avoidNodes && s.avoided === stamp) || (avoidBoxes && boxStamp[s.boxId] === stamp)) {
         distinct++;
         continue;
       }

@@ -234,6 +234,27 @@ describe('feasibility and constraints against a table of nodes', () => {
   });
 });
 
+describe('cached views', () => {
+  it('a changed heartbeat re-evaluates constraints; distinct marks do not outlive their decision', () => {
+    const reg = fleet([
+      { box: 1, slot: 1, cores: 4, memGiB: 8 },
+      { box: 2, slot: 1, cores: 4, memGiB: 8 },
+    ]);
+    const s = new Scheduler(reg, CFG);
+    const gpu = parseConstraints(['board_type = GPU']);
+    assert.equal(s.place({ require: need(1, 1), constraints: gpu }).ok, false);
+    reg.ingestHeartbeat(heartbeatData({ box_id: 2, slot_id: 1, host_ip: '10.9.2.1', board_type: 'GPU' }));
+    const p = s.place({ require: need(1, 1), constraints: gpu });
+    assert.ok(p.ok && p.node === '2-1-0');
+    const a = s.place({ require: need(1, 1), distinct: 'box', avoid: ['1-1-0'] });
+    assert.ok(a.ok && a.node === '2-1-0');
+    const b = s.place({ require: need(1, 1), distinct: 'node', avoid: ['2-1-0'] });
+    assert.ok(b.ok && b.node === '1-1-0', 'the box mark of the decision before is gone');
+    const c = s.place({ require: need(1, 1), distinct: 'box', avoid: ['1-1-0', '2-1-0'] });
+    assert.ok(!c.ok && c.explain === '2 nodes: 2 filtered by distinct box');
+  });
+});
+
 describe('reservations', () => {
   it('a placement reserves at once; the report listing it, a failure or the ttl end the reservation', () => {
     let now = 1_000_000;
