@@ -123,7 +123,6 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   const scheduler = new Scheduler(registry, cfg.scheduler, metrics);
-  wireScheduler(deployer, scheduler);
   const placer = new Placer(scheduler, deployer, log, cfg.scheduler.max_attempts);
   const instances = new InstanceController({
     store,
@@ -152,6 +151,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   wireEvents({ registry, deployer, store, alerts, telemetry, severities: () => cfg.alerts.events, log });
   // After the wiring: a deployment found unfinished is recorded as interrupted.
   deployer.restore(store.loadDeployments(deployer.keep));
+  wireScheduler(deployer, scheduler);
   const restoredInstances = instances.restore();
 
   const restored = {

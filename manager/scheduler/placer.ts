@@ -7,7 +7,8 @@
  * records as `placement.next`.
  *
  * `wireScheduler` keeps the reservation ledger in step with every start the Deployer sends (to a
- * named node too): reserved when sent, released when it fails.
+ * named node too): reserved when sent, released when it fails; and notes the GPUs of the starts
+ * already recorded (call it after Deployer.restore).
  */
 import { randomUUID } from 'node:crypto';
 import type { DeploymentRecord } from '../../common/api/deploy.js';
@@ -51,6 +52,9 @@ export interface PlacedSubmitted extends Submitted {
  * resources on its node (a placed one already did), a start that fails releases them.
  */
 export function wireScheduler(deployer: Deployer, scheduler: Scheduler): void {
+  // The GPUs of components started before a manager restart (the deployments put back).
+  for (const rec of deployer.list())
+    if (rec.mode === 'start' && rec.result === 0 && rec.request.require) scheduler.noteGpus(rec.uuid, rec.request.require.gpu);
   deployer.on('deployment', (rec: DeploymentRecord) => {
     if (rec.mode !== 'start' || !rec.request.require) return;
     if (!scheduler.hasReservation(rec.uuid, rec.node)) scheduler.reserve(rec.node, rec.uuid, rec.request.require);

@@ -129,6 +129,29 @@ describe(
     };
     const live = (i: InstanceView) => i.components.filter((c) => c.phase === 'running' || c.phase === 'starting');
 
+    /** The manager, in its namespace, with short rounds and reconcile passes. */
+    const startManager = (): Proc =>
+      startMuster(
+        [
+          'manager',
+          ...sets({
+            'multicast.interface': 'eth0',
+            'query.heartbeat_interval_ms': 300,
+            'query.resource_interval_ms': 500,
+            'query.jitter_ms': 0,
+            'liveness.suspect_after_rounds': 2,
+            'liveness.offline_after_rounds': 4,
+            'deploy.token': TOKEN,
+            'deploy.token_file': path.join(tmp, 'no-such-file'),
+            'deploy.progress_poll_ms': 200,
+            'instances.reconcile_interval_ms': 400,
+            'instances.reschedule_after_ms': 2000,
+            data_dir: path.join(tmp, 'manager'),
+          }),
+        ],
+        { netns: l().ns('mgr') },
+      );
+
     before(async () => {
       tmp = mkdtempSync(path.join(os.tmpdir(), 'muster-placement-e2e-'));
       const served = path.join(tmp, 'served');
@@ -157,26 +180,7 @@ describe(
           stdio: 'ignore',
         },
       );
-      manager = startMuster(
-        [
-          'manager',
-          ...sets({
-            'multicast.interface': 'eth0',
-            'query.heartbeat_interval_ms': 300,
-            'query.resource_interval_ms': 500,
-            'query.jitter_ms': 0,
-            'liveness.suspect_after_rounds': 2,
-            'liveness.offline_after_rounds': 4,
-            'deploy.token': TOKEN,
-            'deploy.token_file': path.join(tmp, 'no-such-file'),
-            'deploy.progress_poll_ms': 200,
-            'instances.reconcile_interval_ms': 400,
-            'instances.reschedule_after_ms': 2000,
-            data_dir: path.join(tmp, 'manager'),
-          }),
-        ],
-        { netns: lan.ns('mgr') },
-      );
+      manager = startManager();
       for (const [i, h] of AGENTS.entries()) {
         agents.set(
           h,
@@ -316,11 +320,19 @@ describe(
           20_000,
           300,
         );
-        const comps = await api<{ components: { node: string; uuid: string; state: string }[] }>(
-          `/api/v1/components?node=${nodeOfHost(cutHost)}`,
+        // Its board's next reports show it stopped (the stop was answered before they were sampled).
+        await until(
+          'the stale copy reported stopped by its board',
+          async () => {
+            const comps = await api<{ components: { node: string; uuid: string; state: string }[] }>(
+              `/api/v1/components?node=${nodeOfHost(cutHost)}`,
+            );
+            const stale = comps.components.find((c) => c.uuid === cutUuid);
+            return (!stale || stale.state === 'STOPPED') && comps;
+          },
+          5_000,
+          250,
         );
-        const stale = comps.components.find((c) => c.uuid === cutUuid);
-        assert.ok(!stale || stale.state === 'STOPPED', `stale copy: ${JSON.stringify(stale)}`);
         const h = await history();
         assert.ok(
           h.some((e) => e.action === 'stale' && e.uuid === cutUuid),
@@ -366,6 +378,50 @@ describe(
         }
         const after = await status();
         assert.ok(live(after).every((c) => !olds.has(c.uuid) && c.version === 2));
+      }),
+    );
+
+    it('a manager SIGKILLed and restarted adopts what runs and starts no duplicate', { timeout: 30_000 }, () =>
+      withLogs(async () => {
+        const ours = async () =>
+          (
+            await api<{ components: { uuid: string; node: string; state: string; instance_id: string }[] }>(
+              '/api/v1/components',
+            )
+          ).components
+            .filter((c) => c.instance_id === 'radar' && c.state === 'RUNNING')
+            .map((c) => `${c.uuid}@${c.node}`)
+            .sort();
+        // The reports catch up with the last stop of the update.
+        const before = await until(
+          'three RUNNING in the reports',
+          async () => {
+            const o = await ours();
+            return o.length === 3 && o;
+          },
+          10_000,
+          300,
+        );
+        const lastEvent = Math.max(...(await history()).map((e) => e.id));
+        await manager?.stop('SIGKILL');
+        manager = startManager();
+        await until(
+          'the restarted manager sees three RUNNING',
+          async () => {
+            const i = await status().catch(() => null);
+            return i?.groups.track?.running === 3 && (await ours()).length === 3 && i;
+          },
+          20_000,
+          300,
+        );
+        await sleep(2000); // several reconcile passes
+        assert.deepEqual(await ours(), before, 'the same three components, no new one');
+        const after = (await history()).filter((e) => e.id > lastEvent);
+        assert.deepEqual(
+          after.filter((e) => ['start', 'restart', 'reschedule', 'update'].includes(e.action)),
+          [],
+          'nothing started',
+        );
       }),
     );
 
