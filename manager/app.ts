@@ -123,7 +123,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   const scheduler = new Scheduler(registry, cfg.scheduler, metrics);
-  const placer = new Placer(scheduler, deployer, log, cfg.scheduler.max_attempts);
+  const placer = new Placer(scheduler, deployer, log, () => cfg.scheduler.max_attempts);
   const instances = new InstanceController({
     store,
     registry,

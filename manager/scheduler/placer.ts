@@ -54,7 +54,8 @@ export interface PlacedSubmitted extends Submitted {
 export function wireScheduler(deployer: Deployer, scheduler: Scheduler): void {
   // The GPUs of components started before a manager restart (the deployments put back).
   for (const rec of deployer.list())
-    if (rec.mode === 'start' && rec.result === 0 && rec.request.require) scheduler.noteGpus(rec.uuid, rec.request.require.gpu);
+    if (rec.mode === 'start' && rec.result === 0 && rec.request.require)
+      scheduler.noteGpus(rec.uuid, rec.request.require.gpu);
   deployer.on('deployment', (rec: DeploymentRecord) => {
     if (rec.mode !== 'start' || !rec.request.require) return;
     if (!scheduler.hasReservation(rec.uuid, rec.node)) scheduler.reserve(rec.node, rec.uuid, rec.request.require);
@@ -67,13 +68,14 @@ export function wireScheduler(deployer: Deployer, scheduler: Scheduler): void {
 /** Places starts and retries them elsewhere when an agent refuses. */
 export class Placer {
   /**
-   * @param maxAttempts most placements of one start (scheduler.max_attempts)
+   * @param maxAttempts most placements of one start (scheduler.max_attempts; a function reads the
+   *   value of a reloaded config)
    */
   constructor(
     private readonly scheduler: Scheduler,
     private readonly deployer: Pick<Deployer, 'start'>,
     private readonly log: Logger,
-    private readonly maxAttempts: number,
+    private readonly maxAttempts: number | (() => number),
   ) {}
 
   /**
@@ -118,7 +120,8 @@ export class Placer {
       if (rec.result !== AGENT_INSUFFICIENT_RESOURCES) return rec;
       this.scheduler.release(input.uuid);
       this.scheduler.markRefused(p.node);
-      if (attempt >= this.maxAttempts) return rec;
+      const max = typeof this.maxAttempts === 'number' ? this.maxAttempts : this.maxAttempts();
+      if (attempt >= max) return rec;
       try {
         const next = this.attempt(input, who, attempt + 1);
         if (rec.placement) rec.placement.next = next.deployment.id;
