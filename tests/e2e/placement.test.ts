@@ -9,7 +9,9 @@
  * 3. The link restored: the board still runs its copy, which is stopped; three run.
  * 4. A changed spec rolls out one component at a time, each new one RUNNING before its old stops,
  *    never fewer than three running.
- * 5. A placement that cannot fit explains why (plan and a deploy without --node).
+ * 5. A manager SIGKILLed and restarted adopts the running components and starts none.
+ * 6. A placement that cannot fit explains why (plan and a deploy without --node).
+ * 7. `muster deploy start` without --node is placed, runs and stops.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -441,6 +443,25 @@ describe(
         ]);
         assert.notEqual(start.code, 0);
         assert.match(start.output, /no node fits: 4 nodes: 4 filtered by board_type = FPGA/);
+      }),
+    );
+
+    it('deploy start without --node is placed, runs, and stops', { timeout: 30_000 }, () =>
+      withLogs(async () => {
+        const start = await cli([
+          ...['deploy', 'start', '--type', 'bar', '--url', `http://${l().ip('mgr')}:${FILES_PORT}/bundles`],
+          ...['--file', 'tracker-1.bar', '--cpu', '1', '--memory', '16M', '--constraint', 'slot in 1,2,3,4'],
+        ]);
+        assert.equal(start.code, 0, start.output);
+        const m =
+          /deployment \S+: start bar (\S+) on node (\S+)\n {2}placed on \S+: score [\d.]+, (\d) of 4 nodes feasible/.exec(
+            start.output,
+          );
+        assert.ok(m, start.output);
+        assert.match(start.output, /result 0: /);
+        const [, uuid, node] = m as unknown as [string, string, string];
+        const stop = await cli(['deploy', 'stop', '--node', node, '--uuid', uuid]);
+        assert.equal(stop.code, 0, stop.output);
       }),
     );
   },
