@@ -12,6 +12,9 @@
  * 5. A manager SIGKILLed and restarted adopts the running components and starts none.
  * 6. A placement that cannot fit explains why (plan and a deploy without --node).
  * 7. `muster deploy start` without --node is placed, runs and stops.
+ *
+ * Four agents, not three: with `distinct: node`, the component of a lost board may only move to a
+ * board that holds none of its siblings, so three components need a fourth board to move to.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';

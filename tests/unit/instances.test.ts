@@ -512,6 +512,27 @@ describe('instance controller on a real store, registry, scheduler and deployer'
     );
   });
 
+  it('hostile agents that refuse every start: one try per board, then each is passed over', async () => {
+    class Refusing extends FakeAgents {
+      override async deploy(target: AgentTarget, req: DeployRequestData): Promise<DeployOutcome> {
+        this.starts.push(`${req.uuid}@${target.node}`);
+        return { ok: true, reply: { ...req, result: 2, message: 'insufficient resources: cpu' } as never };
+      }
+    }
+    const agents = new Refusing();
+    const t = setup(undefined, agents);
+    t.ctl.apply('radar', spec({ count: 1 }), 'ops');
+    for (let i = 0; i < 6; i++) await t.round([], 500);
+    assert.equal(agents.starts.length, 4, `one start per board: ${agents.starts.join(' ')}`);
+    assert.equal(new Set(agents.starts.map((s) => s.split('@')[1])).size, 4);
+    const ev = t.ctl.history('radar', 100).items;
+    assert.equal(ev.filter((e) => e.action === 'refused').length, 4);
+    assert.ok(
+      ev.some((e) => e.action === 'placement-failed' && /4 nodes: 4 refused by its agent/.test(e.message)),
+      ev.map((e) => e.message).join('\n'),
+    );
+  });
+
   it('a placement that cannot fit is recorded once with its explanation', async () => {
     const t = setup();
     t.ctl.apply(
