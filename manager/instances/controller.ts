@@ -29,6 +29,7 @@ import {
   type Instance,
   type InstanceStatus,
   newState,
+  restartOf,
   type SlotRestarts,
   slotKey,
 } from './model.js';
@@ -640,9 +641,10 @@ export class InstanceController {
     }
     this.lastExplain.delete(explainKey);
     inst.state.serial++;
-    if (act.reason === 'restart') {
+    if (act.reason === 'restart' || (inst.state.restarts[key]?.failed_at ?? null) !== null) {
+      // A start after a failure (a restart, or the retry of a failed replacement) counts as a restart.
       const rs = restartsOf(inst, key);
-      const interval = g.restart?.interval_ms ?? 300_000;
+      const interval = restartOf(g).interval_ms;
       rs.times = [...rs.times.filter((t) => now - t < interval), now];
       rs.failed_at = null;
     }

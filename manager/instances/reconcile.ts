@@ -222,6 +222,16 @@ export function reconcileStep(
       }
       l.push(a);
     }
+    /** Whether slot `key` may start a component now: no failure pending, or the restart policy allows it. */
+    const policyAllows = (key: string): boolean => {
+      const rs = inst.state.restarts[key];
+      if (!failedSlots.has(key) && (rs?.failed_at ?? null) === null) return true;
+      const failedAt = rs?.failed_at ?? now;
+      const recent = (rs?.times ?? []).filter((t) => now - t < policy.interval_ms);
+      if (recent.length >= policy.attempts) return false; // waits until the oldest attempt leaves the interval
+      const delay = Math.min(policy.max_delay_ms, policy.delay_ms * policy.backoff ** recent.length);
+      return now - failedAt >= delay;
+    };
     let updating = 0;
     const outdated: { index: number; old: Alloc }[] = [];
     for (let i = 0; i < g.count; i++) {
@@ -244,12 +254,7 @@ export function reconcileStep(
           });
           continue;
         }
-        const failedAt = rs?.failed_at ?? now;
-        const recent = (rs?.times ?? []).filter((t) => now - t < policy.interval_ms);
-        if (recent.length >= policy.attempts) continue; // waits until the oldest attempt leaves the interval
-        const delay = Math.min(policy.max_delay_ms, policy.delay_ms * policy.backoff ** recent.length);
-        if (now - failedAt >= delay)
-          out.push({ kind: 'start', group: name, index: i, reason: 'restart', replaces: null });
+        if (policyAllows(key)) out.push({ kind: 'start', group: name, index: i, reason: 'restart', replaces: null });
         continue;
       }
       const cur = active.filter((a) => a.version === version);
@@ -274,7 +279,9 @@ export function reconcileStep(
       } else if (old.length > 0 && !busy) {
         for (const a of old.slice(1))
           if (!obs.busy(a.uuid)) stop(a, 'a second component of one slot', 'stop-component');
-        outdated.push({ index: i, old: old[0] as Alloc });
+        // A replacement that failed is tried again per the restart policy, not at once.
+        if (policyAllows(slotKey(name, i))) outdated.push({ index: i, old: old[0] as Alloc });
+        else updating++;
       }
     }
     for (const o of outdated) {

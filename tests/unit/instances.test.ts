@@ -215,6 +215,19 @@ describe('reconcile step against recorded reports', () => {
     ]);
   });
 
+  it('a replacement that fails is retried per the restart policy, holding the update back', () => {
+    const inst = instance(group({ count: 2 }));
+    inst.state.versions.web = 2;
+    const olds = [alloc(0), alloc(1)];
+    // web[0]'s new component failed at 1000 (the controller recorded it); the old one still runs.
+    inst.state.restarts['web/0'] = { times: [], failed_at: 1000 };
+    const w = world({}, {});
+    assert.deepEqual(kinds(reconcileStep(inst, olds, w, 1500, CFG)), [], 'delay not over; web[1] waits too');
+    assert.deepEqual(kinds(reconcileStep(inst, olds, w, 2000, CFG)), [`start web[0] update ${olds[0]?.uuid}`]);
+    inst.state.restarts['web/0'] = { times: [500, 2000], failed_at: 3000 };
+    assert.deepEqual(kinds(reconcileStep(inst, olds, w, 50_000, CFG)), [], 'attempts spent: the update waits');
+  });
+
   it('stopped and removing instances stop everything; a removal ends when nothing is left', () => {
     const a = alloc(0);
     assert.deepEqual(kinds(reconcileStep(instance(group(), 'stopped'), [a], world({}, {}), 1, CFG)), [
