@@ -240,7 +240,17 @@ describe(
       try {
         if (manager && token) {
           await cli(['instance', 'rm', 'radar']);
-          await sleep(3000);
+          // Stopped and forgotten: the instance's GET turns 404.
+          for (
+            let i = 0;
+            i < 25 &&
+            (await status().then(
+              () => true,
+              () => false,
+            ));
+            i++
+          )
+            await sleep(200);
           const r = await api<{ components: { state: string; config: { id: string } }[] }>('/api/v1/components');
           for (const c of r.components)
             if (c.state === 'RUNNING' && /^\d+$/.test(c.config.id)) pids.push(Number(c.config.id));
@@ -419,7 +429,7 @@ describe(
           20_000,
           300,
         );
-        await sleep(2000); // several reconcile passes
+        await sleep(1500); // several reconcile passes (instances.reconcile_interval_ms 400)
         assert.deepEqual(await ours(), before, 'the same three components, no new one');
         const after = (await history()).filter((e) => e.id > lastEvent);
         assert.deepEqual(
