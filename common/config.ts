@@ -3,7 +3,7 @@
  * `--config FILE` merged over them, then `MUSTER_<DAEMON>_<PATH>` env vars, then `--set path=value`
  * flags. The result is validated against the daemon's schema: an unknown key or a wrong type stops
  * the daemon at start with the key's path and what was expected (docs/configuration.md "How a
- * daemon's config is built").
+ * daemon's config is built"). A secret (isSecretKey) is refused with `--set`: `ps` shows it.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -81,6 +81,29 @@ function parseValue(raw: string, schema: TSchema): unknown {
   }
 }
 
+/**
+ * Whether the config key `dotted` holds a secret (docs/configuration.md "Secrets"): its last part
+ * names a password, token, secret or api_key (`deploy.token`, `deploy.tokens`, `auth.token`,
+ * `telemetry.influxdb.password`). A `*_file` key holds a path, not the secret, and is not one.
+ */
+export function isSecretKey(dotted: string): boolean {
+  const last = dotted.split('.').pop() ?? '';
+  if (last.endsWith('_file')) return false;
+  return /password|passwd|token|secret|api_?key/i.test(last);
+}
+
+/**
+ * Why `--set dotted=...` is refused for a secret: the command line is visible to every user in
+ * `ps` and /proc/<pid>/cmdline. Names the `<key>_file` sibling when the schema has one, the
+ * environment variable and the config file as the alternatives.
+ */
+function secretOnCommandLine(name: string, dotted: string, leaves: Map<string, TSchema>): ConfigError {
+  const file = leaves.has(`${dotted}_file`) ? `${dotted}_file (a file, mode 0600), ` : '';
+  return new ConfigError(
+    `--set ${dotted}: refused, a secret on the command line is visible to every user in ps; use ${file}the environment variable ${envName(name, dotted)} or --config FILE instead`,
+  );
+}
+
 function setPath(obj: Obj, dotted: string, value: unknown): void {
   const keys = dotted.split('.');
   let cur = obj;
@@ -99,7 +122,8 @@ export function envName(name: string, dotted: string): string {
 /**
  * Loads, merges and validates a daemon config.
  * @returns the config typed by `schema`, with the files it came from in `sources`.
- * @throws ConfigError naming the file, env var or key that is wrong and what was expected.
+ * @throws ConfigError naming the file, env var or key that is wrong and what was expected; naming
+ *   the `_file` or environment alternative for a secret given with `--set`.
  */
 export function loadConfig<T>(schema: TSchema, src: ConfigSources): T {
   const leaves = leafPaths(schema);
@@ -120,6 +144,7 @@ export function loadConfig<T>(schema: TSchema, src: ConfigSources): T {
     const dotted = set.slice(0, eq).trim();
     const leaf = leaves.get(dotted);
     if (!leaf) throw new ConfigError(`--set ${dotted}: unknown key (known: ${[...leaves.keys()].join(', ')})`);
+    if (isSecretKey(dotted)) throw secretOnCommandLine(src.name, dotted, leaves);
     setPath(cfg, dotted, parseValue(set.slice(eq + 1), leaf));
     origin.set(dotted, 'from --set');
   }

@@ -27,6 +27,7 @@ import { Ingest } from './ingest.js';
 import { InstanceController } from './instances/controller.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
+import { NodePruner } from './prune.js';
 import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
@@ -82,7 +83,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     cfg.advertise_ip || (cfg.multicast.interface && interfaceAddress(cfg.multicast.interface)) || primaryAddress();
 
   const store = Store.open(cfg.data_dir, cfg.store, log, metrics);
-  const alerts = new AlertEngine(store, log);
+  const alerts = new AlertEngine(store, log, cfg.alerts.max_open_per_kind);
   alertMetrics(metrics, alerts);
   const components = new ComponentTracker(store, alerts, cfg.alerts.events.component_failed);
   const registry = new NodeRegistry(cfg.liveness, Date.now, cfg.registry.max_nodes);
@@ -149,6 +150,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const rounds = new QueryRounds({ cfg: cfg.query, querier, registry, ingest, store, log, metrics });
   wireEvents({ registry, deployer, store, alerts, telemetry, severities: () => cfg.alerts.events, log });
+  const pruner = new NodePruner({ registry, alerts, store, cfg: cfg.registry, log, metrics });
   // After the wiring: a deployment found unfinished is recorded as interrupted.
   deployer.restore(store.loadDeployments(deployer.keep));
   wireScheduler(deployer, scheduler);
@@ -214,6 +216,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
         );
       }
       rounds.start();
+      pruner.start();
       instances.start();
       log.info(
         {
@@ -229,6 +232,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     async stop() {
       instances.stop();
       rounds.stop();
+      pruner.stop();
       querier.stop();
       await http.close();
       await api?.close();
@@ -240,6 +244,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
 
     reload(next) {
       alerts.syncConfigRules(next.alerts.rules, Date.now());
+      alerts.setMaxOpenPerKind(next.alerts.max_open_per_kind);
       components.setSeverity(next.alerts.events.component_failed);
       store.reconfigure(next.store);
       access.reconfigure(next.auth);

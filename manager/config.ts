@@ -101,6 +101,14 @@ export const ManagerConfigSchema = Strict({
       minimum: 1,
       description: 'most nodes (positions) held; a heartbeat for a new position beyond it gets 503 and is counted',
     }),
+    expire_never_online_ms: Type.Integer({
+      minimum: 0,
+      description: 'a position heard only in the round of its first heartbeat is removed this long after it; 0 = never',
+    }),
+    prune_offline_after_ms: Type.Integer({
+      minimum: 0,
+      description: 'a node offline this long is removed (its open alerts resolved); 0 = never (the default)',
+    }),
   }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),
@@ -178,6 +186,11 @@ export const ManagerConfigSchema = Strict({
     }),
   }),
   alerts: Strict({
+    max_open_per_kind: Type.Integer({
+      minimum: 1,
+      description:
+        'most open alerts of one kind (node_offline, threshold, agent, ...); beyond it new ones are counted, not opened',
+    }),
     events: Strict({
       node_offline: Severity('a node went offline (resolved when it is back online)'),
       identity_conflict: Severity('two boards claim one position (resolved when one is left)'),

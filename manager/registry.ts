@@ -76,6 +76,11 @@ export class NodeRegistry extends EventEmitter {
   private readonly claims = new Map<string, Set<string>>();
   /** Resource reports of addresses no heartbeat has named yet, attached by the first heartbeat. */
   private readonly unclaimed = new Map<string, { r: ResourceData; at: number }>();
+  /**
+   * Positions that never came online (docs/configuration.md "registry"): heard only in the round
+   * of their first heartbeat (`round`, -1 for one put back from the store), since `at` (ms).
+   */
+  private readonly unconfirmed = new Map<string, { round: number; at: number }>();
 
   /**
    * @param t liveness thresholds, in rounds
@@ -138,6 +143,7 @@ export class NodeRegistry extends EventEmitter {
     const n = this.nodes.get(id);
     if (!n) return false;
     this.nodes.delete(id);
+    this.unconfirmed.delete(id);
     this.generation++;
     for (const [key, b] of this.boards) {
       if (b.node !== id) continue;
@@ -196,10 +202,14 @@ export class NodeRegistry extends EventEmitter {
       };
       n.transitions.push(tr);
       this.nodes.set(id, n);
+      this.unconfirmed.set(id, { round: this.round, at });
       this.generation++;
       this.emit('transition', tr);
       return id;
     }
+    // Heard again in a later round: a board answers this position's queries.
+    const u = this.unconfirmed.get(id);
+    if (u && u.round !== this.round) this.unconfirmed.delete(id);
     if (!n.claimants.has(h.host_ip)) {
       const primary = this.boardOf(n);
       const primaryQuiet =
@@ -282,6 +292,8 @@ export class NodeRegistry extends EventEmitter {
         claimants,
         transitions: (transitions.get(r.id) ?? []).slice(-TRANSITIONS_KEPT),
       });
+      // Only ever heard once before the restart: any heartbeat from now on confirms it.
+      if (r.last_seen <= r.first_seen) this.unconfirmed.set(r.id, { round: -1, at: r.first_seen });
       for (const ip of claimants) {
         let mine = this.claims.get(ip);
         if (!mine) {
@@ -369,6 +381,29 @@ export class NodeRegistry extends EventEmitter {
       if (rounds === 2) this.emit('address-shared', { host_ip: ip, nodes: answering });
     }
     for (const [key, rounds] of this.shared) if (rounds < 2 && !seen.has(key)) this.shared.delete(key);
+  }
+
+  /**
+   * Positions to prune (manager/prune.ts): those that never came online — every heartbeat for
+   * them arrived in the round of their first one — whose first heartbeat is at least
+   * `neverOnlineMs` old, and those offline for at least `offlineMs`. 0 turns either off.
+   * @param now ms since the epoch
+   */
+  prunable(
+    now: number,
+    neverOnlineMs: number,
+    offlineMs: number,
+  ): { id: string; reason: 'never_online' | 'offline' }[] {
+    const out: { id: string; reason: 'never_online' | 'offline' }[] = [];
+    if (neverOnlineMs > 0)
+      for (const [id, u] of this.unconfirmed) if (now - u.at >= neverOnlineMs) out.push({ id, reason: 'never_online' });
+    if (offlineMs > 0) {
+      const taken = new Set(out.map((o) => o.id));
+      for (const n of this.nodes.values())
+        if (n.state === 'offline' && now - n.since >= offlineMs && !taken.has(n.id))
+          out.push({ id: n.id, reason: 'offline' });
+    }
+    return out;
   }
 
   /** Whether more than one board claims the node's position now. */

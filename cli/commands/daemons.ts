@@ -12,7 +12,12 @@ export function register(p: Command): void {
   p.command('manager')
     .description('run the manager daemon: multicast queries, report ingest, REST API')
     .option('-c, --config <file>', 'YAML config merged over config/manager.yaml')
-    .option('-s, --set <path=value>', 'override one config key (repeatable)', collect, [])
+    .option(
+      '-s, --set <path=value>',
+      'override one config key (repeatable; not a secret: use its *_file key or the environment)',
+      collect,
+      [],
+    )
     .action(async (o: { config?: string; set: string[] }) => {
       const [{ runDaemon }, { loadManagerConfig }, { createManager }] = await Promise.all([
         import('../daemon.js'),
@@ -29,7 +34,12 @@ export function register(p: Command): void {
   p.command('agent')
     .description('run the agent daemon on a board: answers queries, runs workloads')
     .option('-c, --config <file>', 'YAML config merged over config/agent.yaml')
-    .option('-s, --set <path=value>', 'override one config key (repeatable)', collect, [])
+    .option(
+      '-s, --set <path=value>',
+      'override one config key (repeatable; not a secret: use its *_file key or the environment)',
+      collect,
+      [],
+    )
     .action(async (o: { config?: string; set: string[] }) => {
       const [{ runDaemon }, { loadAgentConfig }, { AgentDaemon }] = await Promise.all([
         import('../daemon.js'),

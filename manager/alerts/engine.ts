@@ -12,13 +12,19 @@
  *
  * Open alerts live in memory and in the store (manager/store/store.ts), so that they are the same
  * after a restart; pending holds are memory only (a hold starts again after a restart).
+ *
+ * Open alerts per kind are bounded (alerts.max_open_per_kind, docs/configuration.md "alerts"):
+ * beyond the bound a new alert of that kind is not opened but counted
+ * (`muster_manager_alerts_dropped_total{kind}`, a `dropped` event) and logged at a rate limit, and
+ * one summary alert of the kind (node null, rule `alerts_capped`) says how many were not opened; it
+ * is resolved once the kind's open alerts are below the bound again.
  */
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RuleOp } from '../../common/api/alerts.js';
 import { RULE_NAME_PATTERN } from '../../common/api/alerts.js';
 import { SEVERITIES, type Severity } from '../../common/api/primitives.js';
-import type { Logger } from '../../common/log.js';
+import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { ResourceData } from '../../common/protocol.js';
 import type { AlertRuleConfig } from '../config.js';
 import type { OpenAlert, Store, StoredRule } from '../store/store.js';
@@ -26,6 +32,12 @@ import { isMetric, metricCatalog, metricNames, readMetric } from './catalog.js';
 import type { AlertKind, RuleView } from './types.js';
 
 const RULE_NAME_RE = new RegExp(RULE_NAME_PATTERN);
+
+/** The rule of the summary alert a kind gets when alerts.max_open_per_kind bites (its node is null). */
+export const CAPPED_RULE = 'alerts_capped';
+
+/** Whether `a` is the summary alert of a capped kind (not counted against the bound). */
+const isCapSummary = (a: Pick<OpenAlert, 'node' | 'rule'>): boolean => a.node === null && a.rule === CAPPED_RULE;
 
 /** A threshold rule in force. */
 export type Rule = StoredRule;
@@ -106,17 +118,37 @@ export class AlertEngine extends EventEmitter {
   private readonly openByNode = new Map<string, Set<string>>();
   /** Holds under way, per node: key → when the condition began. */
   private readonly pending = new Map<string, Map<string, { since: number }>>();
+  /** Open alerts per kind, summary alerts left out (the count alerts.max_open_per_kind bounds). */
+  private readonly openPerKind = new Map<AlertKind, number>();
+  /** Alerts not opened per kind since its summary alert opened. */
+  private readonly droppedSince = new Map<AlertKind, number>();
+  private readonly rl: RateLimitedLog;
 
+  /**
+   * @param maxOpenPerKind most open alerts of one kind (alerts.max_open_per_kind); a new alert of a
+   *   kind that has this many open is not opened (raise returns null) but counted
+   */
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
+    private maxOpenPerKind = Number.POSITIVE_INFINITY,
   ) {
     super();
+    this.rl = new RateLimitedLog(log);
+  }
+
+  /** Changes the bound on open alerts per kind (a config reload); open alerts beyond it stay. */
+  setMaxOpenPerKind(n: number): void {
+    this.maxOpenPerKind = n;
   }
 
   /** Loads the open alerts and the rules from the store (at start). */
   restore(): { open: number; rules: number } {
-    for (const a of this.store.loadOpenAlerts()) this.index(a);
+    for (const a of this.store.loadOpenAlerts()) {
+      this.index(a);
+      if (isCapSummary(a)) this.droppedSince.set(a.kind, a.value ?? 0);
+    }
+    for (const kind of [...this.droppedSince.keys()]) this.uncap(kind, Date.now());
     for (const r of this.store.loadRules()) {
       if (isMetric(r.metric)) this.rules.set(r.name, r);
       else this.log.error({ rule: r.name, metric: r.metric }, 'stored alert rule names an unknown metric; ignored');
@@ -126,6 +158,7 @@ export class AlertEngine extends EventEmitter {
 
   private index(a: OpenAlert): void {
     this.open.set(a.key, a);
+    if (!isCapSummary(a)) this.openPerKind.set(a.kind, (this.openPerKind.get(a.kind) ?? 0) + 1);
     if (a.kind === 'threshold' && a.node !== null) {
       let keys = this.openByNode.get(a.node);
       if (!keys) {
@@ -139,6 +172,52 @@ export class AlertEngine extends EventEmitter {
   private unindex(a: OpenAlert): void {
     this.open.delete(a.key);
     if (a.node !== null) this.openByNode.get(a.node)?.delete(a.key);
+    if (!isCapSummary(a)) this.openPerKind.set(a.kind, (this.openPerKind.get(a.kind) ?? 1) - 1);
+  }
+
+  /** Open alerts of `kind`, its summary alert left out. */
+  openOf(kind: AlertKind): number {
+    return this.openPerKind.get(kind) ?? 0;
+  }
+
+  /**
+   * A new alert of `spec.kind` while the kind holds maxOpenPerKind open: counted (`dropped`
+   * event), logged at a rate limit, and the kind's summary alert opened or updated.
+   */
+  private drop(spec: AlertSpec, at: number): void {
+    const n = (this.droppedSince.get(spec.kind) ?? 0) + 1;
+    this.droppedSince.set(spec.kind, n);
+    this.emit('dropped', { kind: spec.kind, rule: spec.rule, node: spec.node });
+    this.rl.warn(
+      `alerts-capped:${spec.kind}`,
+      { kind: spec.kind, rule: spec.rule, node: spec.node, max_open_per_kind: this.maxOpenPerKind },
+      `alert not opened: ${this.maxOpenPerKind} ${spec.kind} alerts are open (alerts.max_open_per_kind)`,
+    );
+    const key = alertKey(spec.kind, null, CAPPED_RULE);
+    const message = `${n} new ${spec.kind} alert${n === 1 ? '' : 's'} not opened: ${this.maxOpenPerKind} are open (alerts.max_open_per_kind)`;
+    const had = this.open.get(key);
+    if (had) {
+      had.value = n;
+      had.last_seen = at;
+      had.message = message;
+      this.store.touchAlert(had.id, n, at, message);
+      return;
+    }
+    this.openAlert({ kind: spec.kind, rule: CAPPED_RULE, severity: 'warning', node: null, value: n, message }, key, at);
+  }
+
+  /** Resolves the summary alert of `kind` once its open alerts are below the bound again. */
+  private uncap(kind: AlertKind, at: number): void {
+    if (this.openOf(kind) >= this.maxOpenPerKind) return;
+    const summary = this.open.get(alertKey(kind, null, CAPPED_RULE));
+    if (!summary) return;
+    const n = this.droppedSince.get(kind) ?? 0;
+    this.droppedSince.delete(kind);
+    this.resolveAlert(
+      summary,
+      at,
+      `fewer than ${this.maxOpenPerKind} ${kind} alerts are open again; ${n} were not opened meanwhile`,
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -273,6 +352,13 @@ export class AlertEngine extends EventEmitter {
     return [...this.open.values()].sort((a, b) => a.id - b.id);
   }
 
+  /** Open alerts about `node`, in no order (node removal; no sort, so removing many nodes stays linear). */
+  openOn(node: string): OpenAlert[] {
+    const out: OpenAlert[] = [];
+    for (const a of this.open.values()) if (a.node === node) out.push(a);
+    return out;
+  }
+
   /** Count of open alerts by severity. */
   countOpen(): Record<Severity, number> {
     const c = Object.fromEntries(SEVERITIES.map((s) => [s, 0])) as Record<Severity, number>;
@@ -282,9 +368,11 @@ export class AlertEngine extends EventEmitter {
 
   /**
    * Opens an alert for `spec`, or updates the open one with the same key (value, last seen,
-   * message). Returns the open alert.
+   * message).
+   * @returns the open alert, or null when it is new and its kind already has
+   *   alerts.max_open_per_kind open (it is counted, not opened)
    */
-  raise(spec: AlertSpec, at: number): OpenAlert {
+  raise(spec: AlertSpec, at: number): OpenAlert | null {
     const key = alertKey(spec.kind, spec.node, spec.rule, spec.instance ?? null);
     const had = this.open.get(key);
     if (had) {
@@ -294,6 +382,14 @@ export class AlertEngine extends EventEmitter {
       this.store.touchAlert(had.id, had.value, at, had.message);
       return had;
     }
+    if (this.openOf(spec.kind) >= this.maxOpenPerKind) {
+      this.drop(spec, at);
+      return null;
+    }
+    return this.openAlert(spec, key, at);
+  }
+
+  private openAlert(spec: AlertSpec, key: string, at: number): OpenAlert {
     const a: OpenAlert = {
       id: 0,
       key,
@@ -336,6 +432,7 @@ export class AlertEngine extends EventEmitter {
       `alert resolved: ${message}`,
     );
     this.emit('resolved', { alert: a, at, message });
+    if (!isCapSummary(a)) this.uncap(a.kind, at);
   }
 
   /**
@@ -425,8 +522,9 @@ export class AlertEngine extends EventEmitter {
 
 /**
  * The alert metrics (docs/operations.md "Prometheus metrics") in the daemon's Prometheus registry:
- * `muster_manager_alerts_open{severity}`, read from `engine` at each scrape, and
- * `muster_manager_alerts_raised_total{kind}`, counted on its `raised` events.
+ * `muster_manager_alerts_open{severity}`, read from `engine` at each scrape,
+ * `muster_manager_alerts_raised_total{kind}`, counted on its `raised` events, and
+ * `muster_manager_alerts_dropped_total{kind}`, counted on its `dropped` events (alerts.max_open_per_kind).
  */
 export function alertMetrics(prom: Registry, engine: AlertEngine): void {
   new Gauge({
@@ -445,6 +543,13 @@ export function alertMetrics(prom: Registry, engine: AlertEngine): void {
     registers: [prom],
   });
   engine.on('raised', (a: { kind: string }) => raised.inc({ kind: a.kind }));
+  const dropped = new Counter({
+    name: 'muster_manager_alerts_dropped_total',
+    help: 'New alerts not opened because their kind had alerts.max_open_per_kind open, by kind',
+    labelNames: ['kind'],
+    registers: [prom],
+  });
+  engine.on('dropped', (d: { kind: string }) => dropped.inc({ kind: d.kind }));
 }
 
 function toRule(name: string, r: AlertRuleConfig, source: 'config' | 'api', at: number): Rule {

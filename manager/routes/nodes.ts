@@ -4,7 +4,8 @@
  *   GET /nodes → `{ round, nodes: NodeSummary[] }`, by box, slot, cpu
  *   GET /nodes/:id → NodeDetail; 404 for an unknown node, 400 for an id that is not box-slot-cpu
  *   DELETE /nodes/:id (admin) → `{ node, alerts_resolved }`: forgets the node (registry and store
- *     row), resolves its open alerts, records `node.rm` in the history with who; 404 when unknown
+ *     row), resolves its open alerts, records `node.rm` in the history with who (manager/removal.ts,
+ *     shared with automatic pruning); 404 when unknown
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
@@ -13,17 +14,16 @@ import {
   NodeParamsSchema,
   NodeRemovedReplySchema,
 } from '../../common/api/nodes.js';
-import type { AlertEngine } from '../alerts/engine.js';
 import type { NodeRegistry } from '../registry.js';
-import type { Store } from '../store/store.js';
+import { type RemovalDeps, removeNode } from '../removal.js';
 import { detail, listNodes } from '../views.js';
 import { ERROR_RESPONSES, notFound, whoOf } from './shared.js';
 
 /** What the node routes use. */
 export interface NodeRoutesOptions {
   registry: NodeRegistry;
-  alerts: Pick<AlertEngine, 'openAlerts' | 'resolve' | 'forgetHolds'>;
-  store: Pick<Store, 'removeNode' | 'addHistory'>;
+  alerts: RemovalDeps['alerts'];
+  store: RemovalDeps['store'];
 }
 
 /** Registers GET /nodes, GET /nodes/:id and DELETE /nodes/:id. */
@@ -58,24 +58,8 @@ export const nodeRoutes: FastifyPluginAsyncTypebox<NodeRoutesOptions> = async (a
     },
     async (req, reply) => {
       const { id } = req.params;
-      if (!registry.forget(id)) return reply.code(404).send(notFound(`no node ${id}`));
-      const at = Date.now();
-      let resolved = 0;
-      for (const a of alerts.openAlerts())
-        if (a.node === id && alerts.resolve(a.key, at, `node ${id} removed`)) resolved++;
-      alerts.forgetHolds(id);
-      store.removeNode(id);
-      store.addHistory({
-        at,
-        node: id,
-        kind: 'operation',
-        operation: 'node.rm',
-        args: { node: id },
-        result: 0,
-        message: `node ${id} removed; ${resolved} open alert(s) resolved`,
-        who: whoOf(req),
-      });
-      return { node: id, alerts_resolved: resolved };
+      const removed = removeNode({ registry, alerts, store }, id, whoOf(req));
+      return removed ?? reply.code(404).send(notFound(`no node ${id}`));
     },
   );
 };

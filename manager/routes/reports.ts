@@ -42,7 +42,7 @@ export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = asyn
   app.post(
     '/alert',
     { schema: { body: AgentAlertBody, response: { 200: AgentAlertReplySchema, ...ERROR_RESPONSES } } },
-    async (req) => {
+    async (req, reply) => {
       const d = req.body.data;
       const node = `${d.box_id}-${d.slot_id}-${d.cpu_id}`;
       const at = Date.now();
@@ -67,6 +67,11 @@ export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = asyn
         },
         at,
       );
+      // Not opened: the agent kind already has alerts.max_open_per_kind open (counted by the engine).
+      if (!a)
+        return reply
+          .code(503)
+          .send({ error: 'alerts_full', message: 'too many agent alerts are open (alerts.max_open_per_kind)' });
       return { id: a.id, state: 'open' as const };
     },
   );

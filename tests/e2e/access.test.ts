@@ -109,7 +109,6 @@ describe(
             'http.port': MANAGER_PORT,
             'query.heartbeat_interval_ms': '500',
             'query.resource_interval_ms': '1000',
-            'deploy.token': DEPLOY_TOKEN,
             'deploy.token_file': '',
             'auth.lockout.user_failures': 3,
             'auth.lockout.address_failures': 100,
@@ -117,7 +116,8 @@ describe(
             data_dir: path.join(tmp, 'manager'),
           }),
         ],
-        { netns: lan.ns('mgr') },
+        // A secret is refused with --set (ps shows it): the token comes from the environment.
+        { netns: lan.ns('mgr'), env: { MUSTER_MANAGER_DEPLOY_TOKEN: DEPLOY_TOKEN } },
       );
       agent = startMuster(
         [
@@ -127,12 +127,11 @@ describe(
             'identity.box_id': 7,
             'identity.slot_id': 4,
             'identity.cpu_id': 0,
-            'auth.token': DEPLOY_TOKEN,
             'auth.token_file': '',
             data_dir: path.join(tmp, 'agent'),
           }),
         ],
-        { netns: lan.ns('board') },
+        { netns: lan.ns('board'), env: { MUSTER_AGENT_AUTH_TOKEN: DEPLOY_TOKEN } },
       );
       await waitFor('the manager', async () => (await request('GET', '/healthz')).status === 200, 20_000);
       const r = await login(testAdmin().user, testAdmin().password);

@@ -138,21 +138,24 @@ describe(
       const httpPort = await freePort();
       mcastPort = await freePort();
       base = `http://127.0.0.1:${httpPort}`;
-      manager = startMuster([
-        'manager',
-        ...sets({
-          'multicast.interface': IFACE,
-          'multicast.port': mcastPort,
-          'http.host': '127.0.0.1',
-          'http.port': httpPort,
-          'query.heartbeat_interval_ms': '500',
-          'query.resource_interval_ms': '700',
-          'deploy.token': TOKEN,
-          'deploy.token_file': path.join(tmp, 'no-such-token-file'),
-          'deploy.progress_poll_ms': '100',
-          data_dir: path.join(tmp, 'manager'),
-        }),
-      ]);
+      manager = startMuster(
+        [
+          'manager',
+          ...sets({
+            'multicast.interface': IFACE,
+            'multicast.port': mcastPort,
+            'http.host': '127.0.0.1',
+            'http.port': httpPort,
+            'query.heartbeat_interval_ms': '500',
+            'query.resource_interval_ms': '700',
+            'deploy.token_file': path.join(tmp, 'no-such-token-file'),
+            'deploy.progress_poll_ms': '100',
+            data_dir: path.join(tmp, 'manager'),
+          }),
+          // A secret is refused with --set (ps shows it): the token comes from the environment.
+        ],
+        { env: { MUSTER_MANAGER_DEPLOY_TOKEN: TOKEN } },
+      );
       portA = await freePort();
       agentArgs = agentFlags(7, 4, portA, path.join(tmp, 'agent-a'), path.join(tmp, 'token-a'), '127.0.0.1');
       agentA = startMuster(agentArgs);

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import type { ResourceData } from '../../common/protocol.js';
 import { isMetric, metricCatalog, readMetric } from '../../manager/alerts/catalog.js';
-import { AlertEngine, alertKey, RuleError } from '../../manager/alerts/engine.js';
+import { AlertEngine, alertKey, alertMetrics, CAPPED_RULE, RuleError } from '../../manager/alerts/engine.js';
 import type { ManagerConfig } from '../../manager/config.js';
 import { Store } from '../../manager/store/store.js';
 import { fleetResource } from '../../testkit/fleet.js';
@@ -30,11 +30,11 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-function open(dir?: string): { store: Store; engine: AlertEngine; dir: string } {
+function open(dir?: string, maxOpenPerKind?: number): { store: Store; engine: AlertEngine; dir: string } {
   const d = dir ?? mkdtempSync(path.join(os.tmpdir(), 'muster-alerts-'));
   if (!dir) dirs.push(d);
   const store = Store.open(d, storeCfg, log, new Registry());
-  const engine = new AlertEngine(store, log);
+  const engine = new AlertEngine(store, log, maxOpenPerKind);
   engine.restore();
   return { store, engine, dir: d };
 }
@@ -276,12 +276,12 @@ describe('event alerts', () => {
     };
     const a = engine.raise(spec, T0);
     const b = engine.raise({ ...spec, message: 'still offline' }, T0 + 1000);
-    assert.equal(a.id, b.id);
+    assert.equal(a?.id, b?.id);
     assert.equal(engine.openAlerts().length, 1);
     assert.equal(engine.resolve(alertKey('node_offline', NODE, 'node_offline'), T0 + 2000, 'back'), true);
     assert.equal(engine.resolve(alertKey('node_offline', NODE, 'node_offline'), T0 + 2000, 'back'), false);
     const c = engine.raise(spec, T0 + 3000);
-    assert.notEqual(c.id, a.id);
+    assert.notEqual(c?.id, a?.id);
     const all = store.listAlerts({ limit: 10 }).items;
     assert.deepEqual(
       all.map((x) => x.state),
@@ -291,5 +291,73 @@ describe('event alerts', () => {
     assert.equal(store.listAlerts({ node: '9-9-9', limit: 10 }).items.length, 0);
     assert.equal(store.listAlerts({ since: T0 + 2500, limit: 10 }).items.length, 1);
     store.close();
+  });
+});
+
+describe('open alerts per kind are bounded (alerts.max_open_per_kind)', () => {
+  const offline = (node: string) => ({
+    kind: 'node_offline' as const,
+    rule: 'node_offline',
+    severity: 'critical' as const,
+    node,
+    message: `node ${node} is offline`,
+  });
+
+  it('beyond the bound a new alert of the kind is not opened but counted; one summary alert says so', async () => {
+    const { store, engine } = open(undefined, 5);
+    const prom = new Registry();
+    alertMetrics(prom, engine);
+    const dropped: string[] = [];
+    engine.on('dropped', (d: { node: string }) => dropped.push(d.node));
+    for (let i = 0; i < 50; i++) engine.raise(offline(`1-${i}-0`), T0 + i);
+    // Another kind is not affected.
+    assert.ok(engine.raise({ ...offline('1-0-0'), kind: 'identity_conflict', rule: 'identity_conflict' }, T0 + 60));
+    assert.equal(engine.openOf('node_offline'), 5);
+    assert.equal(dropped.length, 45);
+    // An update of an alert already open is never refused.
+    assert.ok(engine.raise(offline('1-0-0'), T0 + 70));
+    assert.equal(engine.raise(offline('9-9-0'), T0 + 80), null);
+    const opened = engine.openAlerts();
+    const summary = opened.filter((a) => a.rule === CAPPED_RULE);
+    assert.equal(summary.length, 1, 'one summary alert');
+    assert.equal(summary[0]?.kind, 'node_offline');
+    assert.equal(summary[0]?.node, null);
+    assert.equal(summary[0]?.value, 46);
+    assert.match(
+      summary[0]?.message ?? '',
+      /46 new node_offline alerts not opened: 5 are open \(alerts\.max_open_per_kind\)/,
+    );
+    assert.equal(opened.filter((a) => a.kind === 'node_offline').length, 6, '5 alerts and the summary');
+    // Nothing beyond the bound reached the database either.
+    assert.equal(store.listAlerts({ open: true, limit: 100 }).items.length, 7);
+    const text = await prom.metrics();
+    assert.match(text, /muster_manager_alerts_dropped_total\{kind="node_offline"\} 46/);
+    // Below the bound again: the summary is resolved and new alerts open.
+    assert.ok(engine.resolve(alertKey('node_offline', '1-0-0', 'node_offline'), T0 + 100, 'back'));
+    assert.equal(
+      engine.openAlerts().filter((a) => a.rule === CAPPED_RULE).length,
+      0,
+      'the summary is resolved below the bound',
+    );
+    assert.ok(engine.raise(offline('9-9-0'), T0 + 110));
+    store.close();
+  });
+
+  it('a flood of agent alerts with distinct names is bounded too; the count survives a reopen', () => {
+    const { store, engine, dir } = open(undefined, 3);
+    for (let i = 0; i < 20; i++)
+      engine.raise(
+        { kind: 'agent', rule: `name_${i}`, severity: 'warning', node: NODE, message: 'x', source: 'agent' },
+        T0 + i,
+      );
+    assert.equal(engine.openOf('agent'), 3);
+    store.close();
+    const again = open(dir, 3);
+    assert.equal(again.engine.openOf('agent'), 3);
+    const summary = again.engine.openAlerts().find((a) => a.rule === CAPPED_RULE);
+    assert.equal(summary?.value, 17);
+    again.engine.raise({ kind: 'agent', rule: 'more', severity: 'warning', node: NODE, message: 'x' }, T0 + 50);
+    assert.equal(again.engine.openAlerts().find((a) => a.rule === CAPPED_RULE)?.value, 18);
+    again.store.close();
   });
 });

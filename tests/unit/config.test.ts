@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadAgentConfig } from '../../agent/config.js';
-import { ConfigError, envName, merge } from '../../common/config.js';
+import { ConfigError, envName, isSecretKey, merge } from '../../common/config.js';
 import { loadManagerConfig } from '../../manager/config.js';
 
 /** An environment without any MUSTER_* variable, so the host's environment cannot leak in. */
@@ -285,4 +285,67 @@ it('a bad value names where it came from: env var or --set', () => {
     /identity\.box_id.*from MUSTER_AGENT_IDENTITY_BOX_ID/,
   );
   assert.throws(() => loadAgentConfig(undefined, ['service.port=0'], {}), /service\.port.*from --set/);
+});
+
+describe('secrets are refused on the command line (docs/configuration.md "Secrets")', () => {
+  it('--set of a token, tokens or a password stops the daemon and names the file and env alternatives', () => {
+    configError(
+      () => loadAgentConfig(undefined, ['auth.token=s3cret-agent'], NO_ENV),
+      /--set auth\.token: refused/,
+      /visible to every user in ps/,
+      /auth\.token_file/,
+      /MUSTER_AGENT_AUTH_TOKEN/,
+    );
+    configError(
+      () => loadManagerConfig(undefined, ['deploy.token=s3cret'], NO_ENV),
+      /--set deploy\.token: refused/,
+      /deploy\.token_file/,
+      /MUSTER_MANAGER_DEPLOY_TOKEN/,
+    );
+    configError(
+      () => loadManagerConfig(undefined, ['deploy.tokens={"1-1-0": "x"}'], NO_ENV),
+      /deploy\.tokens: refused/,
+    );
+    configError(
+      () => loadManagerConfig(undefined, ['telemetry.influxdb.password=pw'], NO_ENV),
+      /telemetry\.influxdb\.password: refused/,
+      /MUSTER_MANAGER_TELEMETRY_INFLUXDB_PASSWORD/,
+    );
+    // The message never repeats the secret itself.
+    assert.throws(
+      () => loadAgentConfig(undefined, ['auth.token=s3cret-agent'], NO_ENV),
+      (err: Error) => !err.message.includes('s3cret-agent'),
+    );
+  });
+
+  it('the same secrets are accepted from the environment and from a file; *_file keys with --set', () => {
+    const a = loadAgentConfig(undefined, ['auth.token_file=/run/muster/agent.token'], {
+      MUSTER_AGENT_AUTH_TOKEN: 'from-env',
+    });
+    assert.equal(a.auth.token, 'from-env');
+    assert.equal(a.auth.token_file, '/run/muster/agent.token');
+    const m = loadManagerConfig(file('secret.yaml', 'deploy:\n  token: from-file\n'), ['deploy.token_file='], NO_ENV);
+    assert.equal(m.deploy.token, 'from-file');
+  });
+
+  it('isSecretKey: password, token, secret and api_key keys; not their *_file paths', () => {
+    for (const k of [
+      'auth.token',
+      'deploy.token',
+      'deploy.tokens',
+      'telemetry.influxdb.password',
+      'x.api_key',
+      'x.secret',
+    ])
+      assert.ok(isSecretKey(k), k);
+    for (const k of [
+      'auth.token_file',
+      'deploy.token_file',
+      'auth.initial_admin_password_file',
+      'query.signing.key_file',
+      'http.port',
+      'auth.session_ttl_ms',
+    ])
+      assert.ok(!isSecretKey(k), k);
+  });
 });

@@ -45,7 +45,7 @@ async function server(registry: NodeRegistry) {
   await app.register(nodeRoutes, {
     prefix: '/api/v1',
     registry,
-    alerts: { openAlerts: () => [], resolve: () => false, forgetHolds: () => {} },
+    alerts: { openOn: () => [], resolve: () => false, forgetHolds: () => {} },
     store: { removeNode: () => {}, addHistory: () => 0 },
   });
   await app.ready();

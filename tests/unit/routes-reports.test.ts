@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { createHttpServer } from '../../common/http.js';
-import { AlertEngine } from '../../manager/alerts/engine.js';
+import { AlertEngine, alertMetrics } from '../../manager/alerts/engine.js';
 import { ComponentTracker } from '../../manager/components.js';
 import { Ingest } from '../../manager/ingest.js';
 import { NodeRegistry } from '../../manager/registry.js';
@@ -32,12 +32,12 @@ after(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function server() {
+async function server(maxOpenPerKind?: number) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   dirs.push(dir);
   const metrics = new Registry();
   const store = Store.open(dir, TEST_STORE_CONFIG, log, metrics);
-  const alerts = new AlertEngine(store, log);
+  const alerts = new AlertEngine(store, log, maxOpenPerKind);
   const components = new ComponentTracker(store, alerts, 'warning');
   const registry = new NodeRegistry({ suspect_after_rounds: 2, offline_after_rounds: 3 });
   store.setNodeSource(() => undefined);
@@ -140,6 +140,31 @@ describe('report routes', () => {
     });
     assert.equal(r.statusCode, 400);
     assert.equal((r.json() as { field: string }).field, '/data/name');
+    await app.close();
+    close();
+  });
+});
+
+describe('agent alerts bounded (alerts.max_open_per_kind)', () => {
+  it('POST /alert beyond the bound: 503 alerts_full, nothing opened, counted; an open one still updates', async () => {
+    const { app, alerts, store, close } = await server(2);
+    const prom = new Registry();
+    alertMetrics(prom, alerts);
+    const body = (name: string) => ({
+      api_version: 1,
+      data: { host_ip: '10.0.0.5', box_id: 1, slot_id: 3, cpu_id: 0, name, state: 'firing', message: 'x' },
+    });
+    for (const name of ['a1', 'a2']) {
+      const r = await app.inject({ method: 'POST', url: '/alert', payload: body(name) });
+      assert.equal(r.statusCode, 200);
+    }
+    const r = await app.inject({ method: 'POST', url: '/alert', payload: body('a3') });
+    assert.equal(r.statusCode, 503);
+    assert.equal((r.json() as { error: string }).error, 'alerts_full');
+    assert.equal((await app.inject({ method: 'POST', url: '/alert', payload: body('a1') })).statusCode, 200);
+    assert.equal(await metricValue(prom, 'muster_manager_alerts_dropped_total', { kind: 'agent' }), 1);
+    const open = store.listAlerts({ open: true, limit: 10 }).items;
+    assert.deepEqual(open.map((a) => a.rule).sort(), ['a1', 'a2', 'alerts_capped']);
     await app.close();
     close();
   });
