@@ -27,6 +27,9 @@ import type { Capacity } from './deploy/admission.js';
 import { Supervisor } from './deploy/supervisor.js';
 import { REFUSAL_REASONS } from './drivers/bar/unpack.js';
 import { createDrivers, type DriverRegistry } from './drivers/index.js';
+import { CommandSet } from './exec/commands.js';
+import { parseGoDuration } from './exec/duration.js';
+import { ExecRunner } from './exec/runner.js';
 import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
 import { type CommandAuth, commandRoutes } from './http/commands.js';
@@ -90,6 +93,8 @@ export class AgentApp {
   readonly builder: ReportBuilder;
   readonly link: MulticastLink;
   readonly commands: CommandRegistry;
+  /** Runs remote-execution tasks (docs/exec.md). */
+  readonly exec: ExecRunner;
   private readonly startedAt = Date.now();
   private cores: number[] = [];
   private server: FastifyInstance | undefined;
@@ -151,7 +156,27 @@ export class AgentApp {
     this.link = new MulticastLink(cfg, this.builder, VERSION, this.metrics, log);
     const alerts = new ComponentAlerts(this.link, this.builder, cfg.identity, log);
     this.supervisor.onComponent((event, rec) => alerts.notify(event, rec));
-    this.commands = createCommandRegistry({ supervisor: this.supervisor, log });
+    const commandSet = new CommandSet(cfg.exec.commands_dir);
+    this.exec = new ExecRunner(
+      {
+        dataDir: cfg.data_dir,
+        stepTimeoutMs: parseGoDuration(cfg.exec.step_timeout, 'exec.step_timeout'),
+        keepMs: parseGoDuration(cfg.exec.keep, 'exec.keep'),
+        killGraceMs: parseGoDuration(cfg.exec.kill_grace, 'exec.kill_grace'),
+        poolSize: cfg.exec.pool_size,
+        maxRequests: cfg.exec.max_requests,
+        maxTasks: cfg.exec.max_tasks,
+        maxOutputBytes: cfg.exec.max_output_bytes,
+        outputLines: cfg.exec.output_lines,
+        logMaxBytes: cfg.exec.log_max_bytes,
+        allowRaw: cfg.exec.allow_raw,
+        maxGenerateFileBytes: cfg.exec.max_generate_file_bytes,
+        commands: commandSet,
+      },
+      log,
+      this.metrics,
+    );
+    this.commands = createCommandRegistry({ supervisor: this.supervisor, exec: this.exec, commands: commandSet, log });
   }
 
   /** The node id this agent claims: `box-slot-cpu`. */
@@ -174,6 +199,7 @@ export class AgentApp {
   async start(): Promise<void> {
     this.cores = await onlineCores(this.cfg.collect.sys_root);
     await this.supervisor.init();
+    await this.exec.init();
     await this.sampler.start();
     const auth = await loadAuth(this.cfg.auth);
     if (auth.disabled)
@@ -205,6 +231,7 @@ export class AgentApp {
     this.sampler.stop();
     await this.server?.close();
     await this.link.stop();
+    await this.exec.stop();
     this.removeCrashHandlers();
   }
 }
