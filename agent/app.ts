@@ -29,6 +29,7 @@ import { REFUSAL_REASONS } from './drivers/bar/unpack.js';
 import { createDrivers, type DriverRegistry } from './drivers/index.js';
 import { CommandSet } from './exec/commands.js';
 import { parseGoDuration } from './exec/duration.js';
+import type { OsreapiServer } from './exec/osreapi.js';
 import { ExecRunner } from './exec/runner.js';
 import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
@@ -98,6 +99,7 @@ export class AgentApp {
   private readonly startedAt = Date.now();
   private cores: number[] = [];
   private server: FastifyInstance | undefined;
+  private osreapi: OsreapiServer | undefined;
   private readonly removeCrashHandlers: () => void;
 
   constructor(
@@ -151,6 +153,7 @@ export class AgentApp {
       identity: cfg.identity,
       servicePort: cfg.service.port,
       hostname: hostname(),
+      labels: cfg.labels,
     });
     this.builder = new ReportBuilder(assembler, cfg.report.host_ip, this.metrics);
     this.link = new MulticastLink(cfg, this.builder, VERSION, this.metrics, log);
@@ -222,6 +225,35 @@ export class AgentApp {
     commandRoutes(server, this.commands, this.supervisor, auth, this.log);
     this.server = server;
     await server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });
+    if (this.cfg.exec.osreapi.port !== 0) {
+      // Loaded only when on: node:http and the seed API's code stay out of an agent that has it off.
+      const { OsreapiServer } = await import('./exec/osreapi.js');
+      this.osreapi = new OsreapiServer(
+        this.exec,
+        {
+          host: this.cfg.exec.osreapi.host || this.cfg.service.host,
+          port: this.cfg.exec.osreapi.port,
+          auth,
+          bodyLimit: this.cfg.http.body_limit_bytes,
+          maxJsonDepth: this.cfg.http.max_json_depth,
+          requestTimeoutMs: this.cfg.exec.osreapi.request_timeout_ms,
+          keepMs: parseGoDuration(this.cfg.exec.keep, 'exec.keep'),
+        },
+        this.log,
+        this.metrics,
+      );
+      try {
+        const port = await this.osreapi.listen();
+        this.log.info({ port }, 'seed executor API listening (exec.osreapi.port)');
+      } catch (err) {
+        // An optional compatibility port: the agent runs on without it (say so loudly).
+        this.log.error(
+          { port: this.cfg.exec.osreapi.port, err: (err as Error).message },
+          'seed executor API cannot listen (exec.osreapi.port); it is off until the agent restarts',
+        );
+        this.osreapi = undefined;
+      }
+    }
     await this.link.start();
     this.log.info({ node: this.nodeId, service_port: this.cfg.service.port, version: VERSION }, 'agent started');
   }
@@ -230,6 +262,7 @@ export class AgentApp {
   async stop(): Promise<void> {
     this.sampler.stop();
     await this.server?.close();
+    await this.osreapi?.close();
     await this.link.stop();
     await this.exec.stop();
     this.removeCrashHandlers();
