@@ -120,6 +120,9 @@ export class OsreapiServer {
     this.server = http.createServer(
       {
         requestTimeout: opts.requestTimeoutMs,
+        // How often node checks the request timeout (its default, 30 s, would let a slow client
+        // hold a connection up to 30 s past the bound).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(opts.requestTimeoutMs / 2))),
         headersTimeout: Math.min(opts.requestTimeoutMs, 60_000),
         keepAliveTimeout: 5000,
         maxHeaderSize: 16 * 1024,
