@@ -602,7 +602,7 @@ export class ExecRunner {
     proc.child = child;
     proc.pgid = child.pid ?? 0;
     s.pgid = child.pid ?? null;
-    void this.store.save(rec).catch(() => undefined);
+    void this.store.save(rec, false).catch(() => undefined);
     void this.execLog.write({
       event: 'start',
       task: rec.id,
