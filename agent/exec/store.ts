@@ -1,7 +1,7 @@
 /**
  * Task records on disk (docs/exec.md "Results and restarts"): one JSON file per task in
- * `<data_dir>/exec/tasks/<id>.json`, mode 0600, written atomically (temp file, fsync, rename) so
- * a crash leaves the old or the new record, never half. env_vars are never stored (names only).
+ * `<data_dir>/exec/tasks/<id>.json`, mode 0600, written atomically (temp file, rename; fsync
+ * for the final record) so a crash leaves the old or the new record, never half. env_vars are never stored (names only).
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
