@@ -504,6 +504,7 @@ export class ExecRunner {
 
   /** null = ready; 'wait' = not yet; else why it is skipped. */
   private blocked(run: Run, rec: TaskRecord, s: StepRecord): string | null {
+    if (this.stopping) return 'skipped: the agent stopped before it ran';
     if (run.killed) return 'skipped: the task was killed';
     if (run.timedOut) return 'skipped: the task timed out';
     const deps =
@@ -747,7 +748,7 @@ export class ExecRunner {
     const states = rec.steps.map((s) => s.state);
     rec.state = run.timedOut
       ? 'timeout'
-      : states.includes('interrupted')
+      : this.stopping || states.includes('interrupted')
         ? 'interrupted'
         : run.killed || states.includes('killed')
           ? 'killed'

@@ -429,6 +429,23 @@ describe('task runner', () => {
     await r2.stop();
   });
 
+  it('on stop kills running steps and records running and queued tasks interrupted', async () => {
+    const r = await started({ poolSize: 1 });
+    const dir = r.opts.dataDir;
+    const a = submit(r, [{ command_content: `sleep 30 & echo $! > ${dir}/stopchild; wait` }]);
+    const b = submit(r, [{ command_content: 'true' }]);
+    for (let i = 0; i < 50 && !existsSync(path.join(dir, 'stopchild')); i++)
+      await new Promise((x) => setTimeout(x, 50));
+    await r.stop();
+    const r2 = await started({ dataDir: dir });
+    const sa = await r2.status(a);
+    const sb = await r2.status(b);
+    assert.deepEqual([sa.state, sa.steps[0]?.state], ['interrupted', 'interrupted']);
+    assert.deepEqual([sb.state, sb.steps[0]?.state], ['interrupted', 'skipped']);
+    assert.equal(alive(Number(readFileSync(path.join(dir, 'stopchild'), 'utf8'))), false);
+    await r2.stop();
+  });
+
   it('expires results after exec.keep', async () => {
     const r = await started({ keepMs: 300 });
     const id = submit(r, [{ command_content: 'true' }]);
