@@ -178,7 +178,9 @@ export function markedProcesses(ids: ReadonlySet<string>, procRoot = '/proc'): M
   return out;
 }
 
+/** Sends `sig` to `pid` (a negative pid: its group); never to 0, -1 (our own group, everything). */
 function killQuietly(pid: number, sig: NodeJS.Signals): boolean {
+  if (!Number.isInteger(pid) || Math.abs(pid) <= 1) return false;
   try {
     process.kill(pid, sig);
     return true;
@@ -588,8 +590,9 @@ export class ExecRunner {
       this.stepEnded(entry, i);
       return;
     }
-    if (run.killed || run.timedOut) {
-      proc.reason = run.killed ? 'killed' : 'timeout';
+    // Killed (the task, or this step by name) while its script was being written: never start it.
+    if (proc.reason !== null || run.killed || run.timedOut || this.stopping) {
+      proc.reason ??= this.stopping ? 'interrupted' : run.killed ? 'killed' : 'timeout';
       this.stepEnded(entry, i);
       return;
     }
