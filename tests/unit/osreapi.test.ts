@@ -93,6 +93,9 @@ describe('seed executor API server', () => {
   it('answers 404 and 405 for what it does not serve, and 400 for a bad sort', async () => {
     const s = await serve({ token: null, disabled: true });
     assert.equal((await fetch(`${s.base}/a/b`)).status, 404);
+    const malformed = await fetch(`${s.base}/%E0%A4%A`);
+    assert.equal(malformed.status, 200);
+    assert.deepEqual(await malformed.json(), { code: 1003, message: 'id不存在, 沒有数据' });
     assert.equal((await fetch(`${s.base}/`, { method: 'DELETE' })).status, 405);
     assert.equal((await fetch(`${s.base}/x`, { method: 'POST', body: '[]' })).status, 405);
     assert.equal((await fetch(`${s.base}/`, { method: 'PUT' })).status, 400);
