@@ -199,7 +199,8 @@ export class OsreapiServer {
         if (req.method === 'GET') return this.send(res, 200, await this.get(id));
         if (req.method === 'PUT') {
           req.resume();
-          return this.kill(res, id, url);
+          const [status, body] = this.kill(id, url);
+          return this.send(res, status, body);
         }
       } else {
         req.resume();
@@ -333,17 +334,16 @@ export class OsreapiServer {
     }));
   }
 
-  /** PUT /<id>?action=kill. */
-  private kill(res: http.ServerResponse, id: string, url: URL): void {
+  /** PUT /<id>?action=kill: the HTTP status and body. */
+  private kill(id: string, url: URL): [number, unknown] {
     const action = url.searchParams.get('action');
     if (action !== 'kill') {
       this.refused.inc({ reason: 'bad_request' });
-      return this.send(res, 400, { code: 400, message: 'action must be kill' });
+      return [400, { code: 400, message: 'action must be kill' }];
     }
-    if (!TASK_ID.test(id)) return this.send(res, 200, { code: OSREAPI_CODE.NOT_FOUND, message: TEXT.notFound });
-    const r = this.runner.kill(id);
-    if (r.result === 5) return this.send(res, 200, { code: OSREAPI_CODE.NOT_FOUND, message: TEXT.notFound });
+    if (!TASK_ID.test(id) || this.runner.kill(id).result === 5)
+      return [200, { code: OSREAPI_CODE.NOT_FOUND, message: TEXT.notFound }];
     this.log.info({ task: id }, 'osreapi kill');
-    return this.send(res, 200, { code: 0, message: TEXT.ok });
+    return [200, { code: 0, message: TEXT.ok }];
   }
 }
