@@ -153,6 +153,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
     '/tasks/:id/kill',
     {
       config: { role: 'operator' },
+      // No body at all (curl -X POST) is the whole task, as `{}` is.
+      preValidation: async (req) => {
+        if (req.body === undefined || req.body === null) (req as { body: unknown }).body = {};
+      },
       schema: {
         params: TaskParamsSchema,
         body: TaskKillBodySchema,

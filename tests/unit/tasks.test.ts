@@ -221,7 +221,8 @@ describe('tasks: time limits, kills, restarts', () => {
     for (const n of ['1-1-0', '1-2-0', '1-3-0']) assert.equal(s.fleet.board(n).running, 0);
     k = await s.app.inject({ method: 'POST', url: `/api/v1/tasks/${id}/kill`, headers: s.operator, payload: {} });
     assert.equal(k.statusCode, 409);
-    k = await s.app.inject({ method: 'POST', url: '/api/v1/tasks/nope/kill', headers: s.operator, payload: {} });
+    // No body at all is the whole task too.
+    k = await s.app.inject({ method: 'POST', url: '/api/v1/tasks/nope/kill', headers: s.operator });
     assert.equal(k.statusCode, 404);
   });
 
@@ -243,6 +244,34 @@ describe('tasks: time limits, kills, restarts', () => {
     assert.equal(t.results?.[0]?.state, 'interrupted');
     assert.equal(t.state, 'failed');
     assert.equal(b.running, 0);
+  });
+
+  it('a manager restarted while a task ran: the stored task ends interrupted, in the store and the history', async () => {
+    const s = await setup();
+    after(s.close);
+    s.join('1-1-0');
+    const r = await submit(s.app, s.operator, { target: 'all', steps: [{ command_content: 'echo' }] });
+    const t = await done(s, r.body.task.id);
+    // As the previous run left it: the row written at submit, never finished.
+    s.d.store.tasks.save({ ...t, id: 'left-over', state: 'running', finished_at: null });
+    s.d.store.addHistory({
+      at: Date.now(),
+      node: null,
+      kind: 'operation',
+      operation: 'exec',
+      who: 'x',
+      ref: 'left-over',
+    });
+    s.runner.restore(s.d.store.tasks.loadUnfinished());
+    const got = (await s.app.inject({ url: '/api/v1/tasks/left-over', headers: s.viewer })).json().task as TaskRecord;
+    assert.equal(got.state, 'interrupted');
+    assert.deepEqual(
+      got.results?.map((x) => x.state),
+      ['interrupted'],
+    );
+    assert.deepEqual(s.d.store.tasks.loadUnfinished(), []);
+    const h = s.d.store.listHistory({ limit: 10 }).items.find((e) => e.ref === 'left-over');
+    assert.match(h?.message ?? '', /^interrupted: the manager restarted/);
   });
 
   it('an agent gone for longer than exec.lost_after_ms: its part is an error', async () => {
