@@ -156,6 +156,7 @@ export const AgentConfigSchema = Strict({
   }),
   labels: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.String({ maxLength: 256 }), {
     maxProperties: 64,
+    additionalProperties: false,
     description: 'free labels sent in heartbeats (extension), matched by targets',
   }),
   data_dir: Type.String(),

@@ -120,6 +120,9 @@ export class OsreapiServer {
     this.server = http.createServer(
       {
         requestTimeout: opts.requestTimeoutMs,
+        // How often node checks the request timeout (its default, 30 s, would let a slow client
+        // hold a connection up to 30 s past the bound).
+        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(opts.requestTimeoutMs / 2))),
         headersTimeout: Math.min(opts.requestTimeoutMs, 60_000),
         keepAliveTimeout: 5000,
         maxHeaderSize: 16 * 1024,
@@ -195,7 +198,12 @@ export class OsreapiServer {
           return this.send(res, 400, { code: 400, message: TEXT.missingId });
         }
       } else if (parts.length === 1) {
-        const id = decodeURIComponent(parts[0] as string);
+        let id = '';
+        try {
+          id = decodeURIComponent(parts[0] as string);
+        } catch {
+          // not an id: answered as unknown
+        }
         if (req.method === 'GET') return this.send(res, 200, await this.get(id));
         if (req.method === 'PUT') {
           req.resume();
@@ -262,19 +270,23 @@ export class OsreapiServer {
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    const over = await new Promise<boolean>((resolve, reject) => {
+    const read = await new Promise<'ok' | 'over' | 'gone'>((resolve) => {
       req.on('data', (c: Buffer) => {
         size += c.length;
         if (size > this.opts.bodyLimit) {
           req.removeAllListeners('data');
           req.resume();
-          resolve(true);
+          resolve('over');
         } else chunks.push(c);
       });
-      req.on('end', () => resolve(false));
-      req.on('error', reject);
+      req.on('end', () => resolve('ok'));
+      // A client gone (or cut by the request timeout) before the end: nothing to answer.
+      req.on('error', () => resolve('gone'));
+      req.on('close', () => resolve(req.complete ? 'ok' : 'gone'));
     });
-    if (over) return bad(`body is larger than ${this.opts.bodyLimit} bytes (http.body_limit_bytes)`, 'too_large', 413);
+    if (read === 'gone') return;
+    if (read === 'over')
+      return bad(`body is larger than ${this.opts.bodyLimit} bytes (http.body_limit_bytes)`, 'too_large', 413);
     const text = Buffer.concat(chunks).toString('utf8');
     if (jsonDepthExceeds(text, this.opts.maxJsonDepth))
       return bad(

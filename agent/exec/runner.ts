@@ -178,7 +178,9 @@ export function markedProcesses(ids: ReadonlySet<string>, procRoot = '/proc'): M
   return out;
 }
 
+/** Sends `sig` to `pid` (a negative pid: its group); never to 0, -1 (our own group, everything). */
 function killQuietly(pid: number, sig: NodeJS.Signals): boolean {
+  if (!Number.isInteger(pid) || Math.abs(pid) <= 1) return false;
   try {
     process.kill(pid, sig);
     return true;
@@ -504,6 +506,7 @@ export class ExecRunner {
 
   /** null = ready; 'wait' = not yet; else why it is skipped. */
   private blocked(run: Run, rec: TaskRecord, s: StepRecord): string | null {
+    if (this.stopping) return 'skipped: the agent stopped before it ran';
     if (run.killed) return 'skipped: the task was killed';
     if (run.timedOut) return 'skipped: the task timed out';
     const deps =
@@ -587,8 +590,9 @@ export class ExecRunner {
       this.stepEnded(entry, i);
       return;
     }
-    if (run.killed || run.timedOut) {
-      proc.reason = run.killed ? 'killed' : 'timeout';
+    // Killed (the task, or this step by name) while its script was being written: never start it.
+    if (proc.reason !== null || run.killed || run.timedOut || this.stopping) {
+      proc.reason ??= this.stopping ? 'interrupted' : run.killed ? 'killed' : 'timeout';
       this.stepEnded(entry, i);
       return;
     }
@@ -602,7 +606,7 @@ export class ExecRunner {
     proc.child = child;
     proc.pgid = child.pid ?? 0;
     s.pgid = child.pid ?? null;
-    void this.store.save(rec).catch(() => undefined);
+    void this.store.save(rec, false).catch(() => undefined);
     void this.execLog.write({
       event: 'start',
       task: rec.id,
@@ -747,7 +751,7 @@ export class ExecRunner {
     const states = rec.steps.map((s) => s.state);
     rec.state = run.timedOut
       ? 'timeout'
-      : states.includes('interrupted')
+      : this.stopping || states.includes('interrupted')
         ? 'interrupted'
         : run.killed || states.includes('killed')
           ? 'killed'

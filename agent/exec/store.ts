@@ -1,7 +1,7 @@
 /**
  * Task records on disk (docs/exec.md "Results and restarts"): one JSON file per task in
- * `<data_dir>/exec/tasks/<id>.json`, mode 0600, written atomically (temp file, fsync, rename) so
- * a crash leaves the old or the new record, never half. env_vars are never stored (names only).
+ * `<data_dir>/exec/tasks/<id>.json`, mode 0600, written atomically (temp file, rename; fsync
+ * for the final record) so a crash leaves the old or the new record, never half. env_vars are never stored (names only).
  */
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -96,11 +96,16 @@ export class TaskStore {
     }
   }
 
-  /** Saves `rec` (a snapshot is taken now); saves of one task are serialized, the last wins. */
-  save(rec: TaskRecord): Promise<void> {
+  /**
+   * Saves `rec` (a snapshot is taken now); saves of one task are serialized, the last wins. Always
+   * atomic (rename); `durable` also fsyncs the file first (the task's end: its result must survive
+   * a power loss; the saves before it only help a restarted agent, which also finds leftovers by
+   * their environment marker).
+   */
+  save(rec: TaskRecord, durable = true): Promise<void> {
     const text = JSON.stringify(rec);
     const prev = this.chains.get(rec.id) ?? Promise.resolve();
-    const next = prev.catch(() => undefined).then(() => this.write(rec.id, text));
+    const next = prev.catch(() => undefined).then(() => this.write(rec.id, text, durable));
     this.chains.set(rec.id, next);
     void next.finally(() => {
       if (this.chains.get(rec.id) === next) this.chains.delete(rec.id);
@@ -114,14 +119,14 @@ export class TaskStore {
     await rm(this.file(id), { force: true });
   }
 
-  private async write(id: string, text: string): Promise<void> {
+  private async write(id: string, text: string, durable: boolean): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const file = this.file(id);
     const tmp = `${file}.tmp`;
     const fh = await open(tmp, 'w', 0o600);
     try {
       await fh.writeFile(text);
-      await fh.sync();
+      if (durable) await fh.sync();
     } finally {
       await fh.close();
     }

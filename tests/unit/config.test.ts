@@ -130,6 +130,26 @@ describe('agent config', () => {
     assert.deepEqual(c, loadAgentConfig(undefined, [], NO_ENV));
   });
 
+  it('exec keys and labels: documented defaults, Go durations, bounded labels', () => {
+    const c = loadAgentConfig(undefined, [], NO_ENV);
+    assert.equal(c.exec.step_timeout, '24h');
+    assert.equal(c.exec.keep, '48h');
+    assert.equal(c.exec.pool_size, 30);
+    assert.equal(c.exec.osreapi.port, 2376);
+    assert.equal(c.exec.allow_raw, true);
+    assert.equal(c.exec.commands_dir, '/etc/muster/commands');
+    assert.deepEqual(c.labels, {});
+    const l = loadAgentConfig(undefined, ['labels={rack: r3, role: inference}', 'exec.keep=1h30m'], NO_ENV);
+    assert.deepEqual(l.labels, { rack: 'r3', role: 'inference' });
+    assert.equal(l.exec.keep, '1h30m');
+    configError(() => loadAgentConfig(undefined, ['exec.keep=2 days'], NO_ENV), /exec\.keep/);
+    configError(() => loadAgentConfig(undefined, ['exec.pool_size=0'], NO_ENV), /exec\.pool_size/);
+    configError(() => loadAgentConfig(undefined, ['labels={"bad name": x}'], NO_ENV), /labels/);
+    configError(() => loadAgentConfig(undefined, [`labels={a: ${'x'.repeat(300)}}`], NO_ENV), /labels/);
+    const many = `{${Array.from({ length: 65 }, (_, i) => `l${i}: v`).join(', ')}}`;
+    configError(() => loadAgentConfig(undefined, [`labels=${many}`], NO_ENV), /labels/);
+  });
+
   it('wrong types throw ConfigError naming the key', () => {
     configError(() => loadAgentConfig(undefined, ['identity.box_id=abc'], NO_ENV), /identity\.box_id/);
     configError(() => loadAgentConfig(undefined, ['identity.box_id=-1'], NO_ENV), /identity\.box_id/);

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { formatGoDuration, parseGoDuration, parseStepTimeout, rfc3339Local } from '../../agent/exec/duration.js';
 import { LineRing, TailBuffer } from '../../agent/exec/output.js';
+import { findInterpreter } from '../../agent/exec/plan.js';
 import { type ExecRunner, markedProcesses } from '../../agent/exec/runner.js';
 import type { ExecStatusReplyData, StepSpec } from '../../common/exec.js';
 import { testRunner } from '../../testkit/exec.js';
@@ -234,6 +235,55 @@ describe('task runner', () => {
     await r.stop();
   });
 
+  it('runs python3 where it is installed, and says so where it is not', async () => {
+    const r = await started();
+    const out = r.submit({
+      steps: [{ command_type: 'python3', command_content: 'import os; print(os.environ["X"])', env_vars: ['X=py'] }],
+      source: 'test',
+    });
+    if (findInterpreter('python3')) {
+      assert.ok(out.ok);
+      const st = await ended(r, out.ok ? out.id : '');
+      assert.equal(st.steps[0]?.stdout_tail, 'py\n');
+    } else {
+      assert.equal(out.ok, false);
+      assert.match(out.ok ? '' : out.message, /python3 is not installed/);
+    }
+    await r.stop();
+  });
+
+  it('ends a task at its timeout_s, killing running steps and skipping the rest', async () => {
+    const r = await started();
+    const id = submit(r, [{ command_content: 'sleep 30' }, { command_content: 'true' }], { timeout_s: 1 });
+    const st = await ended(r, id);
+    assert.equal(st.state, 'timeout');
+    assert.deepEqual(
+      st.steps.map((s) => s.state),
+      ['timeout', 'skipped'],
+    );
+    assert.match(st.steps[0]?.message ?? '', /task timed out after 1s/);
+    await r.stop();
+  });
+
+  it('kills one step by name: its dependants are skipped, the others run on', async () => {
+    const r = await started();
+    const id = submit(r, [
+      { name: 'slow', command_content: 'sleep 30' },
+      { name: 'after-slow', command_content: 'true', depends_on: ['slow'] },
+      { name: 'other', command_content: 'sleep 0.3' },
+    ]);
+    await new Promise((x) => setTimeout(x, 200));
+    assert.equal(r.kill(id, 'slow').result, 0);
+    assert.equal(r.kill(id, 'nope').result, 5);
+    const st = await ended(r, id);
+    assert.equal(st.state, 'killed');
+    assert.deepEqual(
+      st.steps.map((s) => s.state),
+      ['killed', 'skipped', 'done'],
+    );
+    await r.stop();
+  });
+
   it('kills a step at its timeout with its whole process group', async () => {
     const r = await started();
     const dir = r.opts.dataDir;
@@ -376,6 +426,23 @@ describe('task runner', () => {
     assert.equal((await r2.status('kept-task')).steps[0]?.stdout_tail, 'kept\n');
     // The first runner's process ended too; stop it quietly.
     await r.stop();
+    await r2.stop();
+  });
+
+  it('on stop kills running steps and records running and queued tasks interrupted', async () => {
+    const r = await started({ poolSize: 1 });
+    const dir = r.opts.dataDir;
+    const a = submit(r, [{ command_content: `sleep 30 & echo $! > ${dir}/stopchild; wait` }]);
+    const b = submit(r, [{ command_content: 'true' }]);
+    for (let i = 0; i < 50 && !existsSync(path.join(dir, 'stopchild')); i++)
+      await new Promise((x) => setTimeout(x, 50));
+    await r.stop();
+    const r2 = await started({ dataDir: dir });
+    const sa = await r2.status(a);
+    const sb = await r2.status(b);
+    assert.deepEqual([sa.state, sa.steps[0]?.state], ['interrupted', 'interrupted']);
+    assert.deepEqual([sb.state, sb.steps[0]?.state], ['interrupted', 'skipped']);
+    assert.equal(alive(Number(readFileSync(path.join(dir, 'stopchild'), 'utf8'))), false);
     await r2.stop();
   });
 
