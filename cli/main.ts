@@ -4,6 +4,7 @@
  *   muster nodes | node | query | status  ask the manager's REST API
  *   muster exec | task | commands          remote execution: commands, step files, the command-set catalog
  *   muster alerts | history               alerts, alert rules and the operation history
+ *   muster deploy | instance              workloads: one start or stop, business instances
  *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
  *
  * Every verb that calls the API sends a token: --token, --token-file, $MUSTER_TOKEN, else the one
@@ -19,6 +20,7 @@ import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
 import { register as exec } from './commands/exec.js';
 import { register as history } from './commands/history.js';
+import { register as instances } from './commands/instances.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
 import { register as task } from './commands/task.js';
@@ -42,7 +44,20 @@ export function program(): Command {
     });
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, access, nodes, query, deploy, exec, task, commands, alerts, history, version])
+  for (const register of [
+    daemons,
+    access,
+    nodes,
+    query,
+    deploy,
+    instances,
+    exec,
+    task,
+    commands,
+    alerts,
+    history,
+    version,
+  ])
     register(p);
   return p;
 }

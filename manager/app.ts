@@ -24,6 +24,7 @@ import { ComponentTracker } from './components.js';
 import type { ManagerConfig } from './config.js';
 import { Deployer } from './deploy.js';
 import { Ingest } from './ingest.js';
+import { InstanceController } from './instances/controller.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
 import { Querier } from './querier.js';
@@ -31,6 +32,8 @@ import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
 import { QueryRounds } from './rounds.js';
 import { SseClients } from './routes/tasks.js';
+import { Placer, wireScheduler } from './scheduler/placer.js';
+import { Scheduler } from './scheduler/scheduler.js';
 import { buildApiServer, buildReportServer, buildServer, type ServerOptions } from './server.js';
 import { Store } from './store/store.js';
 import { CommandCatalog } from './tasks/catalog.js';
@@ -128,6 +131,17 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     metrics,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
+  const scheduler = new Scheduler(registry, cfg.scheduler, metrics);
+  const placer = new Placer(scheduler, deployer, log, () => cfg.scheduler.max_attempts);
+  const instances = new InstanceController({
+    store,
+    registry,
+    scheduler,
+    deployer,
+    log,
+    metrics,
+    cfg: cfg.instances,
+  });
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => cfg.exec.push_concurrency);
   const runner = new TaskRunner(() => cfg.exec, registry, agents, catalog, log, metrics);
   wireTasks(runner, store);
@@ -152,6 +166,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   wireEvents({ registry, deployer, store, alerts, telemetry, severities: () => cfg.alerts.events, log });
   // After the wiring: a deployment found unfinished is recorded as interrupted.
   deployer.restore(store.loadDeployments(deployer.keep));
+  wireScheduler(deployer, scheduler);
+  const restoredInstances = instances.restore();
 
   const restored = {
     file: store.file,
@@ -160,6 +176,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     open_alerts: open,
     stored_rules: rules,
     rules: alerts.listRules().length,
+    instances: restoredInstances.instances,
+    instance_components: restoredInstances.components,
     ms: Math.round(performance.now() - t0),
   };
   log.info(restored, 'state restored from the database');
@@ -174,6 +192,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     store,
     telemetry,
     deployer,
+    placer,
+    instances,
     runner,
     catalog,
     sse,
@@ -212,6 +232,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
         );
       }
       rounds.start();
+      instances.start();
       log.info(
         {
           manager_ip: advertiseIp,
@@ -224,6 +245,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     },
 
     async stop() {
+      instances.stop();
       rounds.stop();
       querier.stop();
       await http.close();
@@ -239,10 +261,13 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       components.setSeverity(next.alerts.events.component_failed);
       store.reconfigure(next.store);
       access.reconfigure(next.auth);
+      scheduler.reconfigure(next.scheduler);
       const needRestart = (Object.keys(next) as (keyof ManagerConfig)[]).filter(
-        (k) => !['alerts', 'store', 'log', 'auth'].includes(k) && JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
+        (k) =>
+          !['alerts', 'store', 'log', 'auth', 'scheduler'].includes(k) &&
+          JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
       );
-      cfg = { ...cfg, alerts: next.alerts, store: next.store, auth: next.auth };
+      cfg = { ...cfg, alerts: next.alerts, store: next.store, auth: next.auth, scheduler: next.scheduler };
       log.info(
         { rules: alerts.listRules().length, ...(needRestart.length ? { need_restart: needRestart } : {}) },
         needRestart.length

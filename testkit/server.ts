@@ -15,10 +15,13 @@ import { Access } from '../manager/auth/access.js';
 import { ComponentTracker } from '../manager/components.js';
 import { Deployer } from '../manager/deploy.js';
 import { Ingest } from '../manager/ingest.js';
+import { InstanceController } from '../manager/instances/controller.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
 import { NodeRegistry, registryMetrics } from '../manager/registry.js';
 import { QueryRounds } from '../manager/rounds.js';
 import { SseClients } from '../manager/routes/tasks.js';
+import { Placer, wireScheduler } from '../manager/scheduler/placer.js';
+import { Scheduler } from '../manager/scheduler/scheduler.js';
 import { API_PREFIX, buildServer } from '../manager/server.js';
 import { Store } from '../manager/store/store.js';
 import { CommandCatalog } from '../manager/tasks/catalog.js';
@@ -56,6 +59,22 @@ export const TEST_TELEMETRY_CONFIG = {
   },
 };
 
+/** The scheduler settings of in-process tests (config/manager.yaml's defaults). */
+export const TEST_SCHEDULER_CONFIG = {
+  reserve_memory_bytes: 268435456,
+  reservation_ttl_ms: 660000,
+  refused_cooldown_ms: 30000,
+  default_scoring: 'binpack' as const,
+};
+
+/** The instance settings of in-process tests. */
+export const TEST_INSTANCES_CONFIG = {
+  reconcile_interval_ms: 2000,
+  reschedule_after_ms: 60000,
+  start_timeout_ms: 660000,
+  max_instances: 1000,
+  max_components: 1024,
+};
 /** The exec config for tests: the shipped defaults (config/manager.yaml) with short waits. */
 export const TEST_EXEC_CONFIG: ExecConfig = {
   max_nodes_per_task: 5000,
@@ -111,6 +130,18 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
     { deploy: unreachable, progress: async () => null },
     log,
   );
+  const scheduler = new Scheduler(registry, TEST_SCHEDULER_CONFIG, metrics);
+  wireScheduler(deployer, scheduler);
+  const placer = new Placer(scheduler, deployer, log, 3);
+  const instances = new InstanceController({
+    store,
+    registry,
+    scheduler,
+    deployer,
+    log,
+    metrics,
+    cfg: TEST_INSTANCES_CONFIG,
+  });
   const agents = opts.agents ?? unreachableAgents();
   const exec = opts.exec ?? TEST_EXEC_CONFIG;
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => exec.push_concurrency);
@@ -133,6 +164,9 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
     store,
     telemetry,
     deployer,
+    scheduler,
+    placer,
+    instances,
     runner,
     catalog,
     sse,

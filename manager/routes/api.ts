@@ -17,6 +17,7 @@ import { authRoutes } from './auth.js';
 import { type CommandRoutesOptions, commandRoutes } from './commands.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
+import { type InstanceRoutesOptions, instanceRoutes } from './instances.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
@@ -32,6 +33,7 @@ export type ApiOptions = NodeRoutesOptions &
   DeployRoutesOptions &
   AlertRoutesOptions &
   HistoryRoutesOptions &
+  InstanceRoutesOptions &
   TelemetryRoutesOptions &
   TaskRoutesOptions &
   CommandRoutesOptions & {
@@ -59,7 +61,8 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
     managerPort: o.managerPort,
   });
   await api.register(queryRoutes, { rounds: o.rounds });
-  await api.register(deployRoutes, { deployer: o.deployer, registry: o.registry });
+  await api.register(deployRoutes, { deployer: o.deployer, placer: o.placer, registry: o.registry });
+  await api.register(instanceRoutes, { instances: o.instances });
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
