@@ -21,13 +21,14 @@ import {
   ROOT,
   waitForQuiet,
 } from './common.js';
+import { type ExecFanoutResult, formatExecFanout, runExecFanout } from './exec-fanout.js';
 import { selfCheck } from './fleet.js';
 import { formatIngest, type IngestResult, runIngest } from './ingest.js';
 import { formatScale, growth, runScale, type ScaleResult } from './manager-scale.js';
 import { formatPlacement, type PlacementResult, runPlacement } from './placement.js';
 import { formatRound, type RoundResult, type RoundSide, runRound } from './round.js';
 
-const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement'] as const;
+const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 /** Targets (the Target column of bench/README.md). */
@@ -41,6 +42,8 @@ const TARGET = {
   eventLoopP99Ms: 20,
   placementsPerS: 5000,
   reconcileCpuMs: 1000,
+  execStoredSlackMs: 1500,
+  execLineP99Ms: 100,
 };
 
 interface Results {
@@ -49,6 +52,7 @@ interface Results {
   footprint?: FootprintResult;
   scale?: ScaleResult;
   placement?: PlacementResult;
+  exec?: ExecFanoutResult;
   errors: Partial<Record<BenchName, string>>;
 }
 
@@ -320,11 +324,43 @@ function render(
           `(${fx((pl.usPerDecision * 1000) / pl.boards, 0)} ns per node: the cached view's checks, the resource sums and a score); a shared machine moves this figure.`,
       );
   } else if (r.errors.placement) notes.push(`- **Placement not measured**: ${r.errors.placement}`);
+  // --- exec ---
+  const ex = r.exec;
+  if (ex) {
+    const slack = ex.storedMs - ex.commandMs;
+    rows.push(
+      {
+        what: `e. exec fan-out to ${ex.n} boards: all results stored, beyond the command's ${ex.commandMs} ms; lost`,
+        measured: `${fx(slack, 0)} ms, lost ${ex.lost}/${ex.n}`,
+        baseline: `${fx(ex.bareMs - ex.commandMs, 0)} ms (the same calls direct, nothing stored)`,
+        ratio: fx((ex.storedMs - ex.commandMs) / Math.max(1, ex.bareMs - ex.commandMs), 2),
+        target: `≤ ${TARGET.execStoredSlackMs} ms, none lost`,
+        met: yes(slack <= TARGET.execStoredSlackMs && ex.lost === 0),
+      },
+      {
+        what: 'e. exec fan-out: manager CPU per board',
+        measured: `${fx(ex.cpuUsPerBoard, 0)} µs`,
+        baseline: `${fx(ex.bareCpuUsPerBoard, 0)} µs (direct calls)`,
+        ratio: fx(ex.cpuUsPerBoard / Math.max(1, ex.bareCpuUsPerBoard), 2),
+        target: '— (stated)',
+        met: 'context',
+      },
+      {
+        what: `e. exec live lines at ${ex.line.rate}/s: board → SSE reader p99`,
+        measured: `${fx(ex.line.p99, 1)} ms`,
+        baseline: `${fx(ex.lineBare.p99, 1)} ms (direct long poll)`,
+        ratio: fx(ex.line.p99 / Math.max(1, ex.lineBare.p99), 2),
+        target: `≤ ${TARGET.execLineP99Ms} ms`,
+        met: yes(ex.line.p99 <= TARGET.execLineP99Ms && ex.line.count > 0),
+      },
+    );
+  } else if (r.errors.exec) notes.push(`- **Exec fan-out not measured**: ${r.errors.exec}`);
 
   const sections: string[] = [];
   if (ig) sections.push('### a. Ingest', '```', formatIngest(ig), '```');
   if (rd) sections.push('### b. Round latency', '```', formatRound(rd), '```');
   if (fp) sections.push('### c. Agent footprint', '```', formatFootprint(fp), '```');
+  if (ex) sections.push('### e. Exec fan-out and live output', '```', formatExecFanout(ex), '```');
   if (sc) {
     sections.push('### d. Manager scale', '```', formatScale(sc), '```');
     const last = sc.points[sc.points.length - 1];
@@ -429,6 +465,7 @@ async function main(): Promise<void> {
     () => runPlacement(quick ? { decisions: 5000, instances: 300 } : { decisions: 20_000, instances: 1000 }),
     formatPlacement,
   );
+  r.exec = await attempt('exec', () => runExecFanout({ n: 1000, lineSeconds: quick ? 2 : 5 }), formatExecFanout);
 
   const md = render(r, { started, ms: performance.now() - t0, quietOthers, fileLimit, check });
   if (out) {

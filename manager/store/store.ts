@@ -24,6 +24,7 @@ import { InstancesTable } from './instances.js';
 import { type NodeRow, NodesTable } from './nodes.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
+import { CommandsTable, TasksTable } from './tasks.js';
 import { TokensTable } from './tokens.js';
 import { UsersTable } from './users.js';
 
@@ -41,6 +42,7 @@ export type { HistoryFilter, NewHistory } from './history.js';
 export type { AllocRow, InstanceRow, NewInstanceEvent } from './instances.js';
 export type { NodeRow } from './nodes.js';
 export type { SessionRow } from './sessions.js';
+export type { CommandRow, TaskFileRow } from './tasks.js';
 export type { TokenRow } from './tokens.js';
 export type { UserRow } from './users.js';
 
@@ -66,6 +68,10 @@ export class Store {
   readonly tokens: TokensTable;
   /** Business instances: specs, managed components, their history (docs/scheduling.md "Instances"). */
   readonly instances: InstancesTable;
+  /** Tasks, their per-node results and fetched files (docs/exec.md). */
+  readonly tasks: TasksTable;
+  /** The command-set catalog (docs/exec.md "Command-set catalog"). */
+  readonly commands: CommandsTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -81,6 +87,8 @@ export class Store {
     this.sessions = core.register(new SessionsTable(core));
     this.tokens = core.register(new TokensTable(core));
     this.instances = core.register(new InstancesTable(core));
+    this.tasks = core.register(new TasksTable(core));
+    this.commands = core.register(new CommandsTable(core));
     this.retention = new Retention(core);
   }
 

@@ -264,7 +264,7 @@ describe('reconcile step against recorded reports', () => {
 });
 
 /** Agents in memory: each node's components, started and stopped by deploy calls, reported by `report()`. */
-class FakeAgents implements AgentClient {
+class FakeAgents implements Pick<AgentClient, 'deploy' | 'progress'> {
   readonly comps = new Map<string, Map<string, Component>>();
   starts: string[] = [];
   stops: string[] = [];

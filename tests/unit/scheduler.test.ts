@@ -287,7 +287,7 @@ describe('reservations', () => {
 });
 
 /** An agent that admits starts against its own cores, as the real admission does (agent/deploy/admission.ts). */
-class CountingAgents implements AgentClient {
+class CountingAgents implements Pick<AgentClient, 'deploy' | 'progress'> {
   free = new Map<string, number>();
   calls: string[] = [];
   async deploy(target: AgentTarget, request: DeployRequestData): Promise<DeployOutcome> {
