@@ -30,8 +30,12 @@ import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
 import { QueryRounds } from './rounds.js';
+import { SseClients } from './routes/tasks.js';
 import { buildApiServer, buildReportServer, buildServer, type ServerOptions } from './server.js';
 import { Store } from './store/store.js';
+import { CommandCatalog } from './tasks/catalog.js';
+import { wireTasks } from './tasks/persist.js';
+import { TaskRunner } from './tasks/runner.js';
 import { Telemetry } from './telemetry/index.js';
 import { managerHistory, wireEvents } from './wiring.js';
 
@@ -114,11 +118,22 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       timeout_ms: cfg.deploy.timeout_ms,
       progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4),
       max_reply_bytes: cfg.deploy.max_reply_bytes,
+      exec: {
+        call_timeout_ms: cfg.exec.call_timeout_ms,
+        max_reply_bytes: cfg.exec.max_reply_bytes,
+        max_file_bytes: cfg.exec.max_file_bytes,
+      },
     },
     new AgentCredentials(cfg.deploy, log),
     metrics,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
+  const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => cfg.exec.push_concurrency);
+  const runner = new TaskRunner(() => cfg.exec, registry, agents, catalog, log, metrics);
+  wireTasks(runner, store);
+  // After the wiring: a task found under way is recorded as interrupted.
+  runner.restore(store.tasks.loadUnfinished());
+  const sse = new SseClients(() => cfg.exec.max_sse_clients, metrics);
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
   const querier = new Querier(
@@ -159,6 +174,9 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     store,
     telemetry,
     deployer,
+    runner,
+    catalog,
+    sse,
     rounds,
     ingest,
     metrics,

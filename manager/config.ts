@@ -120,6 +120,50 @@ export const ManagerConfigSchema = Strict({
         "largest reply body read from an agent's POST /deploy or GET /deploy/:uuid; past it the read is aborted",
     }),
   }),
+  exec: Strict({
+    max_nodes_per_task: Type.Integer({
+      minimum: 1,
+      description: 'most nodes one task may target; a bigger target is refused (400) and counted',
+    }),
+    max_concurrent_tasks: Type.Integer({
+      minimum: 1,
+      description: 'most tasks running at once; one more is refused (429) and counted',
+    }),
+    max_buffered_lines: Type.Integer({
+      minimum: 100,
+      description: 'live output lines held per task for late readers (SSE); beyond it the oldest go and are counted',
+    }),
+    max_sse_clients: Type.Integer({
+      minimum: 1,
+      description: 'most open task event streams (GET /api/v1/tasks/:id/events); one more gets 503 and is counted',
+    }),
+    status_wait_ms: Type.Integer({
+      minimum: 0,
+      maximum: 25000,
+      description: 'how long one exec_status long poll waits on the agent for new lines, ms',
+    }),
+    call_timeout_ms: Millis('time limit of one exec call to an agent (a long poll adds status_wait_ms)', 100),
+    lost_after_ms: Millis("a node's agent unreachable this long is given up (its part: error)", 100),
+    task_timeout_ms: Millis('time limit of a task that gives none (seed exec_timeout: 24 h); 0 = none'),
+    max_reply_bytes: Type.Integer({
+      minimum: 1024,
+      description: 'largest reply body read from an agent exec call; past it the read is aborted and counted',
+    }),
+    max_file_bytes: Type.Integer({
+      minimum: 0,
+      description: 'largest generate_file fetched back and kept with a result; a bigger one is noted, not kept',
+    }),
+    max_tail_bytes: Type.Integer({
+      minimum: 256,
+      description: "bytes of each step's stdout and stderr tail kept with a node's result",
+    }),
+    keep_tasks: Type.Integer({ minimum: 1, description: 'finished tasks kept in memory for live readers' }),
+    push_concurrency: Type.Integer({
+      minimum: 1,
+      maximum: 1024,
+      description: 'agents a command-set change is pushed to at once',
+    }),
+  }),
   data_dir: Type.String({ description: 'state directory: the SQLite database (store.file) lives here' }),
   store: Strict({
     file: Type.String({ minLength: 1, description: 'SQLite database file; a relative path is under data_dir' }),

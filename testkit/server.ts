@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import type { DeployOutcome } from '../manager/agents/client.js';
+import type { AgentClient, DeployOutcome } from '../manager/agents/client.js';
 import { AlertEngine, alertMetrics } from '../manager/alerts/engine.js';
 import { Access } from '../manager/auth/access.js';
 import { ComponentTracker } from '../manager/components.js';
@@ -18,8 +18,12 @@ import { Ingest } from '../manager/ingest.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
 import { NodeRegistry, registryMetrics } from '../manager/registry.js';
 import { QueryRounds } from '../manager/rounds.js';
+import { SseClients } from '../manager/routes/tasks.js';
 import { API_PREFIX, buildServer } from '../manager/server.js';
 import { Store } from '../manager/store/store.js';
+import { CommandCatalog } from '../manager/tasks/catalog.js';
+import { wireTasks } from '../manager/tasks/persist.js';
+import { type ExecConfig, TaskRunner } from '../manager/tasks/runner.js';
 import { Telemetry } from '../manager/telemetry/index.js';
 import { AUTH_DEFAULTS } from './auth.js';
 
@@ -52,11 +56,43 @@ export const TEST_TELEMETRY_CONFIG = {
   },
 };
 
+/** The exec config for tests: the shipped defaults (config/manager.yaml) with short waits. */
+export const TEST_EXEC_CONFIG: ExecConfig = {
+  max_nodes_per_task: 5000,
+  max_concurrent_tasks: 64,
+  max_buffered_lines: 10000,
+  max_sse_clients: 64,
+  status_wait_ms: 1000,
+  call_timeout_ms: 1000,
+  lost_after_ms: 2000,
+  task_timeout_ms: 86_400_000,
+  max_reply_bytes: 4 << 20,
+  max_file_bytes: 8 << 20,
+  max_tail_bytes: 65536,
+  keep_tasks: 200,
+  push_concurrency: 32,
+};
+
+/** Agents that cannot be reached: every exec call fails as unreachable (-1). */
+export function unreachableAgents(): AgentClient {
+  const no = async () => ({ ok: false as const, result: -1, message: 'unreachable' });
+  return {
+    deploy: no,
+    progress: async () => null,
+    exec: no,
+    execStatus: no,
+    execKill: no,
+    execFile: no,
+    commandSet: no,
+  };
+}
+
 /**
  * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
- * @param opts maxNodes: registry.max_nodes (default no cap)
+ * @param opts maxNodes: registry.max_nodes (default no cap); agents: the AgentClient of the task
+ *   runner and the catalog (default: unreachable); exec: the exec config (default TEST_EXEC_CONFIG)
  */
-export function serverDeps(opts: { maxNodes?: number } = {}) {
+export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec?: ExecConfig } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   const metrics = createMetricsRegistry();
   const store = Store.open(dir, TEST_STORE_CONFIG, log, metrics);
@@ -75,6 +111,12 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     { deploy: unreachable, progress: async () => null },
     log,
   );
+  const agents = opts.agents ?? unreachableAgents();
+  const exec = opts.exec ?? TEST_EXEC_CONFIG;
+  const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => exec.push_concurrency);
+  const runner = new TaskRunner(() => exec, registry, agents, catalog, log, metrics);
+  wireTasks(runner, store);
+  const sse = new SseClients(() => exec.max_sse_clients, metrics);
   const rounds = new QueryRounds({
     cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
     querier: { send: async () => {} },
@@ -91,6 +133,9 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     store,
     telemetry,
     deployer,
+    runner,
+    catalog,
+    sse,
     rounds,
     ingest,
     metrics,

@@ -5,6 +5,17 @@
  * second implementation of the same interface, and the calls to come (exec, files, screen) are
  * added here as methods.
  */
+import type {
+  CommandSetReplyData,
+  CommandSetRequestData,
+  ExecFileReplyData,
+  ExecFileRequestData,
+  ExecKillRequestData,
+  ExecReplyData,
+  ExecRequestData,
+  ExecStatusReplyData,
+  ExecStatusRequestData,
+} from '../../common/exec.js';
 import type { DeployReplyData, DeployRequestData } from '../../common/protocol.js';
 
 /** Where a node's agent is, from its latest heartbeat. */
@@ -40,4 +51,29 @@ export interface AgentClient {
    * null when there is none or it cannot be read.
    */
   progress(target: AgentTarget, uuid: string): Promise<AgentProgress | null>;
+
+  // Remote execution (docs/exec.md "Agent commands"; the contract is common/exec.ts) ----------
+  /** Submits a task (`exec`); the reply says whether the agent took it (result 0) and its step count. */
+  exec(target: AgentTarget, data: ExecRequestData): Promise<AgentOutcome<ExecReplyData>>;
+  /**
+   * A task's state and the output lines after `since` (`exec_status`); with `wait_ms` a long poll
+   * (the time limit of the call is wait_ms plus exec.call_timeout_ms).
+   */
+  execStatus(target: AgentTarget, data: ExecStatusRequestData): Promise<AgentOutcome<ExecStatusReplyData>>;
+  /** Kills a task, or one step of it, with its process groups (`exec_kill`). */
+  execKill(target: AgentTarget, data: ExecKillRequestData): Promise<AgentOutcome<ExecKillReplyData>>;
+  /** Fetches the generate_file a command-set step produced (`exec_file`), bounded by exec.max_file_bytes. */
+  execFile(target: AgentTarget, data: ExecFileRequestData): Promise<AgentOutcome<ExecFileReplyData>>;
+  /** Puts, removes or lists command-set entries in the agent's exec.commands_dir (`command_set`). */
+  commandSet(target: AgentTarget, data: CommandSetRequestData): Promise<AgentOutcome<CommandSetReplyData>>;
+}
+
+/** What came of an exec call: the agent's valid reply `data`, or a failure (MANAGER_RESULT or the agent's refusal). */
+export type AgentOutcome<T> = { ok: true; reply: T } | { ok: false; result: number; message: string };
+
+/** Reply `data` of `exec_kill`: the result (0: killed, or already ended) and a message. */
+export interface ExecKillReplyData {
+  result: number;
+  message: string;
+  [key: string]: unknown;
 }

@@ -13,12 +13,31 @@
  * key; a refused progress reply is no progress (null).
  */
 import { Counter, type Registry } from 'prom-client';
+import { type TSchema, Type } from 'typebox';
 import { request } from 'undici';
 import { MANAGER_RESULT } from '../../common/api/deploy.js';
 import { API_VERSION } from '../../common/constants.js';
+import {
+  CommandSetReplyData,
+  type CommandSetRequestData,
+  ExecFileReplyData,
+  type ExecFileRequestData,
+  type ExecKillRequestData,
+  ExecReplyData,
+  type ExecRequestData,
+  ExecStatusReplyData,
+  type ExecStatusRequestData,
+} from '../../common/exec.js';
 import { DeployReplyBody, type DeployRequestData } from '../../common/protocol.js';
-import { compile } from '../../common/validate.js';
-import type { AgentClient, AgentProgress, AgentTarget, DeployOutcome } from './client.js';
+import { type Checker, compile } from '../../common/validate.js';
+import type {
+  AgentClient,
+  AgentOutcome,
+  AgentProgress,
+  AgentTarget,
+  DeployOutcome,
+  ExecKillReplyData,
+} from './client.js';
 import type { AgentCredentials } from './credentials.js';
 
 const checkReply = compile<DeployReplyBody>(DeployReplyBody);
@@ -31,6 +50,8 @@ export interface HttpAgentOptions {
   progress_timeout_ms: number;
   /** Largest reply body read, bytes (deploy.max_reply_bytes); a bigger one is aborted and refused. */
   max_reply_bytes: number;
+  /** The remote-execution calls' bounds (exec.*); defaults when absent: {@link EXEC_CALL_DEFAULTS}. */
+  exec?: ExecCallOptions;
 }
 
 /** Why a reply read from an agent was refused (the `reason` label). */
@@ -84,7 +105,7 @@ export class HttpAgentClient implements AgentClient {
   ) {
     this.refused = new Counter({
       name: 'muster_manager_agent_replies_refused_total',
-      help: 'Replies from agents (POST /deploy, GET /deploy/:uuid) refused, by reason: too_large, not_json, not_a_reply',
+      help: 'Replies from agents (POST /deploy, GET /deploy/:uuid, the exec commands) refused, by reason: too_large, not_json, not_a_reply',
       labelNames: ['reason'],
       registers: [metrics],
     });
@@ -180,4 +201,147 @@ export class HttpAgentClient implements AgentClient {
       return null;
     }
   }
+
+  // Remote execution (docs/exec.md "Agent commands"; contract common/exec.ts) -------------------
+
+  exec(target: AgentTarget, data: ExecRequestData): Promise<AgentOutcome<ExecReplyData>> {
+    return this.command(target, 'exec', data, CHECK.exec, this.execOpts.call_timeout_ms);
+  }
+
+  execStatus(target: AgentTarget, data: ExecStatusRequestData): Promise<AgentOutcome<ExecStatusReplyData>> {
+    return this.command(
+      target,
+      'exec_status',
+      data,
+      CHECK.exec_status,
+      (data.wait_ms ?? 0) + this.execOpts.call_timeout_ms,
+    );
+  }
+
+  execKill(target: AgentTarget, data: ExecKillRequestData): Promise<AgentOutcome<ExecKillReplyData>> {
+    return this.command(target, 'exec_kill', data, CHECK.exec_kill, this.execOpts.call_timeout_ms);
+  }
+
+  execFile(target: AgentTarget, data: ExecFileRequestData): Promise<AgentOutcome<ExecFileReplyData>> {
+    // A file reply carries the file base64 (4/3 of it) besides the fields.
+    const max = Math.ceil((this.execOpts.max_file_bytes * 4) / 3) + this.execOpts.max_reply_bytes;
+    return this.command(target, 'exec_file', data, CHECK.exec_file, this.execOpts.call_timeout_ms, max);
+  }
+
+  commandSet(target: AgentTarget, data: CommandSetRequestData): Promise<AgentOutcome<CommandSetReplyData>> {
+    return this.command(target, 'command_set', data, CHECK.command_set, this.execOpts.call_timeout_ms);
+  }
+
+  private get execOpts(): ExecCallOptions {
+    return this.opts.exec ?? EXEC_CALL_DEFAULTS;
+  }
+
+  /**
+   * POSTs `{ api_version, data }` to `/<name>` with the node's token and reads the reply within
+   * exec.max_reply_bytes (or `max`): the reply's `data` when it matches `check`; the agent's own
+   * refusal (a reply whose `data` has a non-zero `result` and a `message`: unauthorized, bad
+   * request) as a failure with that result; anything else a failure with a MANAGER_RESULT.
+   */
+  private async command<T>(
+    target: AgentTarget,
+    name: string,
+    data: unknown,
+    check: Checker<{ data: T }>,
+    timeout: number,
+    max = this.execOpts.max_reply_bytes,
+  ): Promise<AgentOutcome<T>> {
+    const base = `http://${target.host_ip}:${target.port}`;
+    let status: number;
+    let read: Bounded;
+    try {
+      const res = await request(`${base}/${name}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...this.auth(target.node) },
+        body: JSON.stringify({ api_version: API_VERSION, data }),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: AbortSignal.timeout(timeout),
+      });
+      status = res.statusCode;
+      read = await readBounded(res.body, res.headers['content-length'], max);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const timedOut =
+        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+      return timedOut
+        ? {
+            ok: false,
+            result: MANAGER_RESULT.TIMEOUT,
+            message: `agent ${base} did not answer ${name} within ${timeout} ms`,
+          }
+        : {
+            ok: false,
+            result: MANAGER_RESULT.UNREACHABLE,
+            message: `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
+          };
+    }
+    if (!read.ok) {
+      this.refused.inc({ reason: 'too_large' });
+      return {
+        ok: false,
+        result: MANAGER_RESULT.BAD_REPLY,
+        message: `agent ${base} answered ${name} with a reply over ${max} bytes (exec.max_reply_bytes); refused after ${read.bytes} bytes`,
+      };
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(read.text);
+    } catch {
+      this.refused.inc({ reason: 'not_json' });
+      return {
+        ok: false,
+        result: MANAGER_RESULT.BAD_REPLY,
+        message: `agent ${base} answered ${name} (HTTP ${status}) with a body that is not JSON: ${JSON.stringify(read.text.slice(0, 200))}`,
+      };
+    }
+    const checked = check.check(doc);
+    if (checked.ok) return { ok: true, reply: checked.value.data };
+    const refusal = CHECK.refusal.check(doc);
+    if (refusal.ok && refusal.value.data.result !== 0) {
+      return { ok: false, result: refusal.value.data.result, message: refusal.value.data.message };
+    }
+    this.refused.inc({ reason: 'not_a_reply' });
+    return {
+      ok: false,
+      result: MANAGER_RESULT.BAD_REPLY,
+      message: `agent ${base} answered ${name} (HTTP ${status}) with a body that is not its reply: ${checked.error.field} ${checked.error.message}`,
+    };
+  }
 }
+
+/** Bounds of the remote-execution calls (docs/configuration.md "exec"). */
+export interface ExecCallOptions {
+  /** Time limit of one exec call, ms (exec.call_timeout_ms); a long poll adds its wait_ms. */
+  call_timeout_ms: number;
+  /** Largest reply read, bytes (exec.max_reply_bytes). */
+  max_reply_bytes: number;
+  /** Largest generate_file fetched back, bytes (exec.max_file_bytes). */
+  max_file_bytes: number;
+}
+
+/** The shipped defaults of {@link ExecCallOptions} (config/manager.yaml). */
+export const EXEC_CALL_DEFAULTS: ExecCallOptions = {
+  call_timeout_ms: 10_000,
+  max_reply_bytes: 4 << 20,
+  max_file_bytes: 8 << 20,
+};
+
+const reply = (data: TSchema) => Type.Object({ api_version: Type.Integer(), data });
+/** The reply checkers, by command; `refusal` is any reply with a result and a message. */
+const CHECK = {
+  exec: compile<{ data: ExecReplyData }>(reply(ExecReplyData)),
+  exec_status: compile<{ data: ExecStatusReplyData }>(reply(ExecStatusReplyData)),
+  exec_kill: compile<{ data: ExecKillReplyData }>(
+    reply(Type.Object({ result: Type.Integer(), message: Type.String() })),
+  ),
+  exec_file: compile<{ data: ExecFileReplyData }>(reply(ExecFileReplyData)),
+  command_set: compile<{ data: CommandSetReplyData }>(reply(CommandSetReplyData)),
+  refusal: compile<{ data: { result: number; message: string } }>(
+    reply(Type.Object({ result: Type.Integer(), message: Type.String() })),
+  ),
+};

@@ -14,11 +14,13 @@ import type { Access } from '../auth/access.js';
 import { installAccessGuard } from '../auth/guard.js';
 import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
 import { authRoutes } from './auth.js';
+import { type CommandRoutesOptions, commandRoutes } from './commands.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
+import { type TaskRoutesOptions, taskRoutes } from './tasks.js';
 import { type TelemetryRoutesOptions, telemetryRoutes } from './telemetry.js';
 import { tokenRoutes } from './tokens.js';
 import { userRoutes } from './users.js';
@@ -30,7 +32,9 @@ export type ApiOptions = NodeRoutesOptions &
   DeployRoutesOptions &
   AlertRoutesOptions &
   HistoryRoutesOptions &
-  TelemetryRoutesOptions & {
+  TelemetryRoutesOptions &
+  TaskRoutesOptions &
+  CommandRoutesOptions & {
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
   };
@@ -59,4 +63,6 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
+  await api.register(taskRoutes, { runner: o.runner, store: o.store, sse: o.sse });
+  await api.register(commandRoutes, { catalog: o.catalog });
 };

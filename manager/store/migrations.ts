@@ -133,4 +133,52 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'tasks, their per-node results and fetched files, the command-set catalog (docs/exec.md)',
+    sql: `
+      CREATE TABLE tasks (
+        id          TEXT PRIMARY KEY,           -- uuid v4, also the task id on the agents
+        at          INTEGER NOT NULL,
+        finished_at INTEGER,
+        who         TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        record      TEXT NOT NULL               -- JSON TaskRecord without results
+      );
+      CREATE INDEX tasks_at ON tasks (at);
+
+      CREATE TABLE task_nodes (
+        task_id   TEXT NOT NULL,
+        node      TEXT NOT NULL,
+        at        INTEGER NOT NULL,             -- the task's submit time (retention)
+        state     TEXT NOT NULL,
+        exit_code INTEGER,
+        result    TEXT NOT NULL,                -- JSON NodeResult
+        PRIMARY KEY (task_id, node)
+      );
+      CREATE INDEX task_nodes_at ON task_nodes (at);
+
+      CREATE TABLE task_files (
+        task_id TEXT NOT NULL,
+        node    TEXT NOT NULL,
+        step    INTEGER NOT NULL,
+        at      INTEGER NOT NULL,
+        path    TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        sha256  TEXT NOT NULL,
+        content BLOB NOT NULL,
+        PRIMARY KEY (task_id, node, step)
+      );
+
+      CREATE TABLE commands (
+        name           TEXT PRIMARY KEY,
+        argument_count INTEGER NOT NULL,
+        generate_file  TEXT,
+        sha256         TEXT NOT NULL,
+        size           INTEGER NOT NULL,
+        content        BLOB NOT NULL,
+        who            TEXT NOT NULL,
+        updated_at     INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -23,6 +23,7 @@ import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js'
 import { type NodeRow, NodesTable } from './nodes.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
+import { CommandsTable, TasksTable } from './tasks.js';
 import { TokensTable } from './tokens.js';
 import { UsersTable } from './users.js';
 
@@ -39,6 +40,7 @@ export type { ComponentRow } from './deployments.js';
 export type { HistoryFilter, NewHistory } from './history.js';
 export type { NodeRow } from './nodes.js';
 export type { SessionRow } from './sessions.js';
+export type { CommandRow, TaskFileRow } from './tasks.js';
 export type { TokenRow } from './tokens.js';
 export type { UserRow } from './users.js';
 
@@ -62,6 +64,10 @@ export class Store {
   readonly sessions: SessionsTable;
   /** API tokens, by prefix. */
   readonly tokens: TokensTable;
+  /** Tasks, their per-node results and fetched files (docs/exec.md). */
+  readonly tasks: TasksTable;
+  /** The command-set catalog (docs/exec.md "Command-set catalog"). */
+  readonly commands: CommandsTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -76,6 +82,8 @@ export class Store {
     this.users = core.register(new UsersTable(core));
     this.sessions = core.register(new SessionsTable(core));
     this.tokens = core.register(new TokensTable(core));
+    this.tasks = core.register(new TasksTable(core));
+    this.commands = core.register(new CommandsTable(core));
     this.retention = new Retention(core);
   }
 
