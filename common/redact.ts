@@ -68,3 +68,22 @@ export function redactText(s: string): string {
   // rendering escapes): the last `@` before a path, query, fragment or whitespace ends it.
   return s.replace(USERINFO_IN_TEXT, `$1${REDACTED}@`).replace(URL_IN_TEXT, maskQuery);
 }
+
+/**
+ * Names of environment variables whose values are secrets (matched anywhere in the name, any
+ * case): TOKEN, PASSWORD / PASSWD / PASS, SECRET, KEY, CREDENTIAL, AUTH, SESSION, PRIVATE, CERT.
+ */
+export const SECRET_ENV_NAME = /token|pass|secret|key|credential|auth|session|private|cert|sig/i;
+
+/**
+ * An environment assignment `NAME=value` fit for a log line (docs/exec.md "Exec log"): the value
+ * replaced by `***` when NAME looks secret ({@link SECRET_ENV_NAME}), else URLs inside it redacted
+ * as {@link redactText} does. A string without `=` is returned as its URL-redacted self.
+ * @param kv e.g. `DB_PASSWORD=hunter2` → `DB_PASSWORD=***`; `MODE=fast` → `MODE=fast`
+ */
+export function redactEnvVar(kv: string): string {
+  const eq = kv.indexOf('=');
+  if (eq < 0) return redactText(kv);
+  const name = kv.slice(0, eq);
+  return SECRET_ENV_NAME.test(name) ? `${name}=${REDACTED}` : `${name}=${redactText(kv.slice(eq + 1))}`;
+}
