@@ -16,6 +16,7 @@ import { register as alerts } from './commands/alerts.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
 import { register as history } from './commands/history.js';
+import { register as links } from './commands/links.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
 import { register as version } from './commands/version.js';
@@ -38,7 +39,7 @@ export function program(): Command {
     });
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, access, nodes, query, deploy, alerts, history, version]) register(p);
+  for (const register of [daemons, access, nodes, query, deploy, alerts, history, links, version]) register(p);
   return p;
 }
 

@@ -41,13 +41,11 @@ export const commandRoutes: FastifyPluginAsyncTypebox<CommandRoutesOptions> = as
         return reply.code(201).send({ command: catalog.add(req.body, whoOf(req)) });
       } catch (err) {
         if (err instanceof CatalogRefused) {
-          return reply
-            .code(err.status)
-            .send({
-              error: err.code,
-              ...(err.field ? { field: err.field } : {}),
-              message: err.message,
-            } satisfies ApiError);
+          return reply.code(err.status).send({
+            error: err.code,
+            ...(err.field ? { field: err.field } : {}),
+            message: err.message,
+          } satisfies ApiError);
         }
         throw err;
       }

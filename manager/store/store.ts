@@ -20,6 +20,7 @@ import { type AlertFilter, AlertsTable, type NewAlert, type OpenAlert, RulesTabl
 import { type StoreConfig, StoreCore } from './core.js';
 import { type ComponentRow, ComponentsTable, DeploymentsTable } from './deployments.js';
 import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js';
+import { LinkTokensTable } from './links.js';
 import { type NodeRow, NodesTable } from './nodes.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
@@ -38,6 +39,7 @@ export {
 export { type StoreConfig, StoreError } from './core.js';
 export type { ComponentRow } from './deployments.js';
 export type { HistoryFilter, NewHistory } from './history.js';
+export type { LinkTokenRow } from './links.js';
 export type { NodeRow } from './nodes.js';
 export type { SessionRow } from './sessions.js';
 export type { CommandRow, TaskFileRow } from './tasks.js';
@@ -68,6 +70,8 @@ export class Store {
   readonly tasks: TasksTable;
   /** The command-set catalog (docs/exec.md "Command-set catalog"). */
   readonly commands: CommandsTable;
+  /** Tokens of the WebSocket node link (docs/links.md "Link tokens"). */
+  readonly linkTokens: LinkTokensTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -84,6 +88,7 @@ export class Store {
     this.tokens = core.register(new TokensTable(core));
     this.tasks = core.register(new TasksTable(core));
     this.commands = core.register(new CommandsTable(core));
+    this.linkTokens = core.register(new LinkTokensTable(core));
     this.retention = new Retention(core);
   }
 
