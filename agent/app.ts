@@ -27,6 +27,10 @@ import type { Capacity } from './deploy/admission.js';
 import { Supervisor } from './deploy/supervisor.js';
 import { REFUSAL_REASONS } from './drivers/bar/unpack.js';
 import { createDrivers, type DriverRegistry } from './drivers/index.js';
+import { CommandSet } from './exec/commands.js';
+import { parseGoDuration } from './exec/duration.js';
+import type { OsreapiServer } from './exec/osreapi.js';
+import { ExecRunner } from './exec/runner.js';
 import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
 import { type CommandAuth, commandRoutes } from './http/commands.js';
@@ -90,9 +94,12 @@ export class AgentApp {
   readonly builder: ReportBuilder;
   readonly link: MulticastLink;
   readonly commands: CommandRegistry;
+  /** Runs remote-execution tasks (docs/exec.md). */
+  readonly exec: ExecRunner;
   private readonly startedAt = Date.now();
   private cores: number[] = [];
   private server: FastifyInstance | undefined;
+  private osreapi: OsreapiServer | undefined;
   private readonly removeCrashHandlers: () => void;
 
   constructor(
@@ -146,12 +153,33 @@ export class AgentApp {
       identity: cfg.identity,
       servicePort: cfg.service.port,
       hostname: hostname(),
+      labels: cfg.labels,
     });
     this.builder = new ReportBuilder(assembler, cfg.report.host_ip, this.metrics);
     this.link = new MulticastLink(cfg, this.builder, VERSION, this.metrics, log);
     const alerts = new ComponentAlerts(this.link, this.builder, cfg.identity, log);
     this.supervisor.onComponent((event, rec) => alerts.notify(event, rec));
-    this.commands = createCommandRegistry({ supervisor: this.supervisor, log });
+    const commandSet = new CommandSet(cfg.exec.commands_dir);
+    this.exec = new ExecRunner(
+      {
+        dataDir: cfg.data_dir,
+        stepTimeoutMs: parseGoDuration(cfg.exec.step_timeout, 'exec.step_timeout'),
+        keepMs: parseGoDuration(cfg.exec.keep, 'exec.keep'),
+        killGraceMs: parseGoDuration(cfg.exec.kill_grace, 'exec.kill_grace'),
+        poolSize: cfg.exec.pool_size,
+        maxRequests: cfg.exec.max_requests,
+        maxTasks: cfg.exec.max_tasks,
+        maxOutputBytes: cfg.exec.max_output_bytes,
+        outputLines: cfg.exec.output_lines,
+        logMaxBytes: cfg.exec.log_max_bytes,
+        allowRaw: cfg.exec.allow_raw,
+        maxGenerateFileBytes: cfg.exec.max_generate_file_bytes,
+        commands: commandSet,
+      },
+      log,
+      this.metrics,
+    );
+    this.commands = createCommandRegistry({ supervisor: this.supervisor, exec: this.exec, commands: commandSet, log });
   }
 
   /** The node id this agent claims: `box-slot-cpu`. */
@@ -174,6 +202,7 @@ export class AgentApp {
   async start(): Promise<void> {
     this.cores = await onlineCores(this.cfg.collect.sys_root);
     await this.supervisor.init();
+    await this.exec.init();
     await this.sampler.start();
     const auth = await loadAuth(this.cfg.auth);
     if (auth.disabled)
@@ -196,6 +225,35 @@ export class AgentApp {
     commandRoutes(server, this.commands, this.supervisor, auth, this.log);
     this.server = server;
     await server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });
+    if (this.cfg.exec.osreapi.port !== 0) {
+      // Loaded only when on: node:http and the seed API's code stay out of an agent that has it off.
+      const { OsreapiServer } = await import('./exec/osreapi.js');
+      this.osreapi = new OsreapiServer(
+        this.exec,
+        {
+          host: this.cfg.exec.osreapi.host || this.cfg.service.host,
+          port: this.cfg.exec.osreapi.port,
+          auth,
+          bodyLimit: this.cfg.http.body_limit_bytes,
+          maxJsonDepth: this.cfg.http.max_json_depth,
+          requestTimeoutMs: this.cfg.exec.osreapi.request_timeout_ms,
+          keepMs: parseGoDuration(this.cfg.exec.keep, 'exec.keep'),
+        },
+        this.log,
+        this.metrics,
+      );
+      try {
+        const port = await this.osreapi.listen();
+        this.log.info({ port }, 'seed executor API listening (exec.osreapi.port)');
+      } catch (err) {
+        // An optional compatibility port: the agent runs on without it (say so loudly).
+        this.log.error(
+          { port: this.cfg.exec.osreapi.port, err: (err as Error).message },
+          'seed executor API cannot listen (exec.osreapi.port); it is off until the agent restarts',
+        );
+        this.osreapi = undefined;
+      }
+    }
     await this.link.start();
     this.log.info({ node: this.nodeId, service_port: this.cfg.service.port, version: VERSION }, 'agent started');
   }
@@ -204,7 +262,9 @@ export class AgentApp {
   async stop(): Promise<void> {
     this.sampler.stop();
     await this.server?.close();
+    await this.osreapi?.close();
     await this.link.stop();
+    await this.exec.stop();
     this.removeCrashHandlers();
   }
 }

@@ -6,7 +6,11 @@ import { type Static, Type } from 'typebox';
 import { loadConfig } from '../common/config.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { Millis, Strict } from '../common/schema-util.js';
+import { GO_DURATION_PATTERN } from './exec/duration.js';
 import { ALLOW_PATTERN } from './link/listener.js';
+
+/** A Go duration string such as `24h`, `30m`, `1h30m`, `500ms`. */
+const GoDuration = (description: string) => Type.String({ pattern: GO_DURATION_PATTERN, description });
 
 export const AgentConfigSchema = Strict({
   identity: Strict({
@@ -119,6 +123,40 @@ export const AgentConfigSchema = Strict({
   http: Strict({
     body_limit_bytes: Type.Integer({ minimum: 1024, description: 'largest request body of the command routes, bytes' }),
     max_json_depth: Type.Integer({ minimum: 2, maximum: 1000, description: 'deepest JSON nesting of a request body' }),
+  }),
+  exec: Strict({
+    step_timeout: GoDuration('time limit of a step that names no timeout (seed --exec_timeout)'),
+    keep: GoDuration('how long a task and its results are kept after it ended (seed --key_expire)'),
+    kill_grace: GoDuration("time between SIGTERM to a step's process group and SIGKILL"),
+    pool_size: Type.Integer({ minimum: 1, maximum: 1024, description: 'steps running at once on this board' }),
+    max_requests: Type.Integer({
+      minimum: 1,
+      maximum: 100000,
+      description: 'tasks queued or running at once; a submission beyond it is refused',
+    }),
+    max_tasks: Type.Integer({ minimum: 1, maximum: 1000000, description: 'tasks kept (ended ones, oldest dropped)' }),
+    max_output_bytes: Type.Integer({
+      minimum: 1024,
+      description: 'bytes kept of each stream of a step (the tail; the head is cut and counted)',
+    }),
+    output_lines: Type.Integer({
+      minimum: 16,
+      maximum: 1000000,
+      description: 'live output lines held per task for exec_status (ring)',
+    }),
+    log_max_bytes: Type.Integer({ minimum: 1024, description: 'exec log size before it is rotated to exec.log.1' }),
+    commands_dir: Type.String({ description: 'the command set: named executables with a .json sidecar' }),
+    allow_raw: Type.Boolean({ description: 'run raw command_content; false = only command-set entries' }),
+    max_generate_file_bytes: Type.Integer({ minimum: 1, description: 'largest generate_file exec_file returns' }),
+    osreapi: Strict({
+      host: Type.String({ description: 'address of the seed executor API; "" = service.host' }),
+      port: Type.Integer({ minimum: 0, maximum: 65535, description: 'port of the seed executor API; 0 = off' }),
+      request_timeout_ms: Millis('time limit of one request to the seed executor API', 100),
+    }),
+  }),
+  labels: Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.String({ maxLength: 256 }), {
+    maxProperties: 64,
+    description: 'free labels sent in heartbeats (extension), matched by targets',
   }),
   data_dir: Type.String(),
   log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),

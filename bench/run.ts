@@ -21,12 +21,13 @@ import {
   ROOT,
   waitForQuiet,
 } from './common.js';
+import { type ExecFanoutResult, formatExecFanout, runExecFanout } from './exec-fanout.js';
 import { selfCheck } from './fleet.js';
 import { formatIngest, type IngestResult, runIngest } from './ingest.js';
 import { formatScale, growth, runScale, type ScaleResult } from './manager-scale.js';
 import { formatRound, type RoundResult, type RoundSide, runRound } from './round.js';
 
-const BENCHES = ['ingest', 'round', 'footprint', 'scale'] as const;
+const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'exec'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 /** Targets (the Target column of bench/README.md). */
@@ -38,6 +39,8 @@ const TARGET = {
   agentCpuPercent: 1,
   buildP50Ms: 50,
   eventLoopP99Ms: 20,
+  execStoredSlackMs: 1500,
+  execLineP99Ms: 100,
 };
 
 interface Results {
@@ -45,6 +48,7 @@ interface Results {
   round?: RoundResult;
   footprint?: FootprintResult;
   scale?: ScaleResult;
+  exec?: ExecFanoutResult;
   errors: Partial<Record<BenchName, string>>;
 }
 
@@ -281,10 +285,43 @@ function render(
         );
   } else if (r.errors.scale) notes.push(`- **Manager scale not measured**: ${r.errors.scale}`);
 
+  // --- exec ---
+  const ex = r.exec;
+  if (ex) {
+    const slack = ex.storedMs - ex.commandMs;
+    rows.push(
+      {
+        what: `e. exec fan-out to ${ex.n} boards: all results stored, beyond the command's ${ex.commandMs} ms; lost`,
+        measured: `${fx(slack, 0)} ms, lost ${ex.lost}/${ex.n}`,
+        baseline: `${fx(ex.bareMs - ex.commandMs, 0)} ms (the same calls direct, nothing stored)`,
+        ratio: fx((ex.storedMs - ex.commandMs) / Math.max(1, ex.bareMs - ex.commandMs), 2),
+        target: `≤ ${TARGET.execStoredSlackMs} ms, none lost`,
+        met: yes(slack <= TARGET.execStoredSlackMs && ex.lost === 0),
+      },
+      {
+        what: 'e. exec fan-out: manager CPU per board',
+        measured: `${fx(ex.cpuUsPerBoard, 0)} µs`,
+        baseline: `${fx(ex.bareCpuUsPerBoard, 0)} µs (direct calls)`,
+        ratio: fx(ex.cpuUsPerBoard / Math.max(1, ex.bareCpuUsPerBoard), 2),
+        target: '— (stated)',
+        met: 'context',
+      },
+      {
+        what: `e. exec live lines at ${ex.line.rate}/s: board → SSE reader p99`,
+        measured: `${fx(ex.line.p99, 1)} ms`,
+        baseline: `${fx(ex.lineBare.p99, 1)} ms (direct long poll)`,
+        ratio: fx(ex.line.p99 / Math.max(1, ex.lineBare.p99), 2),
+        target: `≤ ${TARGET.execLineP99Ms} ms`,
+        met: yes(ex.line.p99 <= TARGET.execLineP99Ms && ex.line.count > 0),
+      },
+    );
+  } else if (r.errors.exec) notes.push(`- **Exec fan-out not measured**: ${r.errors.exec}`);
+
   const sections: string[] = [];
   if (ig) sections.push('### a. Ingest', '```', formatIngest(ig), '```');
   if (rd) sections.push('### b. Round latency', '```', formatRound(rd), '```');
   if (fp) sections.push('### c. Agent footprint', '```', formatFootprint(fp), '```');
+  if (ex) sections.push('### e. Exec fan-out and live output', '```', formatExecFanout(ex), '```');
   if (sc) {
     sections.push('### d. Manager scale', '```', formatScale(sc), '```');
     const last = sc.points[sc.points.length - 1];
@@ -381,6 +418,8 @@ async function main(): Promise<void> {
     () => runScale(quick ? { sizes: [100, 1000], seconds: 8 } : { sizes: [100, 1000, 5000], seconds: 20 }),
     formatScale,
   );
+
+  r.exec = await attempt('exec', () => runExecFanout({ n: 1000, lineSeconds: quick ? 2 : 5 }), formatExecFanout);
 
   const md = render(r, { started, ms: performance.now() - t0, quietOthers, fileLimit, check });
   if (out) {

@@ -2,6 +2,7 @@
  * `muster`: one binary for the two daemons and the operator's verbs (docs/operations.md "The CLI").
  *   muster manager | muster agent         run a daemon (systemd runs these)
  *   muster nodes | node | query | status  ask the manager's REST API
+ *   muster exec | task | commands          remote execution: commands, step files, the command-set catalog
  *   muster alerts | history               alerts, alert rules and the operation history
  *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
  *
@@ -13,12 +14,15 @@ import { VERSION } from '../common/version.js';
 import { CliError, setTokenOverride } from './client.js';
 import { register as access } from './commands/access.js';
 import { register as alerts } from './commands/alerts.js';
+import { register as commands } from './commands/commands.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
+import { register as exec } from './commands/exec.js';
 import { register as history } from './commands/history.js';
 import { register as links } from './commands/links.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
+import { register as task } from './commands/task.js';
 import { register as version } from './commands/version.js';
 
 /** Builds the command tree (exported for tests). */
@@ -39,7 +43,8 @@ export function program(): Command {
     });
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, access, nodes, query, deploy, alerts, history, links, version]) register(p);
+  for (const register of [daemons, access, nodes, query, deploy, exec, task, commands, alerts, history, links, version])
+    register(p);
   return p;
 }
 

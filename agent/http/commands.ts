@@ -25,7 +25,8 @@ export interface CommandAuth {
   disabled: boolean;
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
+/** Whether an Authorization header carries `Bearer <token>` (constant-time compare). */
+export function tokenMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
   if (!m) return false;
   const a = Buffer.from((m[1] as string).trim());

@@ -22,6 +22,8 @@ export interface BoardFacts {
   servicePort: number;
   /** The host name, reported as `hostname`. */
   hostname: string;
+  /** Config `labels`, sent as the heartbeat's `labels` extension when not empty (docs/protocol.md §2). */
+  labels?: Readonly<Record<string, string>>;
 }
 
 /** Builds report bodies from the collectors' latest samples. */
@@ -52,6 +54,9 @@ export class ReportAssembler {
       gpu: [],
     };
     for (const def of this.defs) def.heartbeat?.(this.samples.latest(def).value, data);
+    const labels = this.board.labels;
+    // Extension (docs/protocol.md §2 "labels"): an object of strings a spec manager ignores.
+    if (labels && Object.keys(labels).length > 0) (data as HeartbeatData & { labels?: unknown }).labels = { ...labels };
     return { api_version: API_VERSION, data };
   }
 

@@ -586,10 +586,17 @@ export class TaskRunner extends EventEmitter {
           await sleep(Math.min(1000, 100 + (now - lostSince) / 10));
           continue;
         }
+        const wasLost = lostSince !== 0;
         lostSince = 0;
         const s = st.reply;
         if (s.result !== 0 || s.state === null) {
-          return this.endNode(t, c, 'error', `the agent no longer knows the task (result ${s.result}): ${s.message}`);
+          // Back after being unreachable (a restart) without the task: it died with the agent.
+          return this.endNode(
+            t,
+            c,
+            wasLost ? 'interrupted' : 'error',
+            `the agent no longer knows the task${wasLost ? ' after it was unreachable (restarted?)' : ''} (result ${s.result}): ${s.message}`,
+          );
         }
         last = s;
         if (s.lines_dropped > 0) {

@@ -14,6 +14,7 @@ import type { Sample } from '../../agent/sampler.js';
 import { Sampler } from '../../agent/sampler.js';
 import { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import { compile } from '../../common/validate.js';
+import { labelsOf } from '../../manager/targets.js';
 
 const cfg = loadAgentConfig(undefined, ['identity.box_id=3', 'identity.slot_id=4', 'identity.cpu_type=FT-2000/4'], {});
 const log = pino({ level: 'silent' });
@@ -63,6 +64,19 @@ describe('ReportAssembler', () => {
     assert.equal(hb.data.os_type, 'Kylin V10');
     assert.equal(hb.data.cpu_arch, 'aarch64');
     assert.deepEqual(hb.data.gpu, [{ index: 0, name: 'Tesla T4' }]);
+    assert.equal('labels' in hb.data, false, 'no labels extension without config labels');
+  });
+
+  it('sends config labels as the heartbeat labels extension, read back by target resolution', () => {
+    const labeled = new ReportAssembler(COLLECTORS, source, {
+      identity: cfg.identity,
+      servicePort: 23980,
+      hostname: 'b1',
+      labels: { rack: 'r3', role: 'inference' },
+    });
+    const hb = labeled.heartbeat('10.0.0.5');
+    assert.equal(compile(HeartbeatBody).check(hb).ok, true);
+    assert.deepEqual(labelsOf(hb.data), { rack: 'r3', role: 'inference' });
   });
 
   it('builds a resource report with each collector part in place', () => {

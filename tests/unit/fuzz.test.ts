@@ -53,6 +53,7 @@ import { installErrorHandlers } from '../../manager/routes/shared.js';
 import { Store } from '../../manager/store/store.js';
 import { Telemetry } from '../../manager/telemetry/index.js';
 import { component, disk, gpu, heartbeat, nic, resource } from '../../testkit/bodies.js';
+import { testRunner } from '../../testkit/exec.js';
 import { TEST_STORE_CONFIG, TEST_TELEMETRY_CONFIG } from '../../testkit/server.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 42);
@@ -539,7 +540,9 @@ async function agentServer() {
     log,
   );
   await supervisor.init();
-  const registry = createCommandRegistry({ supervisor, log });
+  const exec = testRunner({ dataDir: tmp('muster-fuzz-exec-') });
+  await exec.init();
+  const registry = createCommandRegistry({ supervisor, exec, commands: exec.opts.commands, log });
   const app = createAgentServer(log, new Registry(), () => ({
     status: 'ok',
     node: '1-3-0',

@@ -11,6 +11,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import type { NodeResult, TaskRecord } from '../../common/api/tasks.js';
 import type { ManagerConfig } from '../../manager/config.js';
 import type { DeploymentRecord } from '../../manager/deploy.js';
 import {
@@ -467,7 +468,7 @@ describe('store table modules', () => {
     s.close();
   });
 
-  it('retention runs each module’s rules in order: history, alerts, deployments, components', async () => {
+  it('retention runs each module’s rules in order: history, alerts, deployments, components, tasks', async () => {
     const s = Store.open(
       tmp(),
       cfg({ retention: { days: 30, max_rows: 0 }, cleanup_batch_rows: 10 }),
@@ -488,9 +489,54 @@ describe('store table modules', () => {
     s.saveComponent({ ...base, uuid: 'running', state: 'RUNNING' });
     s.saveComponent({ ...base, uuid: 'unseen', state: null });
     s.addHistory({ at: old, node: null, kind: 'manager', operation: 'start', who: 'm' });
+    // An old finished task goes with its node rows and files; one under way never.
+    const task = (id: string, finished: boolean) =>
+      ({
+        id,
+        who: 'm',
+        at: new Date(old).toISOString(),
+        finished_at: finished ? new Date(old).toISOString() : null,
+        state: finished ? 'done' : 'running',
+        nodes: ['n'],
+      }) as unknown as TaskRecord;
+    const nodeRes = { node: 'n', state: 'done', exit_code: 0 } as unknown as NodeResult;
+    for (const [id, finished] of [
+      ['t-done', true],
+      ['t-running', false],
+    ] as const) {
+      s.tasks.save(task(id, finished));
+      s.tasks.saveNode(task(id, finished), nodeRes);
+      s.tasks.saveFile(task(id, finished), {
+        node: 'n',
+        step: 0,
+        path: '/tmp/x',
+        size: 1,
+        sha256: 'x',
+        content: new Uint8Array([1]),
+      });
+    }
     const deleted = await s.cleanup();
-    assert.deepEqual(Object.keys(deleted), ['history', 'alerts', 'deployments', 'components']);
-    assert.deepEqual(deleted, { history: 1, alerts: 0, deployments: 1, components: 1 });
+    assert.deepEqual(Object.keys(deleted), [
+      'history',
+      'alerts',
+      'deployments',
+      'components',
+      'tasks',
+      'task_nodes',
+      'task_files',
+    ]);
+    assert.deepEqual(deleted, {
+      history: 1,
+      alerts: 0,
+      deployments: 1,
+      components: 1,
+      tasks: 1,
+      task_nodes: 1,
+      task_files: 1,
+    });
+    assert.equal(s.tasks.get('t-done'), undefined);
+    assert.equal(s.tasks.get('t-running')?.results?.[0]?.state, 'done');
+    assert.equal(s.tasks.file('t-running', 'n', 0)?.size, 1);
     assert.deepEqual(
       s.loadDeployments(10).map((d) => d.id),
       ['running'],
