@@ -268,6 +268,7 @@ export class WsLink {
     while (this.held.size > this.cfg.link.websocket.max_held_replies) {
       this.held.delete(this.held.keys().next().value as string);
     }
-    this.send(msg);
+    // Before the (re)registration is confirmed the manager would not take it: registeredNow sends it.
+    if (this.registered) this.send(msg);
   }
 }

@@ -205,7 +205,11 @@ export class LinkHub {
   /** Whether node `id` is connected and registered; `muster` when it is a muster agent. */
   linkOf(id: string): 'seed' | 'muster' | null {
     const s = this.byNode.get(id);
-    return s ? (s.muster ? 'muster' : 'seed') : null;
+    if (!s) return null;
+    if (s.muster) return 'muster';
+    // Just reconnected, before its first report: a node that has sent a full heartbeat body is a muster agent.
+    const n = this.d.registry.nodes.get(id);
+    return n && this.d.registry.boardOf(n)?.heartbeat ? 'muster' : 'seed';
   }
 
   /**
