@@ -39,6 +39,7 @@ import { ComponentAlerts } from './link/alerts.js';
 import { hostname, ReportBuilder } from './link/answer.js';
 import { MulticastLink } from './link/multicast.js';
 import { ReportAssembler } from './link/report.js';
+import { WsLink } from './link/ws.js';
 import { Sampler } from './sampler.js';
 
 /** Optional parts a caller (or a test) may supply. */
@@ -93,6 +94,8 @@ export class AgentApp {
   readonly sampler: Sampler;
   readonly builder: ReportBuilder;
   readonly link: MulticastLink;
+  /** The WebSocket node link (link.mode websocket or both), else null (docs/links.md). */
+  readonly wsLink: WsLink | null;
   readonly commands: CommandRegistry;
   /** Runs remote-execution tasks (docs/exec.md). */
   readonly exec: ExecRunner;
@@ -180,6 +183,10 @@ export class AgentApp {
       this.metrics,
     );
     this.commands = createCommandRegistry({ supervisor: this.supervisor, exec: this.exec, commands: commandSet, log });
+    this.wsLink =
+      cfg.link.mode === 'multicast'
+        ? null
+        : new WsLink(cfg, this.nodeId, this.builder, this.commands, this.metrics, log);
   }
 
   /** The node id this agent claims: `box-slot-cpu`. */
@@ -218,6 +225,8 @@ export class AgentApp {
         version: VERSION,
         uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
         multicast_joined: this.link.joined,
+        link_mode: this.cfg.link.mode,
+        ws_link_connected: this.wsLink?.connected ?? false,
         last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
       }),
       { bodyLimit: this.cfg.http.body_limit_bytes, maxJsonDepth: this.cfg.http.max_json_depth },
@@ -254,7 +263,8 @@ export class AgentApp {
         this.osreapi = undefined;
       }
     }
-    await this.link.start();
+    if (this.cfg.link.mode !== 'websocket') await this.link.start();
+    this.wsLink?.start();
     this.log.info({ node: this.nodeId, service_port: this.cfg.service.port, version: VERSION }, 'agent started');
   }
 
@@ -263,6 +273,7 @@ export class AgentApp {
     this.sampler.stop();
     await this.server?.close();
     await this.osreapi?.close();
+    await this.wsLink?.stop();
     await this.link.stop();
     await this.exec.stop();
     this.removeCrashHandlers();

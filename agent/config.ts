@@ -3,7 +3,7 @@
  * live in config/agent.yaml; see docs/configuration.md for every key.
  */
 import { type Static, Type } from 'typebox';
-import { loadConfig } from '../common/config.js';
+import { ConfigError, loadConfig } from '../common/config.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { Millis, Strict } from '../common/schema-util.js';
 import { GO_DURATION_PATTERN } from './exec/duration.js';
@@ -31,6 +31,24 @@ export const AgentConfigSchema = Strict({
   manager: Strict({
     allow: Type.Array(Type.String({ pattern: ALLOW_PATTERN }), {
       description: "addresses or CIDRs a query's manager_ip must be in; others are ignored and counted; [] = any",
+    }),
+  }),
+  link: Strict({
+    mode: Type.Union([Type.Literal('multicast'), Type.Literal('websocket'), Type.Literal('both')], {
+      description: 'how the agent reaches its manager: multicast queries, the WebSocket node link, or both',
+    }),
+    websocket: Strict({
+      url: Type.String({ description: 'ws(s)://<manager>/api/v1/ws; required with mode websocket or both' }),
+      token_file: Type.String({ description: 'file holding the link token (muster links tokens create)' }),
+      heartbeat_interval_ms: Millis('full heartbeat body sent over the link this often', 1000),
+      resource_interval_ms: Millis('full resource body sent over the link this often', 1000),
+      ping_interval_ms: Millis('WebSocket ping; no answer for two intervals ends the connection', 100),
+      backoff_base_ms: Millis('first reconnect delay bound (exponential backoff, full jitter)', 10),
+      backoff_max_ms: Millis('largest reconnect delay bound', 100),
+      max_held_replies: Type.Integer({
+        minimum: 1,
+        description: 'command replies kept until the manager acknowledges them (the oldest go first)',
+      }),
     }),
   }),
   multicast: Strict({
@@ -170,5 +188,11 @@ export type AgentConfig = Static<typeof AgentConfigSchema>;
  * @throws ConfigError naming the key and what was expected.
  */
 export function loadAgentConfig(file?: string, sets?: readonly string[], env?: NodeJS.ProcessEnv): AgentConfig {
-  return loadConfig<AgentConfig>(AgentConfigSchema, { name: 'agent', file, sets, env });
+  const cfg = loadConfig<AgentConfig>(AgentConfigSchema, { name: 'agent', file, sets, env });
+  if (cfg.link.mode !== 'multicast' && !/^wss?:\/\//.test(cfg.link.websocket.url)) {
+    throw new ConfigError(
+      `config key link.websocket.url: link.mode ${cfg.link.mode} needs a ws:// or wss:// url (e.g. ws://manager:3926/api/v1/ws)`,
+    );
+  }
+  return cfg;
 }

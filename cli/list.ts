@@ -13,7 +13,8 @@ export const MAX_LIMIT = MAX_PAGE_LIMIT;
 
 /** `--node`: a node id box-slot-cpu. */
 export function nodeId(v: string): string {
-  if (!NODE_ID_RE.test(v)) throw new InvalidArgumentError('expected box-slot-cpu, e.g. 1-3-0');
+  if (!NODE_ID_RE.test(v))
+    throw new InvalidArgumentError('expected box-slot-cpu (e.g. 1-3-0) or a linked node id (e.g. node-001)');
   return v;
 }
 

@@ -21,6 +21,7 @@ import { register as deploy } from './commands/deploy.js';
 import { register as exec } from './commands/exec.js';
 import { register as history } from './commands/history.js';
 import { register as instances } from './commands/instances.js';
+import { register as links } from './commands/links.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
 import { register as task } from './commands/task.js';
@@ -56,6 +57,7 @@ export function program(): Command {
     commands,
     alerts,
     history,
+    links,
     version,
   ])
     register(p);

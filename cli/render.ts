@@ -23,15 +23,16 @@ export function renderNodes(nodes: NodeSummary[], now = Date.now()): string {
           'CONFLICT',
           ...(c.host_ip === n.host_ip ? base : [null, null, null, null, null]),
           ago(c.last_seen, now),
+          n.link,
         ]);
       }
     } else {
-      rows.push([n.id, n.hostname, n.host_ip, n.state.toUpperCase(), ...base, ago(n.last_seen, now)]);
+      rows.push([n.id, n.hostname, n.host_ip, n.state.toUpperCase(), ...base, ago(n.last_seen, now), n.link]);
     }
   }
   const counts = { online: 0, suspect: 0, offline: 0 };
   for (const n of nodes) counts[n.state]++;
-  return `${table(['NODE', 'HOSTNAME', 'IP', 'STATE', 'CPU%', 'MEM%', 'TEMP°C', 'GPUS', 'COMPS', 'LAST SEEN'], rows)}\n\n${nodes.length} nodes: ${counts.online} online, ${counts.suspect} suspect, ${counts.offline} offline`;
+  return `${table(['NODE', 'HOSTNAME', 'IP', 'STATE', 'CPU%', 'MEM%', 'TEMP°C', 'GPUS', 'COMPS', 'LAST SEEN', 'LINK'], rows)}\n\n${nodes.length} nodes: ${counts.online} online, ${counts.suspect} suspect, ${counts.offline} offline`;
 }
 
 /** The `muster node <id>` report: identity, liveness and everything last reported. */

@@ -25,6 +25,8 @@ import type { ManagerConfig } from './config.js';
 import { Deployer } from './deploy.js';
 import { Ingest } from './ingest.js';
 import { InstanceController } from './instances/controller.js';
+import { LinkAgentClient, RoutingAgentClient } from './link/client.js';
+import { LinkHub } from './link/hub.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
 import { NodePruner } from './prune.js';
@@ -117,7 +119,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   alerts.syncConfigRules(cfg.alerts.rules, Date.now());
   components.restore();
 
-  const agents = new HttpAgentClient(
+  const httpAgents = new HttpAgentClient(
     {
       timeout_ms: cfg.deploy.timeout_ms,
       progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4),
@@ -130,6 +132,23 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     },
     new AgentCredentials(cfg.deploy, log),
     metrics,
+  );
+  const telemetry = new Telemetry(cfg.telemetry, log, metrics);
+  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
+  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, log, metrics });
+  // Per node: the WebSocket link when the node reports over it, else HTTP (docs/links.md).
+  const agents = new RoutingAgentClient(
+    httpAgents,
+    new LinkAgentClient(link, {
+      deploy_timeout_ms: cfg.deploy.timeout_ms,
+      exec: {
+        call_timeout_ms: cfg.exec.call_timeout_ms,
+        max_reply_bytes: cfg.exec.max_reply_bytes,
+        max_file_bytes: cfg.exec.max_file_bytes,
+      },
+    }),
+    link,
+    registry,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   const scheduler = new Scheduler(registry, cfg.scheduler, metrics);
@@ -149,8 +168,6 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   // After the wiring: a task found under way is recorded as interrupted.
   runner.restore(store.tasks.loadUnfinished());
   const sse = new SseClients(() => cfg.exec.max_sse_clients, metrics);
-  const telemetry = new Telemetry(cfg.telemetry, log, metrics);
-  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
   const querier = new Querier(
     {
       group: cfg.multicast.group,
@@ -215,6 +232,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     : undefined;
   const http = split ? buildReportServer(serverOptions) : buildServer(serverOptions);
   const api = split ? buildApiServer(serverOptions, tls) : null;
+  // The WebSocket node link on the API listener (docs/links.md).
+  link.attach((api ?? http).server);
 
   return {
     http,
@@ -252,6 +271,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       rounds.stop();
       pruner.stop();
       querier.stop();
+      await link.close();
       await http.close();
       await api?.close();
       await telemetry.stop();

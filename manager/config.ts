@@ -110,6 +110,24 @@ export const ManagerConfigSchema = Strict({
       description: 'a node offline this long is removed (its open alerts resolved); 0 = never (the default)',
     }),
   }),
+  link: Strict({
+    enabled: Type.Boolean({ description: 'serve the WebSocket node link on the API listener (/api/v1/ws)' }),
+    max_connections: Type.Integer({ minimum: 1, description: 'open link connections; one more is refused with 503' }),
+    max_message_bytes: Type.Integer({
+      minimum: 1024,
+      description: 'largest link message; a bigger one closes the connection (1009)',
+    }),
+    max_messages_per_second: Type.Number({
+      minimum: 0.1,
+      description: 'messages one connection may send per second on average (burst: twice that); over it closes (1008)',
+    }),
+    heartbeat_interval_ms: Millis("a linked node's heartbeat cadence until it has shown its own", 1000),
+    ping_interval_ms: Millis('WebSocket ping of every connection; no pong by the next ping ends it', 100),
+    register_timeout_ms: Millis('a connection that has not registered by then is closed', 100),
+    command_grace_ms: Millis("time past a command's own timeout before COMMAND_TIMEOUT", 0),
+    max_output_bytes: Type.Integer({ minimum: 1024, description: 'stdout and stderr kept per command result' }),
+    max_pending_commands: Type.Integer({ minimum: 1, description: 'commands in flight per node; one more is refused' }),
+  }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),
     offline_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before offline' }),

@@ -40,3 +40,17 @@ export function evaluate(
 function rank(s: NodeState): number {
   return s === 'online' ? 0 : s === 'suspect' ? 1 : 2;
 }
+
+/**
+ * Evaluates a node on the WebSocket link (docs/links.md "Linked nodes"): the same thresholds,
+ * counted in the node's own heartbeat intervals missed rather than in query rounds.
+ * @param missed whole heartbeat intervals since its latest heartbeat
+ */
+export function evaluateLinked(
+  current: NodeState,
+  missed: number,
+  t: LivenessThresholds,
+): { to: NodeState; reason: string } | null {
+  const change = evaluate(current, missed, t);
+  return change && { to: change.to, reason: `missed ${missed} link heartbeat interval${missed === 1 ? '' : 's'}` };
+}

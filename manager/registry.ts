@@ -12,8 +12,9 @@
 import { EventEmitter } from 'node:events';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { NODE_STATES } from '../common/api/nodes.js';
+import type { LinkMetrics } from '../common/link.js';
 import type { HeartbeatData, ResourceData } from '../common/protocol.js';
-import { evaluate, type LivenessThresholds, type NodeState, type Transition } from './liveness.js';
+import { evaluate, evaluateLinked, type LivenessThresholds, type NodeState, type Transition } from './liveness.js';
 
 /** What the manager knows of one address reporting for one position. */
 export interface Board {
@@ -46,7 +47,28 @@ export interface NodeRecord {
   claimants: Set<string>;
   /** The latest transitions, oldest first, at most TRANSITIONS_KEPT. */
   transitions: Transition[];
+  /**
+   * Set while the node reports over the WebSocket node link (docs/links.md "Linked nodes"): its
+   * liveness is then counted in its own heartbeat intervals, not in query rounds.
+   */
+  link?: LinkState;
 }
+
+/** What the registry knows of a node on the WebSocket link (docs/links.md "Linked nodes"). */
+export interface LinkState {
+  /** The node's heartbeat cadence, ms (measured, or link.heartbeat_interval_ms before two heartbeats). */
+  interval_ms: number;
+  /** ms since epoch of the latest heartbeat (or registration) over the link. */
+  last_at: number;
+  /** From node_register (absent for a muster agent, whose heartbeat body names them). */
+  hostname?: string;
+  os_info?: string;
+  /** The latest heartbeat `metrics` of a seed-protocol node, null before one. */
+  metrics: LinkMetrics | null;
+}
+
+/** box_id, slot_id and cpu_id of a linked node that reports no position (docs/links.md "Node ids"). */
+export const NO_POSITION = -1;
 
 const TRANSITIONS_KEPT = 50;
 
@@ -168,6 +190,8 @@ export class NodeRegistry extends EventEmitter {
     b.heartbeat = h;
     b.heartbeatAt = at;
     b.lastRound = this.round;
+    const linked = this.nodes.get(id)?.link;
+    if (linked) linked.last_at = at;
 
     // An address may claim several positions: a re-configured board (its old position goes quiet,
     // then offline) or several agents sharing one address (reported by endRound).
@@ -320,7 +344,9 @@ export class NodeRegistry extends EventEmitter {
       if (n.claimants.size > 1) this.settleConflict(n);
       // A position no board claims any more counts as never heard from.
       const b = n.claimants.has(n.primary) ? this.boardOf(n) : undefined;
-      const change = evaluate(n.state, b ? this.missed(b) : Number.POSITIVE_INFINITY, this.t);
+      const change = n.link
+        ? evaluateLinked(n.state, Math.floor((this.now() - n.link.last_at) / n.link.interval_ms), this.t)
+        : evaluate(n.state, b ? this.missed(b) : Number.POSITIVE_INFINITY, this.t);
       if (change) {
         this.transition(n, change.to, change.reason);
         out.push(n.transitions[n.transitions.length - 1] as Transition);
@@ -404,6 +430,77 @@ export class NodeRegistry extends EventEmitter {
           out.push({ id: n.id, reason: 'offline' });
     }
     return out;
+  }
+
+  /**
+   * Records a heartbeat or registration of a node over the WebSocket link (docs/links.md "Linked
+   * nodes"). A node that reports no position (`pos` absent) is held under its `id` with
+   * box/slot/cpu {@link NO_POSITION}; a muster agent's full heartbeat body goes through
+   * ingestHeartbeat first and this call only marks the node linked.
+   * @param id the registry id (box-slot-cpu or the node's node_id)
+   * @param hostIp the node's address (its ip_address, else the connection's peer)
+   * @param info cadence, identity and metrics; fields absent keep their previous value
+   * @returns the id, or null when it names a new node beyond registry.max_nodes (nothing recorded)
+   */
+  ingestLinked(
+    id: string,
+    hostIp: string,
+    info: { interval_ms: number; hostname?: string; os_info?: string; metrics?: LinkMetrics | null },
+    pos?: { box_id: number; slot_id: number; cpu_id: number },
+  ): string | null {
+    const at = this.now();
+    let n = this.nodes.get(id);
+    if (!n) {
+      if (this.nodes.size >= this.maxNodes) return null;
+      n = {
+        id,
+        box_id: pos?.box_id ?? NO_POSITION,
+        slot_id: pos?.slot_id ?? NO_POSITION,
+        cpu_id: pos?.cpu_id ?? NO_POSITION,
+        state: 'online',
+        since: at,
+        first_seen: at,
+        primary: hostIp,
+        claimants: new Set([hostIp]),
+        transitions: [],
+      };
+      const tr: Transition = { node: id, from: null, to: 'online', at: new Date(at).toISOString(), reason: 'linked' };
+      n.transitions.push(tr);
+      this.nodes.set(id, n);
+      this.emit('transition', tr);
+    } else if (n.primary !== hostIp && !n.link) {
+      // A node known from multicast (or a previous run) now on the link: the link's address is shown.
+      const from = n.primary;
+      n.claimants.delete(from);
+      n.claimants.add(hostIp);
+      n.primary = hostIp;
+      this.emit('moved', { node: id, from, to: hostIp });
+    } else if (n.primary !== hostIp) {
+      n.claimants.delete(n.primary);
+      n.claimants.add(hostIp);
+      n.primary = hostIp;
+    }
+    const prev = n.link;
+    n.link = {
+      interval_ms: info.interval_ms,
+      last_at: at,
+      hostname: info.hostname ?? prev?.hostname,
+      os_info: info.os_info ?? prev?.os_info,
+      metrics: info.metrics !== undefined ? info.metrics : (prev?.metrics ?? null),
+    };
+    const b = this.board(hostIp, id);
+    b.heartbeatAt = at;
+    b.lastRound = this.round;
+    let mine = this.claims.get(hostIp);
+    if (!mine) {
+      mine = new Set();
+      this.claims.set(hostIp, mine);
+    }
+    mine.add(id);
+    if (n.state !== 'online') {
+      this.transition(n, 'online', n.state === 'offline' ? 'link heartbeat after offline' : 'link heartbeat');
+    }
+    return id;
   }
 
   /** Whether more than one board claims the node's position now. */

@@ -52,9 +52,9 @@ export function targetNodeOf(reg: NodeRegistry, n: NodeRecord): ResolvedNode {
       cpu_type: hb?.cpu_type,
       os_type: hb?.os_type,
       resource_type: hb?.resource_type,
-      hostname: hb?.hostname,
+      hostname: hb?.hostname ?? n.link?.hostname,
       host_ip: n.primary,
-      link: 'mcast',
+      link: n.link ? 'ws' : 'mcast',
     },
     labels: labelsOf(hb),
   };

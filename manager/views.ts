@@ -32,11 +32,11 @@ export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
     state: n.state,
     state_since: new Date(n.since).toISOString(),
     host_ip: n.primary,
-    hostname: b?.heartbeat?.hostname ?? null,
+    hostname: b?.heartbeat?.hostname ?? n.link?.hostname ?? null,
     last_seen: b ? iso(b.heartbeatAt) : null,
     missed_rounds: b ? reg.missed(b) : reg.round,
-    cpu_percent: r?.cpu.usage_percent ?? null,
-    memory_percent: r?.memory.usage_percent ?? null,
+    cpu_percent: r?.cpu.usage_percent ?? n.link?.metrics?.cpu_usage ?? null,
+    memory_percent: r?.memory.usage_percent ?? n.link?.metrics?.memory_usage ?? null,
     temperature: r?.cpu.temperature ?? null,
     gpu_count: r ? r.gpu.length : (b?.heartbeat?.gpu.length ?? 0),
     component_count: b?.resource?.component.length ?? 0,
@@ -47,6 +47,7 @@ export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
             claimant(reg, reg.boardOf(n, ip), ip),
           )
         : null,
+    link: n.link ? 'ws' : 'mcast',
   };
 }
 
@@ -67,6 +68,9 @@ export function detail(reg: NodeRegistry, n: NodeRecord): NodeDetail {
         }
       : null,
     transitions: [...n.transitions],
+    link_info: n.link
+      ? { interval_ms: n.link.interval_ms, os_info: n.link.os_info ?? null, metrics: n.link.metrics }
+      : null,
   };
 }
 

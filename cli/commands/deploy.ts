@@ -20,7 +20,8 @@ import { ago, bytes, num, table } from '../format.js';
 const POLL_MS = 300;
 
 function nodeId(v: string): string {
-  if (!NODE_ID_RE.test(v)) throw new InvalidArgumentError(`expected box-slot-cpu, e.g. 1-3-0`);
+  if (!NODE_ID_RE.test(v))
+    throw new InvalidArgumentError(`expected box-slot-cpu (e.g. 1-3-0) or a linked node id (e.g. node-001)`);
   return v;
 }
 

@@ -42,7 +42,10 @@ export function register(p: Command): void {
       const base = managerUrl(p.opts().manager);
       if (id === 'rm') {
         if (target === undefined || !NODE_ID_RE.test(target))
-          throw new CliError(`node rm ${JSON.stringify(target ?? '')}: expected box-slot-cpu, e.g. 1-3-0`, 2);
+          throw new CliError(
+            `node rm ${JSON.stringify(target ?? '')}: expected box-slot-cpu (e.g. 1-3-0) or a linked node id (e.g. node-001)`,
+            2,
+          );
         const r = await api<NodeRemovedReply>(base, 'DELETE', `/api/v1/nodes/${target}`);
         console.log(
           o.json ? JSON.stringify(r, null, 2) : `node ${r.node} removed; ${r.alerts_resolved} open alert(s) resolved`,
@@ -51,7 +54,10 @@ export function register(p: Command): void {
       }
       if (target !== undefined) throw new CliError(`node ${id} ${target}: unexpected argument ${target}`, 2);
       if (!NODE_ID_RE.test(id))
-        throw new CliError(`node id ${JSON.stringify(id)}: expected box-slot-cpu, e.g. 1-3-0`, 2);
+        throw new CliError(
+          `node id ${JSON.stringify(id)}: expected box-slot-cpu (e.g. 1-3-0) or a linked node id (e.g. node-001)`,
+          2,
+        );
       const n = await api<NodeDetail>(base, 'GET', `/api/v1/nodes/${id}`);
       if (o.json) {
         console.log(JSON.stringify(n, null, 2));

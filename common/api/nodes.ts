@@ -73,6 +73,9 @@ const summaryFields = {
   conflict: Type.Union([Type.Array(ClaimantViewSchema), Type.Null()], {
     description: 'every claimant, the shown one first, when more than one board claims the position; else null',
   }),
+  link: Type.Union([Type.Literal('mcast'), Type.Literal('ws')], {
+    description: 'how the node reports: mcast (multicast queries) or ws (the WebSocket node link, docs/links.md)',
+  }),
 };
 
 /** One row of `muster nodes`: identity, liveness and headline figures. */
@@ -103,6 +106,25 @@ export const NodeDetailSchema = Type.Object({
   resource: openOrNull(ResourceData),
   free: Type.Union([FreeResourcesSchema, Type.Null()], { description: 'null before the first resource report' }),
   transitions: Type.Array(TransitionSchema, { description: 'the latest transitions, oldest first' }),
+  link_info: Type.Union(
+    [
+      Type.Object({
+        interval_ms: Type.Number({ description: "the node's heartbeat cadence over the link, ms" }),
+        os_info: Type.Union([Type.String(), Type.Null()]),
+        metrics: Type.Union([
+          Type.Object({
+            cpu_usage: Type.Optional(Type.Number()),
+            memory_usage: Type.Optional(Type.Number()),
+            disk_usage: Type.Optional(Type.Number()),
+            load_average: Type.Optional(Type.Number()),
+          }),
+          Type.Null(),
+        ]),
+      }),
+      Type.Null(),
+    ],
+    { description: 'the WebSocket link view (docs/links.md "Linked nodes"); null for a multicast node' },
+  ),
 });
 /** `muster node <id>`. */
 export type NodeDetail = Static<typeof NodeDetailSchema>;

@@ -37,12 +37,20 @@ export const WorkloadTypeSchema = literalUnion(WORKLOAD_TYPES, {
   description: 'workload kind: docker (container) or bar (native bundle)',
 });
 
-/** Pattern of a multicast board's node id: `box-slot-cpu`, e.g. `1-3-0`. */
-export const NODE_ID_PATTERN = '^[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9}$';
+/**
+ * Pattern of a node id: a board's position `box-slot-cpu` (e.g. `1-3-0`), or the `node_id` of a
+ * node on the WebSocket link that reports no position (docs/links.md "Node ids": letters, digits,
+ * `_ . -`, at most 64, e.g. `node-001` or a UUID). The second form contains the first; both are
+ * spelled out so that the position form stays visible.
+ */
+export const NODE_ID_PATTERN = '^(?:[0-9]{1,9}-[0-9]{1,9}-[0-9]{1,9}|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$';
 /** The same pattern as a RegExp (for the CLI's argument checks). */
 export const NODE_ID_RE = new RegExp(NODE_ID_PATTERN);
-/** Schema of a node id (`box-slot-cpu`). */
-export const NodeIdSchema = Type.String({ pattern: NODE_ID_PATTERN, description: 'node id box-slot-cpu, e.g. 1-3-0' });
+/** Schema of a node id (`box-slot-cpu`, or a linked node's node_id). */
+export const NodeIdSchema = Type.String({
+  pattern: NODE_ID_PATTERN,
+  description: 'node id: box-slot-cpu (e.g. 1-3-0) or a linked node id (e.g. node-001)',
+});
 /** A node id `box-slot-cpu`. */
 export type NodeId = Static<typeof NodeIdSchema>;
 

@@ -205,7 +205,7 @@ export class HttpAgentClient implements AgentClient {
   // Remote execution (docs/exec.md "Agent commands"; contract common/exec.ts) -------------------
 
   exec(target: AgentTarget, data: ExecRequestData): Promise<AgentOutcome<ExecReplyData>> {
-    return this.command(target, 'exec', data, CHECK.exec, this.execOpts.call_timeout_ms);
+    return this.command(target, 'exec', data, REPLY_CHECKS.exec, this.execOpts.call_timeout_ms);
   }
 
   execStatus(target: AgentTarget, data: ExecStatusRequestData): Promise<AgentOutcome<ExecStatusReplyData>> {
@@ -213,23 +213,23 @@ export class HttpAgentClient implements AgentClient {
       target,
       'exec_status',
       data,
-      CHECK.exec_status,
+      REPLY_CHECKS.exec_status,
       (data.wait_ms ?? 0) + this.execOpts.call_timeout_ms,
     );
   }
 
   execKill(target: AgentTarget, data: ExecKillRequestData): Promise<AgentOutcome<ExecKillReplyData>> {
-    return this.command(target, 'exec_kill', data, CHECK.exec_kill, this.execOpts.call_timeout_ms);
+    return this.command(target, 'exec_kill', data, REPLY_CHECKS.exec_kill, this.execOpts.call_timeout_ms);
   }
 
   execFile(target: AgentTarget, data: ExecFileRequestData): Promise<AgentOutcome<ExecFileReplyData>> {
     // A file reply carries the file base64 (4/3 of it) besides the fields.
     const max = Math.ceil((this.execOpts.max_file_bytes * 4) / 3) + this.execOpts.max_reply_bytes;
-    return this.command(target, 'exec_file', data, CHECK.exec_file, this.execOpts.call_timeout_ms, max);
+    return this.command(target, 'exec_file', data, REPLY_CHECKS.exec_file, this.execOpts.call_timeout_ms, max);
   }
 
   commandSet(target: AgentTarget, data: CommandSetRequestData): Promise<AgentOutcome<CommandSetReplyData>> {
-    return this.command(target, 'command_set', data, CHECK.command_set, this.execOpts.call_timeout_ms);
+    return this.command(target, 'command_set', data, REPLY_CHECKS.command_set, this.execOpts.call_timeout_ms);
   }
 
   private get execOpts(): ExecCallOptions {
@@ -301,7 +301,7 @@ export class HttpAgentClient implements AgentClient {
     }
     const checked = check.check(doc);
     if (checked.ok) return { ok: true, reply: checked.value.data };
-    const refusal = CHECK.refusal.check(doc);
+    const refusal = REPLY_CHECKS.refusal.check(doc);
     if (refusal.ok && refusal.value.data.result !== 0) {
       return { ok: false, result: refusal.value.data.result, message: refusal.value.data.message };
     }
@@ -332,8 +332,8 @@ export const EXEC_CALL_DEFAULTS: ExecCallOptions = {
 };
 
 const reply = (data: TSchema) => Type.Object({ api_version: Type.Integer(), data });
-/** The reply checkers, by command; `refusal` is any reply with a result and a message. */
-const CHECK = {
+/** The reply checkers, by command; `refusal` is any reply with a result and a message (also used by the link client, manager/link/client.ts). */
+export const REPLY_CHECKS = {
   exec: compile<{ data: ExecReplyData }>(reply(ExecReplyData)),
   exec_status: compile<{ data: ExecStatusReplyData }>(reply(ExecStatusReplyData)),
   exec_kill: compile<{ data: ExecKillReplyData }>(

@@ -18,6 +18,7 @@ import { type CommandRoutesOptions, commandRoutes } from './commands.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type InstanceRoutesOptions, instanceRoutes } from './instances.js';
+import { type LinkRoutesOptions, linkRoutes } from './links.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
@@ -36,7 +37,8 @@ export type ApiOptions = NodeRoutesOptions &
   InstanceRoutesOptions &
   TelemetryRoutesOptions &
   TaskRoutesOptions &
-  CommandRoutesOptions & {
+  CommandRoutesOptions &
+  LinkRoutesOptions & {
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
   };
@@ -65,6 +67,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(instanceRoutes, { instances: o.instances });
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
+  await api.register(linkRoutes, { store: o.store });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
   await api.register(taskRoutes, { runner: o.runner, store: o.store, sse: o.sse });
   await api.register(commandRoutes, { catalog: o.catalog });

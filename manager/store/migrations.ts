@@ -218,4 +218,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'link tokens of the WebSocket node link (docs/links.md "Link tokens")',
+    sql: `
+      CREATE TABLE link_tokens (
+        id           TEXT PRIMARY KEY,          -- short public id (lt_...), never the secret
+        hash         TEXT NOT NULL UNIQUE,      -- sha256 of the whole token, hex
+        node         TEXT,                      -- the one node id it may link, NULL = any
+        created_by   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_used_at INTEGER
+      );
+    `,
+  },
 ];

@@ -21,6 +21,7 @@ import { type StoreConfig, StoreCore } from './core.js';
 import { type ComponentRow, ComponentsTable, DeploymentsTable } from './deployments.js';
 import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js';
 import { InstancesTable } from './instances.js';
+import { LinkTokensTable } from './links.js';
 import { type NodeRow, NodesTable } from './nodes.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
@@ -40,6 +41,7 @@ export { type StoreConfig, StoreError } from './core.js';
 export type { ComponentRow } from './deployments.js';
 export type { HistoryFilter, NewHistory } from './history.js';
 export type { AllocRow, InstanceRow, NewInstanceEvent } from './instances.js';
+export type { LinkTokenRow } from './links.js';
 export type { NodeRow } from './nodes.js';
 export type { SessionRow } from './sessions.js';
 export type { CommandRow, TaskFileRow } from './tasks.js';
@@ -72,6 +74,8 @@ export class Store {
   readonly tasks: TasksTable;
   /** The command-set catalog (docs/exec.md "Command-set catalog"). */
   readonly commands: CommandsTable;
+  /** Tokens of the WebSocket node link (docs/links.md "Link tokens"). */
+  readonly linkTokens: LinkTokensTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -89,6 +93,7 @@ export class Store {
     this.instances = core.register(new InstancesTable(core));
     this.tasks = core.register(new TasksTable(core));
     this.commands = core.register(new CommandsTable(core));
+    this.linkTokens = core.register(new LinkTokensTable(core));
     this.retention = new Retention(core);
   }
 

@@ -301,7 +301,12 @@ export class TaskRunner extends EventEmitter {
     const ctl = new Map<string, NodeCtl>();
     for (const n of nodes) {
       const hb = this.registry.boardOf(n.record)?.heartbeat;
-      const target = hb ? { node: n.id, host_ip: hb.host_ip, port: hb.service_port } : null;
+      // A node on the WebSocket link without a heartbeat body is reached by its id (docs/links.md).
+      const target = hb
+        ? { node: n.id, host_ip: hb.host_ip, port: hb.service_port }
+        : n.record.link
+          ? { node: n.id, host_ip: n.host_ip, port: 0 }
+          : null;
       const result: NodeResult = {
         node: n.id,
         host_ip: n.host_ip,

@@ -111,7 +111,7 @@ describe('muster alerts / history: argument checks', () => {
 
   it('refuses bad flags with commander naming the flag (exit 1) before calling the manager', async () => {
     const cases: [string[], string][] = [
-      [['alerts', '--node', 'x'], "option '--node <id>' argument 'x' is invalid. expected box-slot-cpu"],
+      [['alerts', '--node', 'x!'], "option '--node <id>' argument 'x!' is invalid. expected box-slot-cpu"],
       [['alerts', '--since', 'yesterday'], "option '--since <time>' argument 'yesterday' is invalid. cannot read"],
       [['alerts', '--since', '9'.repeat(40)], "option '--since <time>'"],
       [
@@ -158,7 +158,7 @@ describe('muster alerts / history: argument checks', () => {
         ['history', '--kind', 'deploy'],
         "option '--kind <kind>' argument 'deploy' is invalid. Allowed choices are state, operation, component, manager",
       ],
-      [['history', '--node', '1-1'], "option '--node <id>' argument '1-1' is invalid"],
+      [['history', '--node', '1-1/'], "option '--node <id>' argument '1-1/' is invalid"],
       [['history', '--since', '2026-99-99'], "option '--since <time>'"],
       [['history', '--limit', '-1'], "option '--limit <n>'"],
     ];
@@ -206,7 +206,7 @@ describe('muster alerts / history: argument checks', () => {
 
   it('the real binary: a bad flag exits 1 naming it, a valid call without a manager exits 3', async () => {
     const cases: [string[], number, RegExp][] = [
-      [['alerts', '--node', 'x'], 1, /^error: option '--node <id>' argument 'x' is invalid/],
+      [['alerts', '--node', 'x!'], 1, /^error: option '--node <id>' argument 'x!' is invalid/],
       [['history', '--since', 'soon'], 1, /^error: option '--since <time>' argument 'soon' is invalid/],
       [['alerts', 'rule', 'set', 'hot', '--metric', 'm', '--op', 'gt', '--threshold', 'x'], 1, /'--threshold <n>'/],
       [['alerts', '--open'], 3, /^muster: cannot reach the manager at http:\/\/127\.0\.0\.1:\d+ /],

@@ -49,7 +49,7 @@ describe('muster node rm', () => {
     });
     assert.equal(r.statusCode, 200);
 
-    let run = await muster(['node', 'rm', 'x'], base, admin);
+    let run = await muster(['node', 'rm', 'x!'], base, admin);
     assert.equal(run.code, 2);
     assert.match(run.out, /expected box-slot-cpu/);
     run = await muster(['node', 'rm', '1-3-0'], base, operator);

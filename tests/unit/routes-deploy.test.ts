@@ -145,7 +145,7 @@ describe('deploy routes', () => {
     assert.equal((r.json() as { components: { node: string }[] }).components[0]?.node, '1-3-0');
     r = await app.inject({ url: '/api/v1/components?node=2-2-2' });
     assert.deepEqual(r.json(), { components: [] });
-    r = await app.inject({ url: '/api/v1/components?node=x' });
+    r = await app.inject({ url: '/api/v1/components?node=-x' });
     assert.equal(r.statusCode, 400);
     await app.close();
   });

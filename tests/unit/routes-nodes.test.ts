@@ -115,12 +115,14 @@ describe('node routes', () => {
     await app.close();
   });
 
-  it('404 for an unknown node, 400 naming params/id for an id that is not box-slot-cpu', async () => {
+  it('404 for an unknown node, 400 naming params/id for an id that is not a node id', async () => {
     const app = await server(fleet());
     let r = await app.inject({ url: '/api/v1/nodes/9-9-9' });
     assert.equal(r.statusCode, 404);
     assert.deepEqual(r.json(), { error: 'not_found', message: 'no node 9-9-9' });
-    r = await app.inject({ url: '/api/v1/nodes/1-3' });
+    r = await app.inject({ url: '/api/v1/nodes/node-001' });
+    assert.equal(r.statusCode, 404, 'a linked node id is a node id (docs/links.md)');
+    r = await app.inject({ url: '/api/v1/nodes/-1-3' });
     assert.equal(r.statusCode, 400);
     const b = r.json() as { error: string; field: string; message: string };
     assert.equal(b.error, 'bad_request');
