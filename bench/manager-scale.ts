@@ -128,6 +128,9 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     const password = mgr.password;
     await mgr.child.stop();
     mgr = undefined;
+    // Answers to the old manager's last queries still arrive (and are refused) for one window.
+    await sleep(jitterMs + 500);
+    await fleet.idle(10_000).catch(() => undefined);
     const failedStop = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     const restarted = performance.now();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir, password });
