@@ -226,9 +226,11 @@ export async function startManager(opts: {
   mcastPort: number;
   dataDir: string;
   extra?: Record<string, string | number>;
-}): Promise<{ child: Child; base: string; token: string }> {
+  /** The admin password of a data_dir started before (a restart); a new one otherwise. */
+  password?: string;
+}): Promise<{ child: Child; base: string; token: string; password: string }> {
   mkdirSync(opts.dataDir, { recursive: true });
-  const password = randomBytes(18).toString('base64url');
+  const password = opts.password ?? randomBytes(18).toString('base64url');
   const passwordFile = path.join(opts.dataDir, 'initial-admin-password');
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
   const bin = musterBinary();
@@ -258,7 +260,7 @@ export async function startManager(opts: {
   });
   if (!res.ok) throw new Error(`POST /api/v1/login: HTTP ${res.status} ${await res.text()}`);
   const { token } = (await res.json()) as { token: string };
-  return { child, base, token };
+  return { child, base, token, password };
 }
 
 /** The headers that carry an API token (`Authorization: Bearer`), none without one. */

@@ -35,6 +35,9 @@ import {
 } from './common.js';
 import { startFleet } from './fleet.js';
 
+/** The manager's default heartbeat round (query.heartbeat_interval_ms), ms. */
+const HEARTBEAT_INTERVAL_MS = 2000;
+
 /** Address block of the scale fleet: 127.23.x.y. */
 const NET = 23;
 
@@ -61,6 +64,14 @@ export interface ScalePoint {
   failedInWindow: number;
   /** ms from the manager process being started to every board online with a resource report. */
   startupMs: number;
+  /** The start target: 2 heartbeat rounds + the reply window + 1 s for the process to start, ms. */
+  startupTargetMs: number;
+  /** Fleet failures from the manager's start to every board online (target 0). */
+  startupFailed: number;
+  /** After a restart on the same data_dir (N known boards): ms from the new process's start to every
+   * board's heartbeat and resource report stored by it, and the fleet failures meanwhile. */
+  restartMs: number;
+  restartFailed: number;
   /** Fleet-side failures by kind (error code or HTTP status). */
   failures: Record<string, number>;
   /** jitter_ms of the latest heartbeat query. */
@@ -93,6 +104,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       await sleep(250);
     }
     const startupMs = performance.now() - started;
+    const startupFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     await sleep(1000);
     const failedBefore = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     const meter = contentionMeter();
@@ -111,8 +123,36 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     // Reports already answered are stored; let the ones under way finish before comparing.
     await fleet.idle(10_000).catch(() => undefined);
     const m1 = ingested(await getText(`${base}/metrics`));
+    // The same fleet, now known: the manager restarted on its data_dir.
+    const jitterMs = fleet.counters.last['/heartbeat']?.jitter_ms ?? 0;
+    const password = mgr.password;
+    await mgr.child.stop();
+    mgr = undefined;
+    // Answers to the old manager's last queries still arrive (and are refused) for one window.
+    await sleep(jitterMs + 500);
+    await fleet.idle(10_000).catch(() => undefined);
+    const failedStop = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+    const restarted = performance.now();
+    mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir, password });
+    let restartMs = Number.NaN;
+    for (const until = Date.now() + 60_000; Date.now() < until; ) {
+      const t = await getText(`${mgr.base}/metrics`);
+      if (
+        metric(t, 'muster_manager_reports_ingested_total', { url: '/heartbeat' }) >= n &&
+        metric(t, 'muster_manager_reports_ingested_total', { url: '/resource' }) >= n
+      ) {
+        restartMs = performance.now() - restarted;
+        break;
+      }
+      await sleep(100);
+    }
+    const restartFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedStop;
     return {
       n,
+      startupTargetMs: 2 * HEARTBEAT_INTERVAL_MS + jitterMs + 1000,
+      startupFailed,
+      restartMs,
+      restartFailed,
       rss: r.mean,
       heapUsed: heaps.reduce((a, b) => a + b, 0) / Math.max(1, heaps.length),
       cpuPercent,
@@ -157,6 +197,10 @@ export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
         failed: 0,
         failedInWindow: 0,
         startupMs: Number.NaN,
+        startupTargetMs: Number.NaN,
+        startupFailed: 0,
+        restartMs: Number.NaN,
+        restartFailed: 0,
         failures: {},
         jitterMs: 0,
         othersCores: Number.NaN,
@@ -195,6 +239,11 @@ export function formatScale(r: ScaleResult): string {
       `N = ${p.n}: RSS ${mib(p.rss)}, heap used ${mib(p.heapUsed)}, CPU ${fx(p.cpuPercent, 1)} % ` +
         `(per 1,000 boards: ${mib(p.rss / k)}, ${mib(p.heapUsed / k)}, ${fx(p.cpuPercent / k, 1)} %); ` +
         `stored ${p.stored}, answered 200 ${p.answered}, fleet failures ${p.failed}${p.failed ? ` ${JSON.stringify(p.failures)} (${p.failedInWindow} in the window)` : ''}, all online ${fx(p.startupMs / 1000, 1)} s after start, jitter ${p.jitterMs} ms, others ${fx(p.othersCores, 2)} cores`,
+      `    start: all online ${fx(p.startupMs / 1000, 1)} s after the process start, ${p.startupFailed} fleet failures on the way ` +
+        `(target ≤ ${fx(p.startupTargetMs / 1000, 1)} s = 2 heartbeat rounds + ${p.jitterMs} ms window + 1 s, 0 failures: ` +
+        `${p.startupMs <= p.startupTargetMs && p.startupFailed === 0 ? 'met' : 'NOT met'}); ` +
+        `restart with ${p.n} known boards: every board stored ${fx(p.restartMs / 1000, 1)} s after the process start, ` +
+        `${p.restartFailed} failures (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'})`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
     );

@@ -6,7 +6,7 @@
  *   npm run bench -- --only ingest,round
  *   npm run bench -- --quick           shorter windows, prints only (RESULTS.md untouched unless --out)
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { type FootprintResult, formatFootprint, runFootprint } from './agent-footprint.js';
@@ -427,6 +427,20 @@ async function main(): Promise<void> {
   const started = new Date();
   const t0 = performance.now();
 
+  // Figures are compared with baselines of this run only, and with RESULTS.md of earlier runs:
+  // both sides must be the pinned runtime and the current sources (docs/operations.md#runtime).
+  const pinned = /^NODE_VERSION=(\S+)$/m.exec(readFileSync(path.join(ROOT, 'scripts', 'runtime.env'), 'utf8'))?.[1];
+  if (pinned && process.version !== `v${pinned}`) {
+    throw new Error(
+      `bench runs on ${process.version}, not the pinned runtime v${pinned} (scripts/runtime.env): ` +
+        'run it through make bench (scripts/node.sh) so that the figures compare',
+    );
+  }
+  if (musterBinary().kind === 'source') {
+    throw new Error(
+      'no build of the current sources could be made (dist/ is stale and the private build failed): refusing to measure an out-of-date or tsx-loaded muster',
+    );
+  }
   const c = selfCheck();
   const check = `bodies pass common/protocol.ts (HeartbeatBody, ResourceBody via common/validate.ts compile); heartbeat ${c.heartbeatBytes} B, resource ${c.resourceBytes.min}–${c.resourceBytes.max} B`;
   progress(`fleet self-check: ${check}`);

@@ -45,6 +45,12 @@ import { TaskRunner } from './tasks/runner.js';
 import { Telemetry } from './telemetry/index.js';
 import { managerHistory, wireEvents } from './wiring.js';
 
+/**
+ * Accept backlog of the report port: the kernel caps it at net.core.somaxconn (4096 on current
+ * Linux; docs/operations.md "Sizing").
+ */
+const REPORT_BACKLOG = 8192;
+
 /** A built manager: the daemon's handle (cli/daemon.ts runs it). */
 export interface Manager {
   /** The HTTP server of the reports (and of the API unless http.api.port is set); not listening before start(). */
@@ -244,7 +250,9 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       store.start();
       await telemetry.start();
       await querier.start();
-      await http.listen({ host: cfg.http.host, port: cfg.http.port });
+      // A whole fleet connects within one reply window after a (re)start: Node's default accept
+      // backlog (511) overflows at a few thousand boards (refused or timed-out connects).
+      await http.listen({ host: cfg.http.host, port: cfg.http.port, backlog: REPORT_BACKLOG });
       if (api) {
         await api.listen({ host: cfg.http.api.host || cfg.http.host, port: cfg.http.api.port });
         log.info(

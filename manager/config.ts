@@ -240,6 +240,25 @@ export const ManagerConfigSchema = Strict({
         description: 'most rows kept per table (history, alerts, deployments); 0 = no row limit',
       }),
     }),
+    write_queue: Type.Optional(
+      Strict({
+        max_items: Type.Integer({
+          minimum: 100,
+          maximum: 10_000_000,
+          description: 'most writes waiting in the store write queue; past it a write is dropped and counted',
+        }),
+        batch_items: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          description: 'most queued writes per transaction; the event loop runs between transactions',
+        }),
+        delay_ms: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          description: 'longest time a queued write waits for its transaction, ms',
+        }),
+      }),
+    ),
     cleanup_interval_ms: Millis('how often retention runs', 1000),
     cleanup_batch_rows: Type.Integer({
       minimum: 1,

@@ -8,8 +8,8 @@ import type { StatementSync } from 'node:sqlite';
 import type { AlertKind, AlertView, Page, RuleOp, Severity } from '../alerts/types.js';
 import {
   type FlushSource,
-  insertedId,
   iso,
+  lastId,
   page,
   type RetentionRule,
   rowsChanged,
@@ -112,12 +112,15 @@ export class AlertsTable implements TableModule {
   private readonly resolveStmt: StatementSync;
   private readonly getStmt: StatementSync;
   private readonly openStmt: StatementSync;
+  /** The id the next alert gets: allocated here, so that `open` can answer before the row is written. */
+  private nextId: number;
 
   constructor(private readonly core: StoreCore) {
     const db = core.db;
+    this.nextId = lastId(db, 'alerts') + 1;
     this.insert = db.prepare(
-      `INSERT INTO alerts (key, kind, rule, severity, node, metric, instance, value, threshold, op, message, source, first_seen, last_seen)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO alerts (id, key, kind, rule, severity, node, metric, instance, value, threshold, op, message, source, first_seen, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.touchStmt = db.prepare('UPDATE alerts SET value = ?, last_seen = ?, message = ? WHERE id = ?');
     this.resolveStmt = db.prepare(
@@ -146,29 +149,37 @@ export class AlertsTable implements TableModule {
     };
   }
 
-  /** Opens an alert now. Returns its id (0 when the write failed: the alert lives in memory only). */
+  /**
+   * Opens an alert through the write queue (written within store.write_queue.delay_ms, before any
+   * read). Returns its id, allocated in memory, or 0 when the store is closed, the queue is full or
+   * (before the store is started) the write failed: the alert then lives in memory only.
+   */
   open(a: NewAlert): number {
+    const id = this.nextId;
     // Positional (faster to bind than named); fields a caller left undefined are written as NULL.
-    return this.core.guard('alert', 0, () =>
-      insertedId(
-        this.insert.run(
-          a.key,
-          a.kind,
-          a.rule,
-          a.severity,
-          a.node ?? null,
-          a.metric ?? null,
-          a.instance ?? null,
-          a.value ?? null,
-          a.threshold ?? null,
-          a.op ?? null,
-          a.message,
-          a.source,
-          a.first_seen,
-          a.last_seen,
-        ),
-      ),
-    );
+    const values = [
+      id,
+      a.key,
+      a.kind,
+      a.rule,
+      a.severity,
+      a.node ?? null,
+      a.metric ?? null,
+      a.instance ?? null,
+      a.value ?? null,
+      a.threshold ?? null,
+      a.op ?? null,
+      a.message,
+      a.source,
+      a.first_seen,
+      a.last_seen,
+    ] as const;
+    const ok = this.core.enqueue('alert', () => {
+      this.insert.run(...values);
+    });
+    if (!ok) return 0;
+    this.nextId++;
+    return id;
   }
 
   /** Records an open alert's latest value and time (ms) for the next flush. Ids ≤ 0 (never written) are ignored. */
@@ -177,40 +188,41 @@ export class AlertsTable implements TableModule {
   }
 
   /**
-   * Resolves an alert now, at `at` (ms), with its pending touch (or `value` when given) written in
+   * Resolves an alert through the write queue, at `at` (ms), with its pending touch (or `value` when given) written in
    * the same transaction. Ids ≤ 0 are ignored.
    */
   resolve(id: number, at: number, message: string, value?: number | null): void {
     if (id <= 0) return;
     const dirty = this.touches.get(id);
     this.touches.delete(id);
-    this.core.guard('alert', undefined, () =>
-      this.core.transaction(() => {
-        if (dirty || value !== undefined)
-          this.touchStmt.run(
-            value !== undefined ? value : (dirty?.value ?? null),
-            dirty?.last_seen ?? at,
-            dirty?.message ?? message,
-            id,
-          );
-        this.resolveStmt.run(at, at, message, id);
-      }),
-    );
+    this.core.enqueue('alert', () => {
+      if (dirty || value !== undefined)
+        this.touchStmt.run(
+          value !== undefined ? value : (dirty?.value ?? null),
+          dirty?.last_seen ?? at,
+          dirty?.message ?? message,
+          id,
+        );
+      this.resolveStmt.run(at, at, message, id);
+    });
   }
 
   /** Open alerts, oldest first, as last written. */
   loadOpen(): OpenAlert[] {
+    this.core.drain();
     return this.openStmt.all() as unknown as OpenAlert[];
   }
 
   /** One alert by id, as last written, or undefined. */
   get(id: number): AlertView | undefined {
+    this.core.drain();
     const r = this.getStmt.get(id) as AlertRow | undefined;
     return r ? alertView(r) : undefined;
   }
 
   /** A page of alerts, newest first; open ones show their latest value from memory. */
   list(f: AlertFilter): Page<AlertView> {
+    this.core.drain();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (f.open === true) where.push('resolved_at IS NULL');

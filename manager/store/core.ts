@@ -42,7 +42,7 @@ import { mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from 'node:sqlite';
 import type { Counter, Histogram, Registry } from 'prom-client';
-import { Counter as PromCounter, Histogram as PromHistogram } from 'prom-client';
+import { Counter as PromCounter, Gauge as PromGauge, Histogram as PromHistogram } from 'prom-client';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { Page } from '../alerts/types.js';
 import type { ManagerConfig } from '../config.js';
@@ -119,6 +119,16 @@ export function insertedId(r: StatementResultingChanges): number {
   return Number(r.lastInsertRowid);
 }
 
+/**
+ * The largest id an AUTOINCREMENT `table` has handed out (its `sqlite_sequence` entry, or its
+ * largest row id), 0 when none: a table that allocates ids in memory starts after it.
+ */
+export function lastId(db: DatabaseSync, table: string): number {
+  const seq = db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').get(table) as { seq: number } | undefined;
+  const max = db.prepare(`SELECT max(id) AS m FROM ${table}`).get() as { m: number | null };
+  return Math.max(Number(seq?.seq ?? 0), Number(max.m ?? 0));
+}
+
 /** The schema version kept in `PRAGMA user_version`. */
 export function userVersion(db: DatabaseSync): number {
   return Number((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version);
@@ -193,7 +203,28 @@ function storeMetrics(registry: Registry) {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
       registers: r,
     }) as Histogram,
+    queueDropped: new PromCounter({
+      name: 'muster_manager_store_queue_dropped_total',
+      help: 'Writes dropped because the write queue held store.write_queue.max_items (the data stays in memory only), by what',
+      labelNames: ['what'],
+      registers: r,
+    }) as Counter<'what'>,
+    queueBatch: new PromHistogram({
+      name: 'muster_manager_store_queue_batch_seconds',
+      help: 'Time of one transaction of queued writes (history, transitions, components, alerts)',
+      buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
+      registers: r,
+    }) as Histogram,
   };
+}
+
+/** Defaults of `store.write_queue` (docs/configuration.md#data_dir-and-store-the-managers-database). */
+export const WRITE_QUEUE_DEFAULTS = { max_items: 200_000, batch_items: 2000, delay_ms: 50 } as const;
+
+/** A write waiting in the queue: `what` names it in the error and drop counters. */
+interface QueuedWrite {
+  what: string;
+  write: () => void;
 }
 
 /** The store's metrics, as table modules and retention count into them. */
@@ -215,6 +246,11 @@ export class StoreCore {
   private readonly periodic: Periodic[];
   private started = false;
   private closedFlag = false;
+  /** Writes waiting for the next queue transaction, oldest first (from `qHead`). */
+  private queue: QueuedWrite[] = [];
+  private qHead = 0;
+  private qTimer: NodeJS.Timeout | undefined;
+  private qImmediate: NodeJS.Immediate | undefined;
 
   private constructor(
     /** The connection. Table modules prepare their statements on it. */
@@ -230,6 +266,15 @@ export class StoreCore {
     this.metrics = storeMetrics(registry);
     this.rl = new RateLimitedLog(log);
     this.periodic = [{ intervalMs: (c) => c.flush_interval_ms, run: () => this.flush() }];
+    const depth = () => this.queueDepth;
+    new PromGauge({
+      name: 'muster_manager_store_queue_depth',
+      help: 'Writes waiting in the store write queue (bounded by store.write_queue.max_items)',
+      registers: [registry],
+      collect() {
+        this.set(depth());
+      },
+    });
   }
 
   /**
@@ -350,6 +395,7 @@ export class StoreCore {
     this.stopTimers();
     this.started = false;
     this.flush();
+    this.cancelQueueTimers();
     this.closedFlag = true;
     this.db.close();
   }
@@ -375,6 +421,114 @@ export class StoreCore {
     return inTransaction(this.db, fn);
   }
 
+  // The write queue ------------------------------------------------------------------------------
+
+  /** Writes waiting in the queue. */
+  get queueDepth(): number {
+    return this.queue.length - this.qHead;
+  }
+
+  private get wq(): { max_items: number; batch_items: number; delay_ms: number } {
+    return { ...WRITE_QUEUE_DEFAULTS, ...this.config.write_queue };
+  }
+
+  /**
+   * Queues a write for the next queue transaction (docs/configuration.md#data_dir-and-store-the-managers-database):
+   * the caller (the ingest path, the event wiring) never waits on SQLite. Queued writes go out in
+   * order, at most `store.write_queue.batch_items` per transaction, `store.write_queue.delay_ms`
+   * after the first one was queued or at once (next turn of the event loop) when a batch is full,
+   * and before any read of the store (`drain`). Before `start()` (the manager restoring its state,
+   * tests) `write` runs at once, guarded. A queue holding `max_items` refuses the write: counted in
+   * `muster_manager_store_queue_dropped_total{what}` and logged at a rate limit.
+   * @returns false when the write was dropped (queue full, or the store closed)
+   */
+  enqueue(what: string, write: () => void): boolean {
+    if (this.closedFlag) return false;
+    if (!this.started)
+      return this.guard(what, false, () => {
+        write();
+        return true;
+      });
+    const { max_items, batch_items, delay_ms } = this.wq;
+    if (this.queueDepth >= max_items) {
+      this.metrics.queueDropped.inc({ what });
+      this.rl.warn(
+        `queue:${what}`,
+        { what, max_items },
+        'store write queue full (store.write_queue.max_items): write dropped, kept in memory only',
+      );
+      return false;
+    }
+    this.queue.push({ what, write });
+    if (this.queueDepth >= batch_items) {
+      this.qImmediate ??= setImmediate(() => {
+        this.qImmediate = undefined;
+        this.writeBatch();
+        if (this.queueDepth > 0) this.scheduleQueue();
+      });
+    } else if (!this.qTimer && !this.qImmediate) {
+      this.qTimer = setTimeout(() => {
+        this.qTimer = undefined;
+        this.writeBatch();
+        if (this.queueDepth > 0) this.scheduleQueue();
+      }, delay_ms);
+      this.qTimer.unref();
+    }
+    return true;
+  }
+
+  /** Schedules the next batch on the next turn of the event loop (requests run in between). */
+  private scheduleQueue(): void {
+    this.qImmediate ??= setImmediate(() => {
+      this.qImmediate = undefined;
+      this.writeBatch();
+      if (this.queueDepth > 0) this.scheduleQueue();
+    });
+  }
+
+  private cancelQueueTimers(): void {
+    if (this.qTimer) clearTimeout(this.qTimer);
+    if (this.qImmediate) clearImmediate(this.qImmediate);
+    this.qTimer = undefined;
+    this.qImmediate = undefined;
+  }
+
+  /**
+   * Writes the oldest `batch_items` queued writes in one transaction, timed in
+   * `muster_manager_store_queue_batch_seconds`. When the transaction fails, each write is tried
+   * again on its own, guarded (a failure counted under its `what`), so one bad write loses only itself.
+   */
+  private writeBatch(): void {
+    if (this.closedFlag) return;
+    const end = Math.min(this.queue.length, this.qHead + this.wq.batch_items);
+    if (end <= this.qHead) return;
+    const batch = this.queue.slice(this.qHead, end);
+    this.qHead = end;
+    if (this.qHead === this.queue.length) {
+      this.queue = [];
+      this.qHead = 0;
+    } else if (this.qHead > 4096 && this.qHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.qHead);
+      this.qHead = 0;
+    }
+    const t0 = performance.now();
+    try {
+      this.transaction(() => {
+        for (const w of batch) w.write();
+      });
+    } catch {
+      for (const w of batch) this.guard(w.what, undefined, w.write);
+    }
+    this.metrics.queueBatch.observe((performance.now() - t0) / 1000);
+  }
+
+  /** Writes everything queued now, in order (reads call it first, so they see every write made before them). */
+  drain(): void {
+    if (this.queueDepth === 0) return;
+    this.cancelQueueTimers();
+    while (this.queueDepth > 0 && !this.closedFlag) this.writeBatch();
+  }
+
   /**
    * Writes what the registered flush sources hold in one transaction, timed in
    * `muster_manager_store_flush_seconds`. On failure (counted as `flush`) every source keeps its
@@ -382,6 +536,7 @@ export class StoreCore {
    */
   flush(): void {
     if (this.closedFlag) return;
+    this.drain();
     const sources = this.flushSources.filter((s) => s.pending);
     if (sources.length === 0) return;
     const batches = sources.map((s) => s.take());

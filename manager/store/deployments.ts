@@ -41,8 +41,9 @@ export class DeploymentsTable implements TableModule {
     );
   }
 
-  /** Writes a deployment record now (created, or finished). */
+  /** Writes a deployment record now (created, or finished), after the writes queued before it. */
   save(rec: DeploymentRecord): void {
+    this.core.drain();
     this.core.guard('deployment', undefined, () =>
       this.saveStmt.run(
         rec.id,
@@ -56,6 +57,7 @@ export class DeploymentsTable implements TableModule {
 
   /** The newest `limit` deployments, oldest first. A record this muster cannot read is skipped (and kept). */
   load(limit: number): DeploymentRecord[] {
+    this.core.drain();
     const rows = this.newest.all(limit) as { record: string }[];
     const out: DeploymentRecord[] = [];
     for (const r of rows) {
@@ -101,13 +103,20 @@ export class ComponentsTable implements TableModule {
     this.all = core.db.prepare('SELECT * FROM components ORDER BY node, uuid');
   }
 
-  /** Writes a component's latest known state now; its undefined fields are written as null. */
+  /**
+   * Writes a component's latest known state through the write queue (a report's component
+   * changes must not wait on SQLite); its undefined fields are written as null.
+   */
   save(c: ComponentRow): void {
-    this.core.guard('component', undefined, () => this.saveStmt.run(bindable(c)));
+    const row = bindable(c);
+    this.core.enqueue('component', () => {
+      this.saveStmt.run(row);
+    });
   }
 
   /** Every component known, by node then uuid. */
   load(): ComponentRow[] {
+    this.core.drain();
     return this.all.all() as unknown as ComponentRow[];
   }
 }

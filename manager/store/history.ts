@@ -1,10 +1,11 @@
 /**
  * The `history` table: state transitions, operations, component state changes, manager starts and
- * stops, each written at once (docs/operations.md#muster-history, docs/operations.md#across-restarts).
+ * stops, each queued for the store's write queue and written in order within store.write_queue.delay_ms
+ * (docs/operations.md#muster-history, docs/operations.md#across-restarts); ids are allocated in memory.
  */
 import type { StatementSync } from 'node:sqlite';
 import type { HistoryEntry, HistoryKind, Page } from '../alerts/types.js';
-import { insertedId, iso, page, type RetentionRule, type StoreCore, type TableModule } from './core.js';
+import { iso, lastId, page, type RetentionRule, type StoreCore, type TableModule } from './core.js';
 
 /** A history entry to write; `at` in ms since the epoch. */
 export interface NewHistory {
@@ -74,11 +75,14 @@ export class HistoryTable implements TableModule {
   private readonly insert: StatementSync;
   private readonly finishStmt: StatementSync;
   private readonly transitions: StatementSync;
+  /** The id the next entry gets: allocated here, so that `add` can answer before the row is written. */
+  private nextId: number;
 
   constructor(private readonly core: StoreCore) {
+    this.nextId = lastId(core.db, 'history') + 1;
     // Positional parameters: node:sqlite binds them about 3x faster than a row object's named ones.
     this.insert = core.db.prepare(
-      'INSERT INTO history (at, node, kind, operation, args, result, message, who, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO history (id, at, node, kind, operation, args, result, message, who, ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.finishStmt = core.db.prepare('UPDATE history SET result = ?, message = ? WHERE ref = ? AND kind = ?');
     this.transitions = core.db.prepare(
@@ -87,32 +91,43 @@ export class HistoryTable implements TableModule {
     );
   }
 
-  /** Appends an entry now. Returns its id (0 when the write failed). */
+  /**
+   * Appends an entry through the store's write queue (`StoreCore.enqueue`: written within
+   * store.write_queue.delay_ms, before any read). Returns its id, or 0 when the store is closed,
+   * the queue is full or (before the store is started) the write failed.
+   */
   add(e: NewHistory): number {
-    return this.core.guard('history', 0, () =>
-      insertedId(
-        this.insert.run(
-          e.at,
-          e.node ?? null,
-          e.kind,
-          e.operation,
-          e.args ? JSON.stringify(e.args) : null,
-          e.result ?? null,
-          e.message ?? null,
-          e.who,
-          e.ref ?? null,
-        ),
-      ),
-    );
+    const id = this.nextId;
+    const args = e.args ? JSON.stringify(e.args) : null;
+    const ok = this.core.enqueue('history', () => {
+      this.insert.run(
+        id,
+        e.at,
+        e.node ?? null,
+        e.kind,
+        e.operation,
+        args,
+        e.result ?? null,
+        e.message ?? null,
+        e.who,
+        e.ref ?? null,
+      );
+    });
+    if (!ok) return 0;
+    this.nextId++;
+    return id;
   }
 
-  /** Sets the result and message of the operation entry whose ref is `ref` (a deployment that finished). */
+  /** Sets the result and message of the operation entry whose ref is `ref` (a deployment that finished), queued after its entry. */
   finish(ref: string, result: number, message: string): void {
-    this.core.guard('history', undefined, () => this.finishStmt.run(result, message, ref, 'operation'));
+    this.core.enqueue('history', () => {
+      this.finishStmt.run(result, message, ref, 'operation');
+    });
   }
 
   /** A page of entries, newest first (`limit` of them; `next` is the `before` of the next page). */
   list(f: HistoryFilter): Page<HistoryEntry> {
+    this.core.drain();
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (f.node !== undefined) where.push('node = ?') && args.push(f.node);
@@ -127,6 +142,7 @@ export class HistoryTable implements TableModule {
 
   /** The latest `n` state transitions of every node, oldest first, by node. */
   recentTransitions(n: number): Map<string, HistoryEntry[]> {
+    this.core.drain();
     const rows = this.transitions.all(n) as unknown as HistoryRow[];
     const out = new Map<string, HistoryEntry[]>();
     for (const r of rows) {

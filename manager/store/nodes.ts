@@ -1,6 +1,6 @@
 /**
  * The `nodes` table: one row per node (box-slot-cpu) with its identity, latest heartbeat, liveness
- * state and last-seen time. A transition is written at once (`save`); a heartbeat only marks the node
+ * state and last-seen time. A transition is queued for the store's write queue (`save`); a heartbeat only marks the node
  * dirty (`touch`) and its row, read from the registry through the node source, is written at the
  * next flush (docs/configuration.md#data_dir-and-store-the-managers-database).
  */
@@ -90,6 +90,7 @@ export class NodesTable implements TableModule {
 
   /** Every node, as last written, by box, slot, cpu. A claimants list that cannot be read becomes `[host_ip]`. */
   load(): NodeRow[] {
+    this.core.drain();
     const rows = this.all.all() as unknown as (Omit<NodeRow, 'claimants'> & { claimants: string })[];
     return rows.map((r) => ({ ...r, claimants: parseList(r.claimants, r.host_ip) }));
   }
@@ -104,18 +105,22 @@ export class NodesTable implements TableModule {
     this.dirtyIds.add(id);
   }
 
-  /** Deletes a node's row now (node removal) and forgets it as dirty. A failure is counted as `node`. */
+  /** Deletes a node's row (node removal) through the write queue, after the writes queued before, and forgets it as dirty. A failure is counted as `node`. */
   remove(id: string): void {
     this.dirtyIds.delete(id);
-    this.core.guard('node', undefined, () => {
+    this.core.enqueue('node', () => {
       this.del.run(id);
     });
   }
 
-  /** Writes a node now (a transition: it must survive a SIGKILL). A failure is counted as `node`. */
+  /**
+   * Writes a node through the write queue (a transition: written within store.write_queue.delay_ms,
+   * before the next flush of dirty nodes, so a newer heartbeat's row is never overwritten by it).
+   * A failure is counted as `node`.
+   */
   save(row: NodeRow): void {
     this.dirtyIds.delete(row.id);
-    this.core.guard('node', undefined, () => this.write(row));
+    this.core.enqueue('node', () => this.write(row));
   }
 }
 

@@ -32,6 +32,8 @@ export class Retention {
     const out: Record<string, number> = {};
     if (this.running || this.core.closed) return out;
     this.running = true;
+    // Rows still queued count too (and a queued write must not land after its row was deleted).
+    this.core.drain();
     try {
       const { days, max_rows } = this.core.cfg.retention;
       const batch = this.core.cfg.cleanup_batch_rows;

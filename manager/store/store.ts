@@ -118,6 +118,16 @@ export class Store {
     return this.core.version;
   }
 
+  /** Writes waiting in the write queue (see `StoreCore.enqueue`). */
+  get queueDepth(): number {
+    return this.core.queueDepth;
+  }
+
+  /** Writes everything queued now (reads do it themselves). */
+  drain(): void {
+    this.core.drain();
+  }
+
   /** Starts the batched flush and the retention timer. */
   start(): void {
     this.core.start();
@@ -155,19 +165,19 @@ export class Store {
     this.nodes.remove(id);
   }
 
-  /** Writes a node now (a transition: it must survive a SIGKILL). */
+  /** Writes a node through the write queue (a transition; written within store.write_queue.delay_ms). */
   saveNode(row: NodeRow): void {
     this.nodes.save(row);
   }
 
-  /** Writes dirty nodes and open alerts' latest values in one transaction. */
+  /** Writes the queued writes, then dirty nodes and open alerts' latest values in one transaction. */
   flush(): void {
     this.core.flush();
   }
 
   // History -------------------------------------------------------------------------------------
 
-  /** Appends a history entry now. Returns its id (0 when the write failed). */
+  /** Appends a history entry through the write queue. Returns its id (0 when dropped or the write failed). */
   addHistory(e: NewHistory): number {
     return this.history.add(e);
   }
@@ -199,7 +209,7 @@ export class Store {
     return this.deployments.load(limit);
   }
 
-  /** Writes a component's latest known state now. */
+  /** Writes a component's latest known state through the write queue. */
   saveComponent(c: ComponentRow): void {
     this.components.save(c);
   }
@@ -211,7 +221,7 @@ export class Store {
 
   // Alerts --------------------------------------------------------------------------------------
 
-  /** Opens an alert now. Returns its id (0 when the write failed: the alert lives in memory only). */
+  /** Opens an alert through the write queue. Returns its id (0 when dropped or the write failed: the alert lives in memory only). */
   openAlert(a: NewAlert): number {
     return this.alerts.open(a);
   }
@@ -221,7 +231,7 @@ export class Store {
     this.alerts.touch(id, value, lastSeen, message);
   }
 
-  /** Resolves an alert now. */
+  /** Resolves an alert through the write queue. */
   resolveAlert(id: number, at: number, message: string, value?: number | null): void {
     this.alerts.resolve(id, at, message, value);
   }
