@@ -10,11 +10,14 @@
  * tests/unit/routes-<group>.test.ts that builds the plugin with small real dependencies.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Registry } from 'prom-client';
 import type { Access } from '../auth/access.js';
 import { installAccessGuard } from '../auth/guard.js';
 import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
 import { authRoutes } from './auth.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
+import { EVENTS_DEFAULTS, EventHub, type EventsConfig } from '../events.js';
+import { eventRoutes } from './events.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
@@ -33,6 +36,10 @@ export type ApiOptions = NodeRoutesOptions &
   TelemetryRoutesOptions & {
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
+    /** dashboard.events: the live event stream GET /events (absent: the defaults). */
+    events?: EventsConfig;
+    /** The Prometheus registry the event hub's metrics go to. */
+    metrics?: Registry;
   };
 
 /**
@@ -59,4 +66,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
+  const hub = new EventHub(o.registry, o.alerts, o.events ?? EVENTS_DEFAULTS, o.metrics);
+  api.addHook('onClose', async () => hub.close());
+  await api.register(eventRoutes, { events: hub });
 };
