@@ -31,7 +31,17 @@ export function Chart({ title, unit, times, lines }: { title: string; unit: stri
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
       axes: [
-        { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.2)' } },
+        {
+          stroke: 'currentColor',
+          grid: { stroke: 'rgba(128,128,128,0.2)' },
+          // 24-hour clock in the browser's zone.
+          values: [
+            [3600 * 24, '{M}/{D}', null, null, null, null, null, null, 1],
+            [3600, '{HH}:{mm}', '\n{M}/{D}', null, '\n{M}/{D}', null, null, null, 1],
+            [60, '{HH}:{mm}', '\n{M}/{D}', null, '\n{M}/{D}', null, null, null, 1],
+            [1, '{HH}:{mm}:{ss}', '\n{M}/{D}', null, '\n{M}/{D}', null, null, null, 1],
+          ],
+        },
         {
           stroke: 'currentColor',
           grid: { stroke: 'rgba(128,128,128,0.2)' },

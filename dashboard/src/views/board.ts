@@ -143,11 +143,15 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
         ? lastR.disk.slice(0, 6).map((d) => ({ label: d.mount_point, values: col((p) => (p.r ? (p.r.disk.find((x) => x.mount_point === d.mount_point)?.usage_percent ?? null) : null)) }))
         : [{ label: 'fullest', values: col((p) => p.disk) }],
     });
-    return { times, out };
+    // A figure this board never reported (null in every sample) gets no chart: a note says so.
+    const drawn = out.filter((c) => c.lines.some((l) => l.values.some((v) => v !== null)));
+    const missing = out.filter((c) => !drawn.includes(c)).map((c) => c.title);
+    return { times, out: drawn, missing };
   }, [points]);
 
   return html`<section aria-labelledby="charts-h" class="charts-section">
     <h2 id="charts-h">Charts <small>(the manager's recent window, then live every report; ${points.length} samples)</small></h2>
+    ${charts.missing.length && points.length ? html`<p class="note">Not reported by this board: ${charts.missing.join(', ')}.</p>` : ''}
     <div class="charts">${charts.out.map((c) => html`<${Chart} key=${c.title} title=${c.title} unit=${c.unit} times=${charts.times} lines=${c.lines} />`)}</div>
   </section>`;
 }
@@ -250,7 +254,7 @@ export function Board({ id }: { id: string }) {
           (c) => html`<tr key=${c.uuid} data-uuid=${c.uuid}>
             <td>${c.config.name}</td><td><code>${c.uuid}</code></td><td><span class=${`badge cs-${c.state}`}>${c.state}</span></td><td>${c.config.id}</td>
             <td class="num">${fmt(c.resource.cpu.load, '%')}</td><td class="num">${bytes(c.resource.memory.mem_used)}</td>
-            ${operator ? html`<td><button type="button" class="stop" onClick=${() => stop(c.uuid)} aria-label=${`stop ${c.config.name} ${c.uuid}`}>Stop</button></td>` : ''}
+            ${operator ? html`<td>${c.state === 'STOPPED' ? '' : html`<button type="button" class="stop" onClick=${() => stop(c.uuid)} aria-label=${`stop ${c.config.name} ${c.uuid}`}>Stop</button>`}</td>` : ''}
           </tr>`,
         )}</tbody>
       </table>
