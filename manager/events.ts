@@ -10,9 +10,10 @@
  * drain (more than dashboard.events.max_buffer_bytes queued) is dropped and counted with
  * reason="slow"; the page reconnects by itself and gets a fresh snapshot.
  */
+
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlertsEvent, EventName, NodesEvent } from '../common/api/events.js';
 import type { NodeSummary } from '../common/api/nodes.js';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlertEngine } from './alerts/engine.js';
 import type { NodeRegistry } from './registry.js';
 import { alertView } from './store/alerts.js';
@@ -95,6 +96,16 @@ export class EventHub {
   /** Subscribers connected now. */
   get size(): number {
     return this.sinks.size;
+  }
+
+  /**
+   * Whether another subscriber may connect now; when not, counts the refusal
+   * (muster_manager_events_refused_total{reason="too_many"}).
+   */
+  admit(): boolean {
+    if (this.sinks.size < this.cfg.max_clients) return true;
+    this.metrics.refused.inc({ reason: 'too_many' });
+    return false;
   }
 
   /** dashboard.events.max_clients. */

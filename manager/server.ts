@@ -11,12 +11,12 @@
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
+import { CONSOLE_PREFIX } from '../common/api/console.js';
 import { createHttpServer, installJsonParser } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Access } from './auth/access.js';
-import type { Ingest } from './ingest.js';
-import { CONSOLE_PREFIX } from '../common/api/console.js';
 import { EVENTS_DEFAULTS, type EventsConfig } from './events.js';
+import type { Ingest } from './ingest.js';
 import { type ApiOptions, apiRoutes } from './routes/api.js';
 import { consoleRoutes } from './routes/console.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -65,7 +65,12 @@ function registerApi(app: FastifyInstance, o: ServerOptions): void {
   void app.register(apiRoutes, { ...o, events: d.events, prefix: API_PREFIX });
   if (d.enabled) void app.register(dashboardRoutes, { dir: d.dir, log: o.log });
   if (d.console) {
-    void app.register(consoleRoutes, { access: o.access, registry: o.registry, store: o.store, prefix: CONSOLE_PREFIX });
+    void app.register(consoleRoutes, {
+      access: o.access,
+      registry: o.registry,
+      store: o.store,
+      prefix: CONSOLE_PREFIX,
+    });
   }
 }
 

@@ -32,7 +32,11 @@ await build({
   logLevel: 'warning',
   tsconfig: path.join(root, 'dashboard', 'tsconfig.json'),
 });
-const hash = (f) => createHash('sha256').update(readFileSync(path.join(out, f))).digest('hex').slice(0, 12);
+const hash = (f) =>
+  createHash('sha256')
+    .update(readFileSync(path.join(out, f)))
+    .digest('hex')
+    .slice(0, 12);
 const html = readFileSync(path.join(root, 'dashboard', 'index.html'), 'utf8')
   .replace('%JS_HASH%', hash('app.js'))
   .replace('%CSS_HASH%', hash('app.css'));
@@ -44,4 +48,6 @@ for (const f of ['index.html', 'app.js', 'app.css']) {
   raw += b.length;
   gz += gzipSync(b, { level: 9 }).length;
 }
-console.log(`dashboard built in ${path.relative(root, out) || out}: ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzip-compressed`);
+console.log(
+  `dashboard built in ${path.relative(root, out) || out}: ${(raw / 1024).toFixed(1)} KiB, ${(gz / 1024).toFixed(1)} KiB gzip-compressed`,
+);

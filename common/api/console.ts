@@ -104,7 +104,9 @@ export const ConsoleExecBodySchema = Type.Object(
     kwargs: Type.Record(Type.String({ maxLength: 256 }), Type.String({ maxLength: 4096 }), {
       maxProperties: CONSOLE_MAX_ARGS,
     }),
-    target: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'muster extension: target, default all' })),
+    target: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 1024, description: 'muster extension: target, default all' }),
+    ),
   },
   { additionalProperties: false },
 );

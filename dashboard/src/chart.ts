@@ -20,7 +20,6 @@ export function Chart({ title, unit, times, lines }: { title: string; unit: stri
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const shape = lines.map((l) => l.label).join('|');
-  // biome-ignore lint/correctness/useExhaustiveDependencies: rebuilt only when the series change
   useEffect(() => {
     if (!box.current) return;
     const width = Math.max(280, box.current.clientWidth || 420);

@@ -33,7 +33,12 @@ export function local(iso: string | null | undefined): string {
 export function utcTitle(iso: string | null | undefined): string {
   if (!iso) return '';
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '')} UTC`;
+  return Number.isNaN(d.getTime())
+    ? iso
+    : `${d
+        .toISOString()
+        .replace('T', ' ')
+        .replace(/\.\d+Z$/, '')} UTC`;
 }
 
 /** How long ago, short (5 s, 3 min, 2 h, 4 d), '–' for null. */

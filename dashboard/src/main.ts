@@ -8,7 +8,7 @@ import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import type { LoginReply, WhoAmIReply } from '../../common/api/auth.js';
-import { api, ApiFailure, onUnauthorized } from './api.js';
+import { ApiFailure, api, onUnauthorized } from './api.js';
 import { live, useLive } from './live.js';
 import { can, type Session, session, setSession } from './session.js';
 import { ErrorLine, html } from './ui.js';
@@ -32,9 +32,7 @@ function Login({ onLogin }: { onLogin: (s: Session) => void }) {
       setPassword('');
       onLogin({ user: r.user, role: r.role });
     } catch (err) {
-      setError(
-        err instanceof ApiFailure && err.status === 401 ? new Error('Wrong user name or password.') : err,
-      );
+      setError(err instanceof ApiFailure && err.status === 401 ? new Error('Wrong user name or password.') : err);
     } finally {
       setBusy(false);
     }
@@ -105,11 +103,15 @@ function Shell({ s, onLogout }: { s: Session; onLogout: () => void }) {
     ...(can('admin') ? ([['#/users', 'Users']] as [string, string][]) : []),
   ];
   return html`<div class="shell">
-    <a class="skip" href="#main" onClick=${(e: Event) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>Skip to content</a>
+    <a class="skip" href="#main" onClick=${(e: Event) => {
+      e.preventDefault();
+      document.getElementById('main')?.focus();
+    }}>Skip to content</a>
     <header>
       <span class="brand">muster</span>
       <nav aria-label="pages"><ul>${nav.map(
-        ([href, label]) => html`<li key=${href}><a href=${href} aria-current=${(href === '#/' ? path === '/' : path.startsWith(href.slice(1))) ? 'page' : undefined}>${label}</a></li>`,
+        ([href, label]) =>
+          html`<li key=${href}><a href=${href} aria-current=${(href === '#/' ? path === '/' : path.startsWith(href.slice(1))) ? 'page' : undefined}>${label}</a></li>`,
       )}</ul></nav>
       <${LiveIndicator} />
       <span class="who" id="who">${s.user} (${s.role})</span>

@@ -39,7 +39,6 @@ export function ErrorLine({ error }: { error: unknown }) {
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[], everyMs?: number) {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<unknown>(null);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: deps are the caller's
   const reload = useCallback(async () => {
     try {
       setData(await load());

@@ -11,6 +11,9 @@
  * answer `"NG"` with 501.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { AlertView } from '../../common/api/alerts.js';
+import { LOGIN_BODY_LIMIT } from '../../common/api/auth.js';
 import {
   CONSOLE_ERROR_HEADER,
   type ConsoleAlertRecord,
@@ -26,11 +29,8 @@ import {
   ConsoleScreenBodySchema,
   ConsoleStatusSchema,
 } from '../../common/api/console.js';
-import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../common/api/paging.js';
-import { LOGIN_BODY_LIMIT } from '../../common/api/auth.js';
-import { Type } from 'typebox';
-import type { AlertView } from '../../common/api/alerts.js';
 import type { HistoryEntry } from '../../common/api/history.js';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../common/api/paging.js';
 import type { Access } from '../auth/access.js';
 import { installAccessGuard, sessionCookie } from '../auth/guard.js';
 import type { NodeRegistry } from '../registry.js';
@@ -68,7 +68,8 @@ export function joinArguments(args: Record<string, unknown> | null): string {
 
 /** A history entry as a node_history record: result OK unless a result says it failed. */
 export function nodeRecord(h: HistoryEntry): ConsoleNodeRecord {
-  const failed = (h.result !== null && h.result !== 0 && h.kind === 'operation' && h.operation !== 'query') ||
+  const failed =
+    (h.result !== null && h.result !== 0 && h.kind === 'operation' && h.operation !== 'query') ||
     (h.kind === 'component' && h.operation === 'FAILED');
   return {
     node: h.node ?? '',
@@ -97,12 +98,22 @@ const NOT_AVAILABLE = (what: string) =>
   `${what} needs the manager's remote execution and file services, which this manager does not have yet (docs/dashboard.md "Console API")`;
 
 /** Registers the /console routes (register with `prefix: '/console'`). */
-export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = async (app, { access, registry, store }) => {
+export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = async (
+  app,
+  { access, registry, store },
+) => {
   installAccessGuard(app, access);
 
   // Every refusal becomes the seed's "NG", the reason moved to a header.
   app.addHook('onSend', async (_req, reply, payload) => {
-    if (reply.statusCode < 400) return payload;
+    if (reply.statusCode < 400) {
+      // A handler's "OK" goes out as the JSON string the seed shows.
+      if (payload === 'OK') {
+        void reply.header('content-type', 'application/json; charset=utf-8');
+        return '"OK"';
+      }
+      return payload;
+    }
     let message = `HTTP ${reply.statusCode}`;
     try {
       const body = JSON.parse(String(payload)) as { message?: unknown; error?: unknown };
@@ -128,7 +139,11 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
 
   app.post(
     '/login',
-    { config: { role: 'public' }, bodyLimit: LOGIN_BODY_LIMIT, schema: { body: ConsoleLoginBodySchema, response: answer } },
+    {
+      config: { role: 'public' },
+      bodyLimit: LOGIN_BODY_LIMIT,
+      schema: { body: ConsoleLoginBodySchema, response: answer },
+    },
     async (req, reply) => {
       const r = await access.login(req.body.username, req.body.password, req.ip);
       if (!r.ok) {
@@ -183,7 +198,10 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
     },
     async (req, reply) => {
       const p = page(req.query);
-      if (!p) return reply.code(400).send({ error: 'bad_request', field: 'limit', message: `limit must be 1..${MAX_PAGE_LIMIT}` });
+      if (!p)
+        return reply
+          .code(400)
+          .send({ error: 'bad_request', field: 'limit', message: `limit must be 1..${MAX_PAGE_LIMIT}` });
       return store.listHistory({ ...p, node: req.query.node }).items.map(nodeRecord);
     },
   );
@@ -199,7 +217,10 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
     },
     async (req, reply) => {
       const p = page(req.query);
-      if (!p) return reply.code(400).send({ error: 'bad_request', field: 'limit', message: `limit must be 1..${MAX_PAGE_LIMIT}` });
+      if (!p)
+        return reply
+          .code(400)
+          .send({ error: 'bad_request', field: 'limit', message: `limit must be 1..${MAX_PAGE_LIMIT}` });
       return store.listAlerts({ ...p, node: req.query.node }).items.map(alertRecord);
     },
   );
@@ -207,12 +228,24 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
   const unavailable = (what: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
     reply.code(501).send({ error: 'not_implemented', message: NOT_AVAILABLE(what) });
 
-  app.post('/exec', { config: { role: 'operator' }, schema: { body: ConsoleExecBodySchema, response: answer } }, unavailable('exec'));
-  app.post('/screen', { config: { role: 'operator' }, schema: { body: ConsoleScreenBodySchema, response: answer } }, unavailable('screen'));
+  app.post(
+    '/exec',
+    { config: { role: 'operator' }, schema: { body: ConsoleExecBodySchema, response: answer } },
+    unavailable('exec'),
+  );
+  app.post(
+    '/screen',
+    { config: { role: 'operator' }, schema: { body: ConsoleScreenBodySchema, response: answer } },
+    unavailable('screen'),
+  );
   app.post(
     '/command_set',
     { config: { role: 'admin' }, schema: { body: ConsoleCommandSetBodySchema, response: answer } },
     unavailable('command_set'),
   );
-  app.post('/file', { config: { role: 'operator' }, schema: { body: ConsoleFileBodySchema, response: answer } }, unavailable('file'));
+  app.post(
+    '/file',
+    { config: { role: 'operator' }, schema: { body: ConsoleFileBodySchema, response: answer } },
+    unavailable('file'),
+  );
 };

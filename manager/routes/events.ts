@@ -27,7 +27,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       schema: { response: { ...ERROR_RESPONSES } },
     },
     async (req, reply) => {
-      if (events.size >= events.maxClients) {
+      if (!events.admit()) {
         return reply.code(503).send({
           error: 'unavailable',
           message: `${events.size} event streams open already (dashboard.events.max_clients): close a page or raise the limit`,

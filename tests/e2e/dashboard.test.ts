@@ -39,7 +39,11 @@ const VIEWER = { user: 'watcher', password: 'viewer-password-1' };
 
 describe(
   'dashboard in Chromium against a real manager and agent',
-  needs(missingRoot('bar components (process groups, cgroups)'), !existsSync(CHROMIUM) && `needs ${CHROMIUM} (apt-get install chromium)`, missingCommand('tar')),
+  needs(
+    missingRoot('bar components (process groups, cgroups)'),
+    !existsSync(CHROMIUM) && `needs ${CHROMIUM} (apt-get install chromium)`,
+    missingCommand('tar'),
+  ),
   () => {
     let tmp: string;
     let bundles: FileServer;
@@ -57,7 +61,11 @@ describe(
       tmp = mkdtempSync(path.join(os.tmpdir(), 'muster-dashboard-e2e-'));
       mkdirSync(ARTIFACTS, { recursive: true });
       // The page, built for this run (the manager reads it from dashboard.dir).
-      execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-dashboard.mjs'), '--out', path.join(tmp, 'dash')]);
+      execFileSync(process.execPath, [
+        path.join(ROOT, 'scripts', 'build-dashboard.mjs'),
+        '--out',
+        path.join(tmp, 'dash'),
+      ]);
       // A bar bundle that sleeps in a loop, served over http.
       const src = path.join(tmp, 'bundle-src');
       const served = path.join(tmp, 'served');
@@ -180,8 +188,16 @@ describe(
       const cpuChart = page.locator('figure.chart').filter({ hasText: 'CPU and memory' });
       await waitFor('two chart points', async () => Number(await cpuChart.getAttribute('data-points')) >= 2, 15_000);
       // The canvas holds drawn pixels (not a blank plot).
-      const inked = await cpuChart.locator('canvas').evaluate((c: HTMLCanvasElement) => {
-        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      const inked = await cpuChart.locator('canvas').evaluate((el) => {
+        // Runs in the page (the DOM types are not in this project's lib): a canvas's pixels.
+        const c = el as unknown as {
+          width: number;
+          height: number;
+          getContext(k: '2d'): {
+            getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+          };
+        };
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0;
         for (let i = 3; i < d.length; i += 4) if (d[i]! > 0) n++;
         return n;
@@ -196,7 +212,10 @@ describe(
       await page.getByLabel('Cores').fill('1');
       await page.getByLabel('Memory (MiB)').fill('32');
       await page.getByRole('button', { name: 'Start', exact: true }).click();
-      await page.getByRole('status').filter({ hasText: /start .* sent/ }).waitFor();
+      await page
+        .getByRole('status')
+        .filter({ hasText: /start .* sent/ })
+        .waitFor();
       const running = page.locator('#components tr').filter({ hasText: 'RUNNING' });
       await running.waitFor({ timeout: 30_000 }).catch((e: Error) => assert.fail(`${e.message}\n${logs()}`));
       const uuid = await running.getAttribute('data-uuid');
@@ -217,15 +236,28 @@ describe(
       await waitFor('both deployments ok', async () => (await deps.filter({ hasText: 'ok' }).count()) >= 2, 10_000);
       // The history page shows who did it.
       await page.getByRole('link', { name: 'History' }).click();
-      await page.locator('#history tr').filter({ hasText: 'deploy.stop' }).filter({ hasText: 'admin' }).first().waitFor();
+      await page
+        .locator('#history tr')
+        .filter({ hasText: 'deploy.stop' })
+        .filter({ hasText: 'admin' })
+        .first()
+        .waitFor();
       await shot(page, 'history');
     });
 
-    it('shows an alert raised by a test rule, on the alerts page and the chassis cell', { timeout: 30_000 }, async () => {
+    it('shows an alert raised by a test rule, on the alerts page and the chassis cell', {
+      timeout: 30_000,
+    }, async () => {
       const r = await apiFetch(`${base}/api/v1/alert-rules/e2e_busy`, {
         method: 'PUT',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ metric: 'memory.usage_percent', op: '>=', threshold: 0, for_ms: 0, severity: 'critical' }),
+        body: JSON.stringify({
+          metric: 'memory.usage_percent',
+          op: '>=',
+          threshold: 0,
+          for_ms: 0,
+          severity: 'critical',
+        }),
       });
       assert.equal(r.status, 200, await r.text());
       await page.getByRole('link', { name: 'Alerts' }).click();
@@ -277,18 +309,23 @@ describe(
       await page.getByRole('link', { name: 'Chassis' }).click();
       await page.locator('#live-state[data-state="live"]').waitFor();
       await page.evaluate(() => {
-        (window as unknown as { marker: number }).marker = 42;
+        (globalThis as unknown as { marker: number }).marker = 42;
       });
       await manager.stop();
       await page.locator('#live-state[data-state="down"]').waitFor({ timeout: 15_000 });
       assert.match((await page.locator('#live-state').textContent()) ?? '', /not live/);
       await shot(page, 'not-live');
       manager = startMuster(managerArgs);
-      await page.locator('#live-state[data-state="live"]').waitFor({ timeout: 30_000 }).catch((e: Error) =>
-        assert.fail(`${e.message}\n${logs()}`),
-      );
+      await page
+        .locator('#live-state[data-state="live"]')
+        .waitFor({ timeout: 30_000 })
+        .catch((e: Error) => assert.fail(`${e.message}\n${logs()}`));
       await page.locator(`.cell[data-node="${NODE}"]`).waitFor();
-      assert.equal(await page.evaluate(() => (window as unknown as { marker: number }).marker), 42, 'the page was not reloaded');
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { marker: number }).marker),
+        42,
+        'the page was not reloaded',
+      );
       assert.equal(await page.locator('#who').textContent(), 'admin (admin)', 'the session survived the restart');
       assert.ok(readdirSync(ARTIFACTS).length >= 5);
       assert.ok(readFileSync(path.join(ARTIFACTS, 'chassis.png')).length > 1000);

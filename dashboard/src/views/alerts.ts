@@ -13,7 +13,9 @@ import { ErrorLine, html, Time, useLoad } from '../ui.js';
 function AlertTable({ alerts }: { alerts: AlertView[] }) {
   return html`<table class="grid alerts-table"><thead><tr><th>Id</th><th>Severity</th><th>Node</th><th>Kind / rule</th><th>Message</th><th>Raised</th><th>Last seen</th><th>Resolved</th></tr></thead>
   <tbody>${alerts.map(
-    (a) => html`<tr key=${a.id} data-rule=${a.rule}><td>${a.id}</td><td><span class=${`sev sev-${a.severity}`}>${a.severity}</span></td>
+    (
+      a,
+    ) => html`<tr key=${a.id} data-rule=${a.rule}><td>${a.id}</td><td><span class=${`sev sev-${a.severity}`}>${a.severity}</span></td>
       <td>${a.node ? html`<a href=${`#/node/${a.node}`}>${a.node}</a>` : '–'}</td><td>${a.kind}${a.kind === 'threshold' || a.kind === 'agent' ? ` / ${a.rule}` : ''}</td>
       <td>${a.message}</td><td><${Time} at=${a.first_seen} /></td><td><${Time} at=${a.last_seen} /></td><td>${a.resolved_at ? html`<${Time} at=${a.resolved_at} />` : 'open'}</td></tr>`,
   )}</tbody></table>`;
@@ -63,7 +65,15 @@ function Rules() {
     setForm({ ...form, [k]: t.type === 'checkbox' ? t.checked : t.value });
   };
   const edit = (r: RuleView) =>
-    setForm({ name: r.name, metric: r.metric, op: r.op, threshold: String(r.threshold), for_ms: String(r.for_ms), severity: r.severity, enabled: r.enabled });
+    setForm({
+      name: r.name,
+      metric: r.metric,
+      op: r.op,
+      threshold: String(r.threshold),
+      for_ms: String(r.for_ms),
+      severity: r.severity,
+      enabled: r.enabled,
+    });
   const save = async (e: Event) => {
     e.preventDefault();
     try {
@@ -96,7 +106,9 @@ function Rules() {
     <${ErrorLine} error=${error || actionError} />
     <table class="grid" id="rules"><thead><tr><th>Name</th><th>Metric</th><th>Condition</th><th>Hold</th><th>Severity</th><th>Enabled</th><th>From</th>${admin ? html`<th>Action</th>` : ''}</tr></thead>
     <tbody>${(data?.rules ?? []).map(
-      (r) => html`<tr key=${r.name}><td>${r.name}</td><td>${r.metric}</td><td>${r.op} ${r.threshold}</td><td>${r.for_ms / 1000} s</td><td>${r.severity}</td><td>${r.enabled ? 'yes' : 'no'}</td><td>${r.source}</td>
+      (
+        r,
+      ) => html`<tr key=${r.name}><td>${r.name}</td><td>${r.metric}</td><td>${r.op} ${r.threshold}</td><td>${r.for_ms / 1000} s</td><td>${r.severity}</td><td>${r.enabled ? 'yes' : 'no'}</td><td>${r.source}</td>
       ${admin ? html`<td><button type="button" onClick=${() => edit(r)}>Edit</button> <button type="button" onClick=${() => remove(r.name)}>Delete</button></td>` : ''}</tr>`,
     )}</tbody></table>
     ${

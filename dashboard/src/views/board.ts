@@ -15,7 +15,7 @@ import type { NodeDetail } from '../../../common/api/nodes.js';
 import type { RecentView } from '../../../common/api/telemetry.js';
 import type { ResourceData } from '../../../common/protocol.js';
 import { api, get, qs } from '../api.js';
-import { type Line, Chart } from '../chart.js';
+import { Chart, type Line } from '../chart.js';
 import { bytes, fmt } from '../format.js';
 import { live, useLive } from '../live.js';
 import { can } from '../session.js';
@@ -95,15 +95,42 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
     const liveOnly = points.filter((p) => p.r);
     const lastR = liveOnly.at(-1)?.r;
     const out: { title: string; unit: string; lines: Line[] }[] = [
-      { title: 'CPU and memory', unit: '%', lines: [{ label: 'cpu', values: col((p) => p.cpu) }, { label: 'memory', values: col((p) => p.mem) }] },
-      { title: 'Load average', unit: '', lines: [
-        { label: '1 min', values: col((p) => p.r?.cpu.load_avg_1m) },
-        { label: '5 min', values: col((p) => p.r?.cpu.load_avg_5m) },
-        { label: '15 min', values: col((p) => p.r?.cpu.load_avg_15m) },
-      ] },
-      { title: 'Temperature', unit: '°C', lines: [{ label: 'cpu', values: col((p) => p.temp) }, ...(lastR?.gpu.length || points.some((p) => p.gpuTemp !== null) ? [{ label: 'hottest gpu', values: col((p) => p.gpuTemp) }] : [])] },
+      {
+        title: 'CPU and memory',
+        unit: '%',
+        lines: [
+          { label: 'cpu', values: col((p) => p.cpu) },
+          { label: 'memory', values: col((p) => p.mem) },
+        ],
+      },
+      {
+        title: 'Load average',
+        unit: '',
+        lines: [
+          { label: '1 min', values: col((p) => p.r?.cpu.load_avg_1m) },
+          { label: '5 min', values: col((p) => p.r?.cpu.load_avg_5m) },
+          { label: '15 min', values: col((p) => p.r?.cpu.load_avg_15m) },
+        ],
+      },
+      {
+        title: 'Temperature',
+        unit: '°C',
+        lines: [
+          { label: 'cpu', values: col((p) => p.temp) },
+          ...(lastR?.gpu.length || points.some((p) => p.gpuTemp !== null)
+            ? [{ label: 'hottest gpu', values: col((p) => p.gpuTemp) }]
+            : []),
+        ],
+      },
       { title: 'CPU power', unit: 'W', lines: [{ label: 'power', values: col((p) => p.power) }] },
-      { title: 'CPU voltage and current', unit: '', lines: [{ label: 'V', values: col((p) => p.r?.cpu.voltage) }, { label: 'A', values: col((p) => p.r?.cpu.current) }] },
+      {
+        title: 'CPU voltage and current',
+        unit: '',
+        lines: [
+          { label: 'V', values: col((p) => p.r?.cpu.voltage) },
+          { label: 'A', values: col((p) => p.r?.cpu.current) },
+        ],
+      },
     ];
     for (const [title, unit, f] of [
       ['GPU usage', '%', (g: Res['gpu'][number]) => g.compute_usage],
@@ -115,7 +142,10 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
       out.push({
         title,
         unit,
-        lines: lastR.gpu.map((g, i) => ({ label: `gpu${i} ${g.name}`, values: col((p) => (p.r?.gpu[i] ? f(p.r.gpu[i]!) : null)) })),
+        lines: lastR.gpu.map((g, i) => ({
+          label: `gpu${i} ${g.name}`,
+          values: col((p) => (p.r?.gpu[i] ? f(p.r.gpu[i]!) : null)),
+        })),
       });
     }
     if (lastR?.network.length) {
@@ -140,7 +170,12 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
       title: 'Disk use',
       unit: '%',
       lines: lastR?.disk.length
-        ? lastR.disk.slice(0, 6).map((d) => ({ label: d.mount_point, values: col((p) => (p.r ? (p.r.disk.find((x) => x.mount_point === d.mount_point)?.usage_percent ?? null) : null)) }))
+        ? lastR.disk.slice(0, 6).map((d) => ({
+            label: d.mount_point,
+            values: col((p) =>
+              p.r ? (p.r.disk.find((x) => x.mount_point === d.mount_point)?.usage_percent ?? null) : null,
+            ),
+          }))
         : [{ label: 'fullest', values: col((p) => p.disk) }],
     });
     // A figure this board never reported (null in every sample) gets no chart: a note says so.
@@ -214,7 +249,8 @@ export function Board({ id }: { id: string }) {
     }
   };
   const alerts = live.open.filter((a) => a.node === id);
-  if (!d) return html`<section><h1>Board ${id}</h1>${error ? html`<${ErrorLine} error=${error} />` : html`<p>Loading…</p>`}</section>`;
+  if (!d)
+    return html`<section><h1>Board ${id}</h1>${error ? html`<${ErrorLine} error=${error} />` : html`<p>Loading…</p>`}</section>`;
   const hb = d.heartbeat;
   const r = d.resource;
   return html`<section aria-labelledby="board-h" class="board">
@@ -259,19 +295,33 @@ export function Board({ id }: { id: string }) {
         )}</tbody>
       </table>
       ${(r?.component.length ?? 0) === 0 ? html`<p>No component runs here.</p>` : ''}
-      ${operator ? html`<${StartForm} id=${id} onDone=${(m: string) => { setNote(m); void deps.reload(); }} />` : ''}
+      ${
+        operator
+          ? html`<${StartForm} id=${id} onDone=${(m: string) => {
+              setNote(m);
+              void deps.reload();
+            }} />`
+          : ''
+      }
     </section>
     <section aria-labelledby="dep-h">
       <h2 id="dep-h">Recent deployments</h2>
       <table class="grid"><thead><tr><th>When</th><th>Mode</th><th>UUID</th><th>Who</th><th>Result</th><th>Message</th></tr></thead>
-      <tbody>${(deps.data?.deployments ?? []).slice().reverse().map(
-        (x) => html`<tr key=${x.id}><td><${Time} at=${x.at} /></td><td>${x.mode}</td><td><code>${x.uuid}</code></td><td>${x.who}</td><td>${x.result === null ? 'running' : x.result === 0 ? 'ok' : `failed (${x.result})`}</td><td>${x.message ?? ''}</td></tr>`,
-      )}</tbody></table>
+      <tbody>${(deps.data?.deployments ?? [])
+        .slice()
+        .reverse()
+        .map(
+          (x) =>
+            html`<tr key=${x.id}><td><${Time} at=${x.at} /></td><td>${x.mode}</td><td><code>${x.uuid}</code></td><td>${x.who}</td><td>${x.result === null ? 'running' : x.result === 0 ? 'ok' : `failed (${x.result})`}</td><td>${x.message ?? ''}</td></tr>`,
+        )}</tbody></table>
     </section>
     <${Charts} id=${id} detail=${d} />
     <section aria-labelledby="tr-h">
       <h2 id="tr-h">Recent transitions</h2>
-      <ul class="transitions">${d.transitions.slice().reverse().map((t, i) => html`<li key=${i}><${Time} at=${t.at} /> ${t.from ?? 'new'} → ${t.to}: ${t.reason}</li>`)}</ul>
+      <ul class="transitions">${d.transitions
+        .slice()
+        .reverse()
+        .map((t, i) => html`<li key=${i}><${Time} at=${t.at} /> ${t.from ?? 'new'} → ${t.to}: ${t.reason}</li>`)}</ul>
     </section>
   </section>`;
 }

@@ -32,7 +32,8 @@ export function History() {
     <${ErrorLine} error=${error} />
     <table class="grid" id="history"><thead><tr><th>When</th><th>Node</th><th>Kind</th><th>Operation</th><th>Result</th><th>Who</th><th>Message</th></tr></thead>
     <tbody>${(data?.history ?? []).map(
-      (h) => html`<tr key=${h.id}><td><${Time} at=${h.at} /></td><td>${h.node ? html`<a href=${`#/node/${h.node}`}>${h.node}</a>` : '–'}</td><td>${h.kind}</td><td>${h.operation}</td><td>${h.result ?? ''}</td><td>${h.who}</td><td>${h.message ?? ''}</td></tr>`,
+      (h) =>
+        html`<tr key=${h.id}><td><${Time} at=${h.at} /></td><td>${h.node ? html`<a href=${`#/node/${h.node}`}>${h.node}</a>` : '–'}</td><td>${h.kind}</td><td>${h.operation}</td><td>${h.result ?? ''}</td><td>${h.who}</td><td>${h.message ?? ''}</td></tr>`,
     )}</tbody></table>
     <nav class="pager" aria-label="history pages">
       <button type="button" disabled=${before.length === 0} onClick=${() => setBefore(before.slice(0, -1))}>Newer</button>

@@ -10,7 +10,17 @@ import { ago, fmt } from '../format.js';
 import { live, useLive } from '../live.js';
 import { html, StateBadge } from '../ui.js';
 
-type Key = 'id' | 'hostname' | 'host_ip' | 'state' | 'cpu_percent' | 'memory_percent' | 'temperature' | 'gpu_count' | 'component_count' | 'last_seen';
+type Key =
+  | 'id'
+  | 'hostname'
+  | 'host_ip'
+  | 'state'
+  | 'cpu_percent'
+  | 'memory_percent'
+  | 'temperature'
+  | 'gpu_count'
+  | 'component_count'
+  | 'last_seen';
 
 const COLUMNS: { key: Key; label: string; num?: boolean }[] = [
   { key: 'id', label: 'Node' },
@@ -95,7 +105,9 @@ export function Nodes() {
     </div>
     <table class="grid" id="nodes-table">
       <thead><tr>${COLUMNS.map(
-        (c) => html`<th key=${c.key} class=${c.num ? 'num' : ''} aria-sort=${sort.key === c.key ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
+        (
+          c,
+        ) => html`<th key=${c.key} class=${c.num ? 'num' : ''} aria-sort=${sort.key === c.key ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
           <button type="button" onClick=${() => setSort({ key: c.key, desc: sort.key === c.key ? !sort.desc : false })}>${c.label}${sort.key === c.key ? (sort.desc ? ' ▼' : ' ▲') : ''}</button>
         </th>`,
       )}</tr></thead>

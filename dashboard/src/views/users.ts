@@ -59,7 +59,9 @@ export function Users() {
     ${secret ? html`<p class="note" role="status">New token (shown once, copy it now): <code>${secret}</code></p>` : ''}
     <table class="grid" id="tokens"><thead><tr><th>Name</th><th>Prefix</th><th>Role</th><th>User</th><th>Created</th><th>Expires</th><th>Last used</th><th>Action</th></tr></thead>
     <tbody>${(tokens.data?.tokens ?? []).map(
-      (t) => html`<tr key=${t.name}><td>${t.name}</td><td><code>${t.prefix}</code></td><td>${t.role}</td><td>${t.user}</td><td><${Time} at=${t.created_at} /></td><td>${t.expires_at ? html`<${Time} at=${t.expires_at} />` : 'never'}</td><td><${Time} at=${t.last_used_at} /></td>
+      (
+        t,
+      ) => html`<tr key=${t.name}><td>${t.name}</td><td><code>${t.prefix}</code></td><td>${t.role}</td><td>${t.user}</td><td><${Time} at=${t.created_at} /></td><td>${t.expires_at ? html`<${Time} at=${t.expires_at} />` : 'never'}</td><td><${Time} at=${t.last_used_at} /></td>
         <td><button type="button" onClick=${() => window.confirm(`Revoke token ${t.name}?`) && run(() => api('DELETE', `/tokens/${encodeURIComponent(t.name)}`))}>Revoke</button></td></tr>`,
     )}</tbody></table>
     <form class="toolbar" onSubmit=${(e: Event) => {
