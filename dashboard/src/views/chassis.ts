@@ -18,10 +18,14 @@ interface CellProps {
   alert: boolean;
 }
 
-/** One board; re-renders only when its summary or alert mark changed. */
+/** What a cell shows: a new report that changes none of it (last_seen moves on every one) costs no render. */
+const shown = (p: CellProps) =>
+  `${p.n.state}|${p.n.conflict !== null}|${p.alert}|${p.n.cpu_percent?.toFixed(0)}|${p.n.temperature?.toFixed(0)}|${p.n.gpu_count}`;
+
+/** One board; re-renders only when what it shows changed. */
 class Cell extends Component<CellProps> {
   override shouldComponentUpdate(next: CellProps): boolean {
-    return next.n !== this.props.n || next.alert !== this.props.alert;
+    return shown(next) !== shown(this.props);
   }
   override render() {
     const { n, alert } = this.props;
