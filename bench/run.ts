@@ -24,9 +24,10 @@ import {
 import { selfCheck } from './fleet.js';
 import { formatIngest, type IngestResult, runIngest } from './ingest.js';
 import { formatScale, growth, runScale, type ScaleResult } from './manager-scale.js';
+import { formatPlacement, type PlacementResult, runPlacement } from './placement.js';
 import { formatRound, type RoundResult, type RoundSide, runRound } from './round.js';
 
-const BENCHES = ['ingest', 'round', 'footprint', 'scale'] as const;
+const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 /** Targets (the Target column of bench/README.md). */
@@ -38,6 +39,8 @@ const TARGET = {
   agentCpuPercent: 1,
   buildP50Ms: 50,
   eventLoopP99Ms: 20,
+  placementsPerS: 5000,
+  reconcileCpuMs: 1000,
 };
 
 interface Results {
@@ -45,6 +48,7 @@ interface Results {
   round?: RoundResult;
   footprint?: FootprintResult;
   scale?: ScaleResult;
+  placement?: PlacementResult;
   errors: Partial<Record<BenchName, string>>;
 }
 
@@ -281,6 +285,42 @@ function render(
         );
   } else if (r.errors.scale) notes.push(`- **Manager scale not measured**: ${r.errors.scale}`);
 
+  // --- placement ---
+  const pl = r.placement;
+  if (pl) {
+    rows.push(
+      {
+        what: `e. placement decisions/s, ${pl.boards} boards, binpack (one core)`,
+        measured: `${fx(pl.rates.binpack, 0)}/s (${fx(pl.usPerDecision, 0)} µs each)`,
+        baseline: `${fx(pl.bareScans, 0)} bare registry passes/s`,
+        ratio: `${fx(pl.rates.binpack / pl.bareScans, 2)} decisions per bare pass`,
+        target: `≥ ${TARGET.placementsPerS}/s`,
+        met: yes(pl.rates.binpack >= TARGET.placementsPerS),
+      },
+      {
+        what: 'e. placement decisions/s: spread; 2 constraints + distinct',
+        measured: `${fx(pl.rates.spread, 0)}/s; ${fx(pl.rates.constrained, 0)}/s`,
+        baseline: `${fx(pl.bareScans, 0)} bare passes/s`,
+        ratio: `${fx(pl.rates.spread / pl.bareScans, 2)}; ${fx(pl.rates.constrained / pl.bareScans, 2)}`,
+        target: '—',
+        met: 'context',
+      },
+      {
+        what: `e. reconcile of ${pl.instances} instances (${pl.components} components), steady state`,
+        measured: `${fx(pl.reconcileMs, 1)} ms CPU per pass, ${pl.reconcileActions} actions`,
+        baseline: '—',
+        ratio: `${fx(pl.reconcileMs / TARGET.reconcileCpuMs, 3)} of the bound`,
+        target: `≤ ${TARGET.reconcileCpuMs} ms CPU`,
+        met: yes(pl.reconcileMs <= TARGET.reconcileCpuMs && pl.reconcileActions === 0),
+      },
+    );
+    if (pl.rates.binpack < TARGET.placementsPerS)
+      notes.push(
+        `- **Placement gap**: ${fx(pl.rates.binpack, 0)} decisions/s against ${TARGET.placementsPerS}: each decision visits every one of the ${pl.boards} nodes ` +
+          `(${fx((pl.usPerDecision * 1000) / pl.boards, 0)} ns per node: the cached view's checks, the resource sums and a score); a shared machine moves this figure.`,
+      );
+  } else if (r.errors.placement) notes.push(`- **Placement not measured**: ${r.errors.placement}`);
+
   const sections: string[] = [];
   if (ig) sections.push('### a. Ingest', '```', formatIngest(ig), '```');
   if (rd) sections.push('### b. Round latency', '```', formatRound(rd), '```');
@@ -298,6 +338,8 @@ function render(
       );
     }
   }
+
+  if (pl) sections.push('### e. Placement and reconcile', '```', formatPlacement(pl), '```');
 
   return `# muster benchmark results
 
@@ -380,6 +422,12 @@ async function main(): Promise<void> {
     'scale',
     () => runScale(quick ? { sizes: [100, 1000], seconds: 8 } : { sizes: [100, 1000, 5000], seconds: 20 }),
     formatScale,
+  );
+
+  r.placement = await attempt(
+    'placement',
+    () => runPlacement(quick ? { decisions: 5000, instances: 300 } : { decisions: 20_000, instances: 1000 }),
+    formatPlacement,
   );
 
   const md = render(r, { started, ms: performance.now() - t0, quietOthers, fileLimit, check });

@@ -3,6 +3,7 @@
  *   muster manager | muster agent         run a daemon (systemd runs these)
  *   muster nodes | node | query | status  ask the manager's REST API
  *   muster alerts | history               alerts, alert rules and the operation history
+ *   muster deploy | instance              workloads: one start or stop, business instances
  *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
  *
  * Every verb that calls the API sends a token: --token, --token-file, $MUSTER_TOKEN, else the one
@@ -16,6 +17,7 @@ import { register as alerts } from './commands/alerts.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
 import { register as history } from './commands/history.js';
+import { register as instances } from './commands/instances.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
 import { register as version } from './commands/version.js';
@@ -38,7 +40,7 @@ export function program(): Command {
     });
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, access, nodes, query, deploy, alerts, history, version]) register(p);
+  for (const register of [daemons, access, nodes, query, deploy, instances, alerts, history, version]) register(p);
   return p;
 }
 

@@ -24,12 +24,15 @@ import { ComponentTracker } from './components.js';
 import type { ManagerConfig } from './config.js';
 import { Deployer } from './deploy.js';
 import { Ingest } from './ingest.js';
+import { InstanceController } from './instances/controller.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
 import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
 import { QueryRounds } from './rounds.js';
+import { Placer, wireScheduler } from './scheduler/placer.js';
+import { Scheduler } from './scheduler/scheduler.js';
 import { buildApiServer, buildReportServer, buildServer, type ServerOptions } from './server.js';
 import { Store } from './store/store.js';
 import { Telemetry } from './telemetry/index.js';
@@ -119,6 +122,17 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     metrics,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
+  const scheduler = new Scheduler(registry, cfg.scheduler, metrics);
+  const placer = new Placer(scheduler, deployer, log, () => cfg.scheduler.max_attempts);
+  const instances = new InstanceController({
+    store,
+    registry,
+    scheduler,
+    deployer,
+    log,
+    metrics,
+    cfg: cfg.instances,
+  });
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
   const querier = new Querier(
@@ -137,6 +151,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   wireEvents({ registry, deployer, store, alerts, telemetry, severities: () => cfg.alerts.events, log });
   // After the wiring: a deployment found unfinished is recorded as interrupted.
   deployer.restore(store.loadDeployments(deployer.keep));
+  wireScheduler(deployer, scheduler);
+  const restoredInstances = instances.restore();
 
   const restored = {
     file: store.file,
@@ -145,6 +161,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     open_alerts: open,
     stored_rules: rules,
     rules: alerts.listRules().length,
+    instances: restoredInstances.instances,
+    instance_components: restoredInstances.components,
     ms: Math.round(performance.now() - t0),
   };
   log.info(restored, 'state restored from the database');
@@ -159,6 +177,8 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     store,
     telemetry,
     deployer,
+    placer,
+    instances,
     rounds,
     ingest,
     metrics,
@@ -195,6 +215,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
         );
       }
       rounds.start();
+      instances.start();
       log.info(
         {
           manager_ip: advertiseIp,
@@ -207,6 +228,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     },
 
     async stop() {
+      instances.stop();
       rounds.stop();
       querier.stop();
       await http.close();
@@ -222,10 +244,13 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       components.setSeverity(next.alerts.events.component_failed);
       store.reconfigure(next.store);
       access.reconfigure(next.auth);
+      scheduler.reconfigure(next.scheduler);
       const needRestart = (Object.keys(next) as (keyof ManagerConfig)[]).filter(
-        (k) => !['alerts', 'store', 'log', 'auth'].includes(k) && JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
+        (k) =>
+          !['alerts', 'store', 'log', 'auth', 'scheduler'].includes(k) &&
+          JSON.stringify(next[k]) !== JSON.stringify(cfg[k]),
       );
-      cfg = { ...cfg, alerts: next.alerts, store: next.store, auth: next.auth };
+      cfg = { ...cfg, alerts: next.alerts, store: next.store, auth: next.auth, scheduler: next.scheduler };
       log.info(
         { rules: alerts.listRules().length, ...(needRestart.length ? { need_restart: needRestart } : {}) },
         needRestart.length

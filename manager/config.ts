@@ -134,6 +134,42 @@ export const ManagerConfigSchema = Strict({
         "largest reply body read from an agent's POST /deploy or GET /deploy/:uuid; past it the read is aborted",
     }),
   }),
+  scheduler: Strict({
+    reserve_memory_bytes: Type.Integer({
+      minimum: 0,
+      description: "memory of each board kept for its system, bytes (as the agents' deploy.reserve_memory_bytes)",
+    }),
+    reservation_ttl_ms: Millis(
+      'longest a placement reserves resources without the component showing in a report',
+      1000,
+    ),
+    refused_cooldown_ms: Millis('a node whose agent refused a start for lack of resources is passed over this long', 0),
+    max_attempts: Type.Integer({
+      minimum: 1,
+      maximum: 100,
+      description: 'placements of one start when agents refuse it for lack of resources',
+    }),
+    default_scoring: Type.Union([Type.Literal('binpack'), Type.Literal('spread')], {
+      description: 'how feasible nodes are ranked when a start or group names no scoring',
+    }),
+  }),
+  instances: Strict({
+    reconcile_interval_ms: Millis('how often every instance is reconciled against the reports', 100),
+    reschedule_after_ms: Millis(
+      "a component whose node is offline this long is started elsewhere (a group's reschedule_after_ms wins)",
+      0,
+    ),
+    start_timeout_ms: Millis('a component started but not reported this long has failed', 1000),
+    max_instances: Type.Integer({
+      minimum: 1,
+      description: 'most instances; an apply of a new one beyond it gets 409',
+    }),
+    max_components: Type.Integer({
+      minimum: 1,
+      maximum: 4096,
+      description: "most components of one instance (the sum of its groups' count); more gets 400",
+    }),
+  }),
   data_dir: Type.String({ description: 'state directory: the SQLite database (store.file) lives here' }),
   store: Strict({
     file: Type.String({ minLength: 1, description: 'SQLite database file; a relative path is under data_dir' }),

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { type DeploymentRecord, MANAGER_RESULT } from '../common/api/deploy.js';
+import { type DeploymentRecord, MANAGER_RESULT, type PlacementInfo } from '../common/api/deploy.js';
 import type { WorkloadType } from '../common/api/primitives.js';
 import type { Logger } from '../common/log.js';
 import type { DeployReplyData, DeployRequestData, Require } from '../common/protocol.js';
@@ -40,6 +40,8 @@ export interface StartInput {
   require: Require;
   instance_id?: string | undefined;
   index?: number | undefined;
+  /** How the scheduler chose the node (a start sent without one: manager/scheduler/), kept on the record. */
+  placement?: PlacementInfo | undefined;
 }
 
 /** What an operator asks for in a stop. */
@@ -162,7 +164,7 @@ export class Deployer extends EventEmitter {
       ...(input.instance_id !== undefined ? { instance_id: input.instance_id } : {}),
       ...(input.index !== undefined ? { index: input.index } : {}),
     };
-    return this.submit(node, target, data, who);
+    return this.submit(node, target, data, who, input.placement);
   }
 
   /**
@@ -229,7 +231,13 @@ export class Deployer extends EventEmitter {
    * common/redact.ts), so that the API, the history, the store and the log never see them; the
    * real request is kept only in memory, for the call to the agent.
    */
-  private submit(node: string, target: AgentTarget, data: DeployRequestData, who: string): Submitted {
+  private submit(
+    node: string,
+    target: AgentTarget,
+    data: DeployRequestData,
+    who: string,
+    placement?: PlacementInfo,
+  ): Submitted {
     const rec: DeploymentRecord = {
       id: randomUUID(),
       node,
@@ -244,6 +252,7 @@ export class Deployer extends EventEmitter {
       message: null,
       reply: null,
       progress: [],
+      ...(placement ? { placement } : {}),
     };
     this.records.push(rec);
     while (this.records.length > this.keep) this.records.shift();

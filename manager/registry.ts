@@ -64,6 +64,11 @@ const UNCLAIMED_KEPT = 10_000;
 export class NodeRegistry extends EventEmitter {
   /** Number of the heartbeat round under way; rounds 0..round-1 are completed. */
   round = 0;
+  /**
+   * Bumped whenever a node is added or forgotten, or a node's shown board (primary) changes: a
+   * reader caching per-node views (manager/scheduler/) re-reads the node list only then.
+   */
+  generation = 0;
   readonly nodes = new Map<string, NodeRecord>();
   /** Boards by `host_ip|node id`. */
   readonly boards = new Map<string, Board>();
@@ -133,6 +138,7 @@ export class NodeRegistry extends EventEmitter {
     const n = this.nodes.get(id);
     if (!n) return false;
     this.nodes.delete(id);
+    this.generation++;
     for (const [key, b] of this.boards) {
       if (b.node !== id) continue;
       this.boards.delete(key);
@@ -190,6 +196,7 @@ export class NodeRegistry extends EventEmitter {
       };
       n.transitions.push(tr);
       this.nodes.set(id, n);
+      this.generation++;
       this.emit('transition', tr);
       return id;
     }
@@ -203,6 +210,7 @@ export class NodeRegistry extends EventEmitter {
         const from = n.primary;
         n.claimants.delete(from);
         n.primary = h.host_ip;
+        this.generation++;
         this.emit('moved', { node: id, from, to: h.host_ip });
       } else {
         this.emit('conflict', { node: id, claimants: [...n.claimants] });
@@ -259,6 +267,7 @@ export class NodeRegistry extends EventEmitter {
     }>,
     transitions: Map<string, Transition[]> = new Map(),
   ): void {
+    this.generation++;
     for (const r of nodes) {
       const claimants = new Set(r.claimants.includes(r.host_ip) ? r.claimants : [r.host_ip, ...r.claimants]);
       this.nodes.set(r.id, {
@@ -323,6 +332,7 @@ export class NodeRegistry extends EventEmitter {
       if (fresher !== undefined && missedOf(fresher) < this.t.suspect_after_rounds) {
         const from = n.primary;
         n.primary = fresher;
+        this.generation++;
         this.emit('moved', { node: n.id, from, to: fresher });
         if (n.state !== 'online')
           this.transition(n, 'online', `heartbeat received from ${fresher}, another board claiming this position`);

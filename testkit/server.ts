@@ -15,9 +15,12 @@ import { Access } from '../manager/auth/access.js';
 import { ComponentTracker } from '../manager/components.js';
 import { Deployer } from '../manager/deploy.js';
 import { Ingest } from '../manager/ingest.js';
+import { InstanceController } from '../manager/instances/controller.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
 import { NodeRegistry, registryMetrics } from '../manager/registry.js';
 import { QueryRounds } from '../manager/rounds.js';
+import { Placer, wireScheduler } from '../manager/scheduler/placer.js';
+import { Scheduler } from '../manager/scheduler/scheduler.js';
 import { API_PREFIX, buildServer } from '../manager/server.js';
 import { Store } from '../manager/store/store.js';
 import { Telemetry } from '../manager/telemetry/index.js';
@@ -52,6 +55,23 @@ export const TEST_TELEMETRY_CONFIG = {
   },
 };
 
+/** The scheduler settings of in-process tests (config/manager.yaml's defaults). */
+export const TEST_SCHEDULER_CONFIG = {
+  reserve_memory_bytes: 268435456,
+  reservation_ttl_ms: 660000,
+  refused_cooldown_ms: 30000,
+  default_scoring: 'binpack' as const,
+};
+
+/** The instance settings of in-process tests. */
+export const TEST_INSTANCES_CONFIG = {
+  reconcile_interval_ms: 2000,
+  reschedule_after_ms: 60000,
+  start_timeout_ms: 660000,
+  max_instances: 1000,
+  max_components: 1024,
+};
+
 /**
  * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
  * @param opts maxNodes: registry.max_nodes (default no cap)
@@ -75,6 +95,18 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     { deploy: unreachable, progress: async () => null },
     log,
   );
+  const scheduler = new Scheduler(registry, TEST_SCHEDULER_CONFIG, metrics);
+  wireScheduler(deployer, scheduler);
+  const placer = new Placer(scheduler, deployer, log, 3);
+  const instances = new InstanceController({
+    store,
+    registry,
+    scheduler,
+    deployer,
+    log,
+    metrics,
+    cfg: TEST_INSTANCES_CONFIG,
+  });
   const rounds = new QueryRounds({
     cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
     querier: { send: async () => {} },
@@ -91,6 +123,9 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     store,
     telemetry,
     deployer,
+    scheduler,
+    placer,
+    instances,
     rounds,
     ingest,
     metrics,

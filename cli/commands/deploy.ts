@@ -1,6 +1,7 @@
 /**
  * Workload verbs over the manager's REST API (docs/operations.md "Deploying workloads"):
  *   muster deploy start --node 1-3-0 --type docker --url host:5000 --file app:1 --cpu 1 --memory 512M
+ *   muster deploy start --constraint 'board_type = GPU' --type bar ...   (the manager places it)
  *   muster deploy stop --node 1-3-0 --uuid U
  *   muster components [--node id]      what the nodes' latest reports say runs where
  *   muster deployments [--node id]     the deploy operations the manager sent
@@ -10,6 +11,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { DeploymentRecord } from '../../common/api/deploy.js';
 import type { ComponentView } from '../../common/api/nodes.js';
 import { NODE_ID_RE, WORKLOAD_TYPES, type WorkloadType } from '../../common/api/primitives.js';
+import { parseConstraint } from '../../common/constraints.js';
 import { parseSize } from '../../common/units.js';
 import { api, CliError, managerUrl } from '../client.js';
 import { ago, bytes, num, table } from '../format.js';
@@ -35,6 +37,14 @@ function size(v: string): number {
   }
 }
 
+function constraintText(v: string): string {
+  try {
+    return parseConstraint(v).text;
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 const typeOption = (help: string) => new Option('--type <type>', help).choices(WORKLOAD_TYPES);
 
 /**
@@ -47,12 +57,25 @@ async function deploy(base: string, body: Record<string, unknown>, json: boolean
     console.log(
       `deployment ${deployment.id}: ${deployment.mode} ${deployment.type} ${deployment.uuid} on node ${deployment.node}`,
     );
+  if (!json && deployment.placement)
+    console.log(
+      `  placed on ${deployment.node}: score ${deployment.placement.score}, ${deployment.placement.feasible} of ${deployment.placement.total} nodes feasible`,
+    );
   let d = deployment;
   let shown = 0;
   for (;;) {
     if (!json) {
       for (const line of d.progress.slice(shown)) console.log(`  ${line}`);
       shown = Math.max(shown, d.progress.length);
+    }
+    if (d.result !== null && d.placement?.next) {
+      // Refused by its agent for lack of resources: the manager placed it again elsewhere.
+      if (!json) console.log(`result ${d.result}: ${d.message}`);
+      d = (await api<{ deployment: DeploymentRecord }>(base, 'GET', `/api/v1/deployments/${d.placement.next}`))
+        .deployment;
+      shown = 0;
+      if (!json) console.log(`deployment ${d.id}: placed again on node ${d.node}`);
+      continue;
     }
     if (d.result !== null) break;
     await new Promise((r) => setTimeout(r, POLL_MS));
@@ -112,8 +135,16 @@ export function register(p: Command): void {
   const d = p.command('deploy').description('start or stop a workload (docker container or bar bundle) on a node');
 
   d.command('start')
-    .description("start a workload on a node's agent and wait for its result")
-    .requiredOption('--node <id>', 'node id box-slot-cpu, e.g. 1-3-0', nodeId)
+    .description(
+      "start a workload on a node's agent and wait for its result; without --node the manager places it (docs/scheduling.md)",
+    )
+    .option('--node <id>', 'node id box-slot-cpu, e.g. 1-3-0 (default: the scheduler picks one)', nodeId)
+    .option(
+      '--constraint <expr>',
+      'without --node: placement constraint, e.g. "board_type = GPU", "slot in 1,2", "label.zone =~ ^east" (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, constraintText(v)],
+    )
+    .addOption(new Option('--scoring <how>', 'without --node: binpack or spread').choices(['binpack', 'spread']))
     .addOption(typeOption('workload type').makeOptionMandatory())
     .requiredOption('--url <url>', 'software repository: registry host:port, or http(s) base URL')
     .requiredOption('--file <file>', 'image reference, image tarball or bundle name')
@@ -126,7 +157,9 @@ export function register(p: Command): void {
     .option('--json', 'print the finished deployment record as JSON instead of progress lines')
     .action(
       async (o: {
-        node: string;
+        node?: string;
+        constraint?: string[];
+        scoring?: string;
         type: WorkloadType;
         url: string;
         file: string;
@@ -141,7 +174,9 @@ export function register(p: Command): void {
         await deploy(
           base(),
           {
-            node: o.node,
+            ...(o.node !== undefined ? { node: o.node } : {}),
+            ...(o.constraint !== undefined ? { constraints: o.constraint } : {}),
+            ...(o.scoring !== undefined ? { scoring: o.scoring } : {}),
             mode: 'start',
             type: o.type,
             url: o.url,

@@ -3,12 +3,13 @@
  * or stop the manager sends to a node's agent, docs/protocol.md "5. Load command") and their
  * records.
  *
- *   POST /api/v1/deployments `{ node, mode, type, uuid?, id?, url?, file?, require?, instance_id?, index? }`
+ *   POST /api/v1/deployments `{ node?, constraints?, scoring?, mode, type, uuid?, id?, url?, file?, require?, instance_id?, index? }`
  *        → 202 `{ deployment }` at once; the agent call goes on in the background
  *   GET  /api/v1/deployments?node=&limit= → `{ deployments }`, oldest first
  *   GET  /api/v1/deployments/:id → `{ deployment }` (with progress, and result once done)
  */
 import { type Static, Type } from 'typebox';
+import { MAX_CONSTRAINT_LENGTH, MAX_CONSTRAINTS } from '../constraints.js';
 import { DeployReplyData, DeployRequestData, Require } from '../protocol.js';
 import { NodeIdSchema, openOrNull, openSchema, WorkloadTypeSchema } from './primitives.js';
 
@@ -29,11 +30,25 @@ export const DeployModeSchema = Type.Union([Type.Literal('start'), Type.Literal(
 
 /**
  * Body of POST /api/v1/deployments: the fields of the deploy request plus `node`. Conditional
- * rules (a start needs type, url, file and require; a stop needs uuid) are checked by the route.
+ * rules (a start needs type, url, file and require; a stop needs uuid and node) are checked by
+ * the route. A start without `node` is placed by the scheduler (docs/scheduling.md "Placement"),
+ * honouring `constraints` and `scoring`; when none fits the answer is 409 `placement_failed`
+ * whose message explains why.
  */
 export const DeploymentBodySchema = Type.Object(
   {
-    node: NodeIdSchema,
+    node: Type.Optional(NodeIdSchema),
+    constraints: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: MAX_CONSTRAINT_LENGTH }), {
+        maxItems: MAX_CONSTRAINTS,
+        description: 'a start without node: placement constraints (docs/scheduling.md "Constraints")',
+      }),
+    ),
+    scoring: Type.Optional(
+      Type.Union([Type.Literal('binpack'), Type.Literal('spread')], {
+        description: 'a start without node: how feasible nodes are ranked (default scheduler.default_scoring)',
+      }),
+    ),
     mode: DeployModeSchema,
     type: Type.Optional(WorkloadTypeSchema),
     uuid: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -48,6 +63,22 @@ export const DeploymentBodySchema = Type.Object(
 );
 /** Body of POST /api/v1/deployments. */
 export type DeploymentBody = Static<typeof DeploymentBodySchema>;
+
+/**
+ * How the manager chose the node of a start sent without one (docs/scheduling.md "Placement"):
+ * the winner's score, how many nodes were feasible out of how many, the attempt (a start refused
+ * by the agent for lack of resources is placed again elsewhere) and `next`, the id of the
+ * deployment that retried it (set in memory when the retry is sent).
+ */
+export const PlacementInfoSchema = Type.Object({
+  score: Type.Number({ description: 'score of the chosen node, 0..1' }),
+  feasible: Type.Integer({ description: 'nodes that could take it' }),
+  total: Type.Integer({ description: 'nodes in the registry' }),
+  attempt: Type.Integer({ minimum: 1, description: '1 for the first placement, 2 for the first retry, ...' }),
+  next: Type.Optional(Type.String({ description: 'id of the deployment that retried this one elsewhere' })),
+});
+/** How the node of a placed start was chosen. */
+export type PlacementInfo = Static<typeof PlacementInfoSchema>;
 
 /** A deploy operation as recorded (and persisted as is). Times are ISO-8601. */
 export const DeploymentRecordSchema = Type.Object({
@@ -66,6 +97,7 @@ export const DeploymentRecordSchema = Type.Object({
   message: Type.Union([Type.String(), Type.Null()]),
   reply: openOrNull(DeployReplyData),
   progress: Type.Array(Type.String(), { description: 'progress lines reported by the agent while it ran' }),
+  placement: Type.Optional(PlacementInfoSchema),
 });
 /** A deploy operation as recorded. */
 export type DeploymentRecord = Static<typeof DeploymentRecordSchema>;

@@ -19,6 +19,7 @@ import { authRoutes } from './auth.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
 import { eventRoutes } from './events.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
+import { type InstanceRoutesOptions, instanceRoutes } from './instances.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
@@ -33,6 +34,7 @@ export type ApiOptions = NodeRoutesOptions &
   DeployRoutesOptions &
   AlertRoutesOptions &
   HistoryRoutesOptions &
+  InstanceRoutesOptions &
   TelemetryRoutesOptions & {
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
@@ -62,7 +64,8 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
     managerPort: o.managerPort,
   });
   await api.register(queryRoutes, { rounds: o.rounds });
-  await api.register(deployRoutes, { deployer: o.deployer, registry: o.registry });
+  await api.register(deployRoutes, { deployer: o.deployer, placer: o.placer, registry: o.registry });
+  await api.register(instanceRoutes, { instances: o.instances });
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });

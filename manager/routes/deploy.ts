@@ -3,8 +3,9 @@
  * deployments (a start or stop sent to a node's agent, manager/deploy.ts) and the components the
  * nodes report.
  *
- *   POST /deployments `{ node, mode, type, uuid?, id?, url?, file?, require?, instance_id?, index? }`
- *        → 202 `{ deployment }` at once; the agent call goes on in the background
+ *   POST /deployments `{ node?, constraints?, scoring?, mode, type, uuid?, id?, url?, file?, require?, instance_id?, index? }`
+ *        → 202 `{ deployment }` at once; the agent call goes on in the background. A start without
+ *        `node` is placed (docs/scheduling.md "Placement"); 409 `placement_failed` explains why none fits
  *   GET  /deployments?node=&limit= → `{ deployments }`, oldest first
  *   GET  /deployments/:id → `{ deployment }` (with progress, and result once done)
  *   GET  /components?node= → `{ components: [{ node, host_ip, ...component }] }`
@@ -18,19 +19,26 @@ import {
   DeploymentReplySchema,
 } from '../../common/api/deploy.js';
 import { ComponentListReplySchema, NodeFilterSchema } from '../../common/api/nodes.js';
+import { type Constraint, parseConstraints } from '../../common/constraints.js';
 import { type Deployer, DeployRefused } from '../deploy.js';
 import type { NodeRegistry } from '../registry.js';
+import { PlacementFailed, type Placer } from '../scheduler/placer.js';
 import { listComponents } from '../views.js';
 import { type ApiError, badRequest, ERROR_RESPONSES, notFound, whoOf } from './shared.js';
 
 /** What the deployment and component routes use. */
 export interface DeployRoutesOptions {
   deployer: Pick<Deployer, 'start' | 'stop' | 'list' | 'get'>;
+  /** Starts without a node: placement (manager/scheduler/). */
+  placer: Pick<Placer, 'start'>;
   registry: NodeRegistry;
 }
 
 /** Registers the deployment and component routes. */
-export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = async (app, { deployer, registry }) => {
+export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = async (
+  app,
+  { deployer, placer, registry },
+) => {
   app.post(
     '/deployments',
     {
@@ -48,17 +56,32 @@ export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = asyn
           if (file === undefined) return reply.code(400).send(badRequest('/file', '/file is required for a start'));
           if (require === undefined)
             return reply.code(400).send(badRequest('/require', '/require is required for a start'));
-          const { deployment } = deployer.start(
-            b.node,
-            { type, uuid: b.uuid, url, file, require, instance_id: b.instance_id, index: b.index },
-            who,
-          );
+          const input = { type, uuid: b.uuid, url, file, require, instance_id: b.instance_id, index: b.index };
+          if (b.node !== undefined) {
+            if (b.constraints !== undefined || b.scoring !== undefined)
+              return reply
+                .code(400)
+                .send(badRequest('/constraints', 'constraints and scoring are for a start without node'));
+            const { deployment } = deployer.start(b.node, input, who);
+            return reply.code(202).send({ deployment });
+          }
+          let constraints: Constraint[];
+          try {
+            constraints = parseConstraints(b.constraints ?? []);
+          } catch (err) {
+            return reply.code(400).send(badRequest('/constraints', (err as Error).message));
+          }
+          const { deployment } = placer.start({ ...input, constraints, scoring: b.scoring }, who);
           return reply.code(202).send({ deployment });
         }
+        if (b.node === undefined) return reply.code(400).send(badRequest('/node', '/node is required for a stop'));
         if (b.uuid === undefined) return reply.code(400).send(badRequest('/uuid', '/uuid is required for a stop'));
         const { deployment } = deployer.stop(b.node, { uuid: b.uuid, type: b.type, id: b.id }, who);
         return reply.code(202).send({ deployment });
       } catch (err) {
+        if (err instanceof PlacementFailed) {
+          return reply.code(409).send({ error: 'placement_failed', message: err.message } satisfies ApiError);
+        }
         if (err instanceof DeployRefused) {
           return reply.code(err.status).send({
             error: err.code,

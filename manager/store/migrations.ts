@@ -133,4 +133,41 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'business instances: specs, managed components, instance history (docs/scheduling.md "Instances")',
+    sql: `
+      CREATE TABLE instances (
+        id         TEXT PRIMARY KEY,            -- instance_id
+        status     TEXT NOT NULL,               -- running | stopped | removing
+        version    INTEGER NOT NULL,
+        spec       TEXT NOT NULL,               -- JSON: the applied InstanceSpec
+        state      TEXT NOT NULL,               -- JSON: group versions, uuid serial, restart counters
+        who        TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+
+      CREATE TABLE instance_allocs (
+        uuid        TEXT PRIMARY KEY,           -- component uuid: <instance>.<group>.<index>.<serial>
+        instance_id TEXT NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+        record      TEXT NOT NULL,              -- JSON: group, index, node, version, phase, times, reason
+        updated_at  INTEGER NOT NULL
+      );
+      CREATE INDEX instance_allocs_instance ON instance_allocs (instance_id);
+
+      CREATE TABLE instance_events (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        action      TEXT NOT NULL,
+        grp         TEXT,
+        idx         INTEGER,
+        node        TEXT,
+        uuid        TEXT,
+        message     TEXT NOT NULL,
+        who         TEXT NOT NULL
+      );
+      CREATE INDEX instance_events_instance ON instance_events (instance_id, id);
+    `,
+  },
 ];

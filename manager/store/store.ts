@@ -20,6 +20,7 @@ import { type AlertFilter, AlertsTable, type NewAlert, type OpenAlert, RulesTabl
 import { type StoreConfig, StoreCore } from './core.js';
 import { type ComponentRow, ComponentsTable, DeploymentsTable } from './deployments.js';
 import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js';
+import { InstancesTable } from './instances.js';
 import { type NodeRow, NodesTable } from './nodes.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
@@ -37,6 +38,7 @@ export {
 export { type StoreConfig, StoreError } from './core.js';
 export type { ComponentRow } from './deployments.js';
 export type { HistoryFilter, NewHistory } from './history.js';
+export type { AllocRow, InstanceRow, NewInstanceEvent } from './instances.js';
 export type { NodeRow } from './nodes.js';
 export type { SessionRow } from './sessions.js';
 export type { TokenRow } from './tokens.js';
@@ -62,6 +64,8 @@ export class Store {
   readonly sessions: SessionsTable;
   /** API tokens, by prefix. */
   readonly tokens: TokensTable;
+  /** Business instances: specs, managed components, their history (docs/scheduling.md "Instances"). */
+  readonly instances: InstancesTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -76,6 +80,7 @@ export class Store {
     this.users = core.register(new UsersTable(core));
     this.sessions = core.register(new SessionsTable(core));
     this.tokens = core.register(new TokensTable(core));
+    this.instances = core.register(new InstancesTable(core));
     this.retention = new Retention(core);
   }
 

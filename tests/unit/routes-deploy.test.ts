@@ -15,9 +15,12 @@ import { Deployer } from '../../manager/deploy.js';
 import { NodeRegistry } from '../../manager/registry.js';
 import { deployRoutes } from '../../manager/routes/deploy.js';
 import { installErrorHandlers } from '../../manager/routes/shared.js';
+import { Placer, wireScheduler } from '../../manager/scheduler/placer.js';
+import { Scheduler } from '../../manager/scheduler/scheduler.js';
 import { listComponents } from '../../manager/views.js';
 import { actAs } from '../../testkit/auth.js';
 import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
+import { TEST_SCHEDULER_CONFIG } from '../../testkit/server.js';
 
 const log = pino({ level: 'silent' });
 
@@ -42,9 +45,12 @@ async function server() {
   const app = createHttpServer(log, 1 << 20);
   installErrorHandlers(app, { bodyLimit: 1 << 20, log });
   actAs(app, 'ops', 'operator');
-  await app.register(deployRoutes, { prefix: '/api/v1', deployer, registry });
+  const scheduler = new Scheduler(registry, TEST_SCHEDULER_CONFIG);
+  wireScheduler(deployer, scheduler);
+  const placer = new Placer(scheduler, deployer, log, 3);
+  await app.register(deployRoutes, { prefix: '/api/v1', deployer, placer, registry });
   await app.ready();
-  return { app, registry, agent, deployer };
+  return { app, registry, agent, deployer, scheduler };
 }
 
 const START = {

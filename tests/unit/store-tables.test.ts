@@ -489,8 +489,8 @@ describe('store table modules', () => {
     s.saveComponent({ ...base, uuid: 'unseen', state: null });
     s.addHistory({ at: old, node: null, kind: 'manager', operation: 'start', who: 'm' });
     const deleted = await s.cleanup();
-    assert.deepEqual(Object.keys(deleted), ['history', 'alerts', 'deployments', 'components']);
-    assert.deepEqual(deleted, { history: 1, alerts: 0, deployments: 1, components: 1 });
+    assert.deepEqual(Object.keys(deleted), ['history', 'alerts', 'deployments', 'components', 'instance_events']);
+    assert.deepEqual(deleted, { history: 1, alerts: 0, deployments: 1, components: 1, instance_events: 0 });
     assert.deepEqual(
       s.loadDeployments(10).map((d) => d.id),
       ['running'],
