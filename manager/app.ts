@@ -230,6 +230,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     managerPort: cfg.http.port,
     bodyLimit: cfg.http.body_limit_bytes,
     maxJsonDepth: cfg.http.max_json_depth,
+    dashboard: cfg.dashboard,
     log,
   };
   const split = cfg.http.api.port !== 0;

@@ -45,6 +45,20 @@ export const ManagerConfigSchema = Strict({
       }),
     }),
   }),
+  dashboard: Strict({
+    enabled: Type.Boolean({ description: 'serve the web dashboard at / on the API listener' }),
+    dir: Type.String({ description: 'the built dashboard files; "" = dist/dashboard of this installation' }),
+    console: Type.Boolean({ description: 'serve the web console API of the original specification at /console/' }),
+    events: Strict({
+      interval_ms: Millis('how often GET /api/v1/events looks for node and alert changes and sends them', 100),
+      ping_ms: Millis('how often an idle event stream gets a ping', 1000),
+      max_clients: Type.Integer({ minimum: 1, maximum: 10_000, description: 'most event streams open at once' }),
+      max_buffer_bytes: Type.Integer({
+        minimum: 65_536,
+        description: 'most bytes queued for one event stream before it is dropped (a reader that does not keep up)',
+      }),
+    }),
+  }),
   auth: Strict({
     session_ttl_ms: Millis('how long a login session lasts', 60_000),
     initial_admin_password_file: Type.String({

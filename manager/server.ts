@@ -4,17 +4,22 @@
  * an empty body), GET /healthz and GET /metrics, always plain HTTP. The REST API under /api/v1/
  * (docs/operations.md "REST API", "Users and access") in its own plugin context, behind the
  * access check: on the same listener by default, or on its own (http.api.host/port, optionally
- * HTTPS from http.api.tls) serving only /api/v1 and /healthz. Bad bodies get 400 with
+ * HTTPS from http.api.tls) serving only /api/v1 and /healthz. The API listener also serves the
+ * dashboard at / and the console API at /console/ (docs/dashboard.md). Bad bodies get 400 with
  * `{ error, field, message }`, oversized ones 413; nothing is stored and the node keeps its last
  * good data (docs/protocol.md "4. The manager's answers to reports").
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
+import { CONSOLE_PREFIX } from '../common/api/console.js';
 import { createHttpServer, installJsonParser } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Access } from './auth/access.js';
+import { EVENTS_DEFAULTS, type EventsConfig } from './events.js';
 import type { Ingest } from './ingest.js';
 import { type ApiOptions, apiRoutes } from './routes/api.js';
+import { consoleRoutes } from './routes/console.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { type OpsRoutesOptions, opsRoutes } from './routes/ops.js';
 import { type ReportRoutesOptions, reportRoutes } from './routes/reports.js';
 import { installErrorHandlers } from './routes/shared.js';
@@ -33,8 +38,41 @@ export type ServerOptions = ApiOptions &
     maxJsonDepth?: number;
     /** http.metrics_auth: GET /metrics needs a token. */
     metricsAuth?: boolean;
+    /** The `dashboard` config section; absent = the defaults (served, console on). */
+    dashboard?: DashboardConfig;
     log: Logger;
   };
+
+/** The `dashboard` config section (docs/configuration.md "dashboard"). */
+export interface DashboardConfig {
+  enabled: boolean;
+  dir: string;
+  console: boolean;
+  events: EventsConfig;
+}
+
+/** The `dashboard` section's defaults (config/manager.yaml). */
+export const DASHBOARD_DEFAULTS: DashboardConfig = {
+  enabled: true,
+  dir: '',
+  console: true,
+  events: EVENTS_DEFAULTS,
+};
+
+/** The API listener's routes: /api/v1, and the dashboard at / and the console API at /console when enabled. */
+function registerApi(app: FastifyInstance, o: ServerOptions): void {
+  const d = o.dashboard ?? DASHBOARD_DEFAULTS;
+  void app.register(apiRoutes, { ...o, events: d.events, prefix: API_PREFIX });
+  if (d.enabled) void app.register(dashboardRoutes, { dir: d.dir, log: o.log });
+  if (d.console) {
+    void app.register(consoleRoutes, {
+      access: o.access,
+      registry: o.registry,
+      store: o.store,
+      prefix: CONSOLE_PREFIX,
+    });
+  }
+}
 
 /** The certificate and key of an HTTPS API listener (PEM contents). */
 export interface TlsFiles {
@@ -78,7 +116,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
   const app = withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
   void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
   void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
-  void app.register(apiRoutes, { ...o, prefix: API_PREFIX });
+  registerApi(app, o);
   return app;
 }
 
@@ -99,7 +137,7 @@ export function buildApiServer(o: ServerOptions, tls?: TlsFiles): FastifyInstanc
     ? withErrors(httpsServer(o.log, o.bodyLimit, depthOf(o), tls), o)
     : withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
   void app.register(opsRoutes, { metrics: o.metrics, serveMetrics: false });
-  void app.register(apiRoutes, { ...o, prefix: API_PREFIX });
+  registerApi(app, o);
   return app;
 }
 

@@ -5,7 +5,7 @@
 //   node/bin/node      the pinned Node.js runtime for that architecture (scripts/node.sh fetch)
 //   lib/muster.js      the application bundled by esbuild (ESM, node24), plus its lazy chunks
 //   bin/muster         sh wrapper: node/bin/node lib/muster.js "$@"
-//   systemd/ config/ docs/ install.sh VERSION BUILD-INFO
+//   systemd/ config/ docs/ dist/dashboard/ install.sh VERSION BUILD-INFO
 // The JavaScript is the same for both architectures: nothing in it is compiled, and the optional
 // native parts of dependencies are left out (see NEVER_BUNDLED and scripts/check-no-native.mjs).
 import { execFileSync } from 'node:child_process';
@@ -65,6 +65,13 @@ try {
 }
 const nodeVersion = /^NODE_VERSION=(\S+)$/m.exec(readFileSync(path.join(root, 'scripts/runtime.env'), 'utf8'))?.[1];
 if (!nodeVersion) fail('no NODE_VERSION in scripts/runtime.env');
+
+// 0. The web dashboard (browser files, the same for every architecture).
+const dashboardOut = path.join(out, '.dashboard');
+execFileSync(process.execPath, [path.join(root, 'scripts', 'build-dashboard.mjs'), '--out', dashboardOut], {
+  cwd: root,
+  stdio: ['ignore', 'inherit', 'inherit'],
+});
 
 // 1. The application, once for every architecture.
 const started = Date.now();
@@ -146,6 +153,8 @@ for (const arch of archs) {
   const nodeLicense = path.join(path.dirname(path.dirname(node)), 'LICENSE');
   if (existsSync(nodeLicense)) copyFileSync(nodeLicense, path.join(top, 'node', 'LICENSE'));
   cpSync(lib, path.join(top, 'lib'), { recursive: true });
+  // The web dashboard's built files, where the manager looks for them (docs/dashboard.md).
+  cpSync(dashboardOut, path.join(top, 'dist', 'dashboard'), { recursive: true });
   mkdirSync(path.join(top, 'bin'));
   copyFileSync(here('scripts/bundle/muster'), path.join(top, 'bin', 'muster'));
   chmodSync(path.join(top, 'bin', 'muster'), 0o755);

@@ -27,6 +27,8 @@
  * Boundaries (static imports and `import type`; dynamic `import()` is allowed), checked over the
  * directories that exist under the root:
  *   - `cli/` imports only `common/` and its own files: never `manager/` or `agent/`;
+ *   - `dashboard/` (the browser page) imports only `common/` and its own files, and `manager/`
+ *     never imports `dashboard/` (it serves the built files);
  *   - `bench/` never imports `tests/`, and `tests/` never imports `bench/`: both share `testkit/`;
  *   - `testkit/` imports neither `tests/` nor `bench/`.
  */
@@ -35,12 +37,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
-const DEFAULT_DIRS = ['manager', 'agent', 'cli', 'common'];
+const DEFAULT_DIRS = ['manager', 'agent', 'cli', 'common', 'dashboard'];
 const SOURCE = /\.(ts|mts|cts|tsx|js|mjs|cjs)$/;
 
 /** `[from dir, forbidden dirs, why]`: a static import from the first into one of the second fails. */
 const BOUNDARIES = [
   ['cli', ['manager', 'agent'], 'the CLI imports only common/ and its own files; daemons load by dynamic import()'],
+  ['dashboard', ['manager', 'agent', 'cli'], 'the dashboard is a client of common/api only (a page in the browser)'],
+  ['manager', ['dashboard'], 'the manager serves the built dashboard files; it imports none of its sources'],
   ['bench', ['tests'], 'bench and tests share testkit/, never each other'],
   ['tests', ['bench'], 'bench and tests share testkit/, never each other'],
   ['testkit', ['tests', 'bench'], 'testkit/ is the shared base of tests and bench'],

@@ -57,6 +57,7 @@ case "${1:-start}" in
       if ./bin/muster.js --manager "$MANAGER_URL" nodes --json 2>/dev/null | grep -q '"resource_at": "'; then
         ./bin/muster.js --manager "$MANAGER_URL" nodes
         echo; echo "manager: $MANAGER_URL   try: ./bin/muster.js node 1-1-0   stop: make down"
+        echo "dashboard: $MANAGER_URL/  (log in as admin with the password in $RUN/manager/initial-admin-password)"
         echo "logged in as admin; the admin password is in $RUN/manager/initial-admin-password"
         echo "(log in elsewhere: muster login --user admin; change it: muster users passwd admin)"
         exit 0

@@ -10,12 +10,16 @@
  * tests/unit/routes-<group>.test.ts that builds the plugin with small real dependencies.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Registry } from 'prom-client';
+import type { AlertEngine } from '../alerts/engine.js';
 import type { Access } from '../auth/access.js';
 import { installAccessGuard } from '../auth/guard.js';
+import { EVENTS_DEFAULTS, EventHub, type EventsConfig } from '../events.js';
 import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
 import { authRoutes } from './auth.js';
 import { type CommandRoutesOptions, commandRoutes } from './commands.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
+import { eventRoutes } from './events.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type InstanceRoutesOptions, instanceRoutes } from './instances.js';
 import { type LinkRoutesOptions, linkRoutes } from './links.js';
@@ -41,6 +45,12 @@ export type ApiOptions = NodeRoutesOptions &
   LinkRoutesOptions & {
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
+    /** dashboard.events: the live event stream GET /events (absent: the defaults). */
+    events?: EventsConfig;
+    /** The Prometheus registry the event hub's metrics go to. */
+    metrics?: Registry;
+    /** The alert engine as the event hub reads it (open alerts). */
+    alerts: Pick<AlertEngine, 'openAlerts'>;
   };
 
 /**
@@ -71,4 +81,7 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
   await api.register(taskRoutes, { runner: o.runner, store: o.store, sse: o.sse });
   await api.register(commandRoutes, { catalog: o.catalog });
+  const hub = new EventHub(o.registry, o.alerts, o.events ?? EVENTS_DEFAULTS, o.metrics);
+  api.addHook('onClose', async () => hub.close());
+  await api.register(eventRoutes, { events: hub });
 };

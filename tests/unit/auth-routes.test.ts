@@ -15,6 +15,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import pino from 'pino';
+import { CONSOLE_PREFIX } from '../../common/api/console.js';
 import { createHttpServer } from '../../common/http.js';
 import { Access } from '../../manager/auth/access.js';
 import { installAccessGuard } from '../../manager/auth/guard.js';
@@ -46,9 +47,27 @@ describe('access check: the route table', () => {
   it('every /api/v1 route but POST /login declares a role and answers 401 without credentials', async () => {
     const { api, all } = await routeTable();
     assert.ok(api.length >= 25, `only ${api.length} API routes found`);
-    for (const r of all.filter((x) => !x.url.startsWith(`${API_PREFIX}/`)))
-      assert.ok(['/heartbeat', '/resource', '/alert', '/healthz', '/metrics'].includes(r.url), `open route ${r.url}`);
+    const consoleRoutes = all.filter((x) => x.url.startsWith(`${CONSOLE_PREFIX}/`));
+    for (const r of all.filter((x) => !x.url.startsWith(`${API_PREFIX}/`) && !x.url.startsWith(`${CONSOLE_PREFIX}/`)))
+      assert.ok(
+        ['/heartbeat', '/resource', '/alert', '/healthz', '/metrics', '/', '/assets/:file'].includes(r.url),
+        `open route ${r.url}`,
+      );
     const { app, close } = await server();
+    // The console API (docs/dashboard.md "Console API"): the same check; a refusal is the seed's "NG".
+    assert.ok(consoleRoutes.length >= 9, `only ${consoleRoutes.length} console routes`);
+    for (const r of consoleRoutes) {
+      assert.ok(['viewer', 'operator', 'admin', 'public'].includes(r.role ?? ''), `${r.method} ${r.url}: no role`);
+      if (r.role === 'public') {
+        assert.equal(`${r.method} ${r.url}`, 'POST /console/login');
+        continue;
+      }
+      const res = await app.inject({ method: r.method as 'GET', url: samplePath(r.url), payload: { x: 1 } });
+      assert.equal(res.statusCode, 401, `${r.method} ${r.url}`);
+      assert.equal(res.body, '"NG"');
+    }
+    // The dashboard's files are public and hold no data.
+    for (const r of all.filter((x) => x.url === '/' || x.url === '/assets/:file')) assert.equal(r.role, 'public');
     for (const r of api) {
       assert.ok(['viewer', 'operator', 'admin', 'public'].includes(r.role ?? ''), `${r.method} ${r.url}: no role`);
       if (r.role === 'public') {
