@@ -236,7 +236,7 @@ describe('console API /console/', () => {
       ['/exec', { exec: 'cmd', args: Array(100).fill('x'), kwargs: {} }],
       ['/exec', { exec: 'cmd', args: [], kwargs: { A: 1 } }],
       ['/screen', {}],
-      ['/screen', { node: 'a' }],
+      ['/screen', { node: 'no such/node' }],
       ['/command_set', { operation: 'rename', exec: 'x' }],
       ['/command_set', { operation: 'add', exec: 'x', argument_count: -1 }],
       ['/file', { operation: 'add', node: [], file_num: 1, target_dir: '/x' }],
