@@ -33,6 +33,9 @@ const PREFIX = 'mxm';
 const AGENTS = ['a1', 'a2', 'a3'] as const;
 const MANAGER_PORT = 3926;
 const TOKEN = 'exec-e2e-token-7d1e';
+// Tokens go through the environment: --set refuses secrets (docs/configuration.md "Secrets").
+process.env.MUSTER_MANAGER_DEPLOY_TOKEN = TOKEN;
+process.env.MUSTER_AGENT_AUTH_TOKEN = TOKEN;
 
 describe('remote execution through the manager and the CLI', needs(missingRoot(), missingCommand('ip')), () => {
   let lan: Lan | undefined;
@@ -101,7 +104,6 @@ describe('remote execution through the manager and the CLI', needs(missingRoot()
             'multicast.interface': 'eth0',
             'query.heartbeat_interval_ms': 500,
             'query.resource_interval_ms': 1000,
-            'deploy.token': TOKEN,
             'deploy.token_file': path.join(tmp, 'none'),
             'exec.status_wait_ms': 5000,
             'exec.call_timeout_ms': 3000,
@@ -127,7 +129,6 @@ describe('remote execution through the manager and the CLI', needs(missingRoot()
             'identity.cpu_id': 0,
             'report.jitter_ms': 100,
             'collect.interval_ms': 1000,
-            'auth.token': TOKEN,
             'auth.token_file': path.join(dir, 'none'),
             'deploy.docker_socket': '',
             'exec.osreapi.port': 0,

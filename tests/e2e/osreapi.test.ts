@@ -18,6 +18,8 @@ import { markedProcesses } from '../../agent/exec/runner.js';
 import { freePort, type Proc, sets, startMuster, waitFor } from '../helpers/daemons.js';
 
 const TOKEN = 'osreapi-e2e-token';
+// The token goes through the environment: --set refuses secrets (docs/configuration.md "Secrets").
+process.env.MUSTER_AGENT_AUTH_TOKEN = TOKEN;
 const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)$/;
 const GO_DURATION = /^(\d+h)?(\d+m)?[\d.]+(s|ms|µs)$/;
 
@@ -46,7 +48,6 @@ describe('the seed executor API on a real agent', { timeout: 90_000 }, () => {
         'multicast.port': await freePort(),
         'service.host': '127.0.0.1',
         'service.port': servicePort,
-        'auth.token': TOKEN,
         'auth.token_file': path.join(tmp, 'none'),
         'deploy.docker_socket': '',
         'exec.osreapi.port': seedPort,

@@ -19,6 +19,9 @@ import { type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/dae
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan, missingNft, run } from '../helpers/netns.js';
 
+// The agent's command token goes through the environment: --set refuses secrets.
+process.env.MUSTER_AGENT_AUTH_TOKEN = 'not-used-over-the-link';
+
 const PREFIX = 'mln';
 const PORT = 3926;
 const QUERY_PORT = 3980;
@@ -101,7 +104,6 @@ describe(
             'link.websocket.backoff_base_ms': 200,
             'link.websocket.backoff_max_ms': 2000,
             'collect.interval_ms': 500,
-            'auth.token': 'not-used-over-the-link',
             'auth.token_file': '',
             data_dir: path.join(tmp, 'agent'),
           }),
