@@ -123,14 +123,22 @@ export const AgentConfigSchema = Strict({
   }),
   files: Strict({
     roots: Type.Array(Type.String({ minLength: 1 }), {
-      description: 'absolute directories files may be written to, read from and deleted in; [] = none (every file request refused)',
+      description:
+        'absolute directories files may be written to, read from and deleted in; [] = none (every file request refused)',
     }),
     max_bytes: Type.Integer({ minimum: 0, description: 'largest file one upload may write, bytes' }),
     max_concurrent_uploads: Type.Integer({ minimum: 1, maximum: 256, description: 'uploads written at once' }),
-    min_free_bytes: Type.Integer({ minimum: 0, description: 'free space an upload must leave on its file system, bytes' }),
+    min_free_bytes: Type.Integer({
+      minimum: 0,
+      description: 'free space an upload must leave on its file system, bytes',
+    }),
     partial_ttl_ms: Millis('a partial upload untouched this long is deleted', 1000),
     idle_timeout_ms: Millis('an upload body that sends nothing for this long is dropped (the partial file kept)', 100),
-    max_list_entries: Type.Integer({ minimum: 1, maximum: 1000000, description: 'most entries of one directory listing' }),
+    max_list_entries: Type.Integer({
+      minimum: 1,
+      maximum: 1000000,
+      description: 'most entries of one directory listing',
+    }),
   }),
   screen: Strict({
     methods: Type.Array(Type.Union(SCREEN_METHODS.map((m) => Type.Literal(m))), {

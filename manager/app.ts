@@ -10,6 +10,7 @@
  * history, and InfluxDB when enabled), off the request path.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { installCrashHandlers } from '../common/crash.js';
@@ -23,6 +24,8 @@ import { Access } from './auth/access.js';
 import { ComponentTracker } from './components.js';
 import type { ManagerConfig } from './config.js';
 import { Deployer } from './deploy.js';
+import { Pusher } from './files/push.js';
+import { Staging } from './files/staging.js';
 import { Ingest } from './ingest.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
@@ -114,11 +117,46 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       timeout_ms: cfg.deploy.timeout_ms,
       progress_timeout_ms: Math.max(1000, cfg.deploy.progress_poll_ms * 4),
       max_reply_bytes: cfg.deploy.max_reply_bytes,
+      files: cfg.files,
     },
     new AgentCredentials(cfg.deploy, log),
     metrics,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
+  // Files and screens (docs/files.md): uploads staged under data_dir, pushed to the boards.
+  const staging = new Staging(path.join(cfg.data_dir, 'files'), cfg.files, log);
+  const pushCounters = {
+    bytes: new Counter({
+      name: 'muster_manager_files_sent_bytes_total',
+      help: 'Bytes of pushed files sent to boards',
+      registers: [metrics],
+    }),
+    resumed: new Counter({
+      name: 'muster_manager_files_resumed_total',
+      help: 'File transfers to boards resumed from the offset a board held',
+      registers: [metrics],
+    }),
+    boards: new Counter({
+      name: 'muster_manager_files_push_boards_total',
+      help: 'Boards a push finished on, by result: done, failed',
+      labelNames: ['result'],
+      registers: [metrics],
+    }),
+  };
+  const fileHistory = (e: Parameters<Store['addHistory']>[0]) => void store.addHistory(e);
+  const pusher = new Pusher(
+    cfg.files,
+    registry,
+    agents,
+    staging,
+    fileHistory,
+    {
+      bytes: (n) => pushCounters.bytes.inc(n),
+      resumed: () => pushCounters.resumed.inc(),
+      board: (r) => pushCounters.boards.inc({ result: r }),
+    },
+    log,
+  );
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
   const querier = new Querier(
@@ -162,6 +200,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     rounds,
     ingest,
     metrics,
+    files: { pusher, staging, agents, history: fileHistory, maxPullBytes: cfg.files.max_pull_bytes },
     database: store.file,
     managerIp: advertiseIp,
     managerPort: cfg.http.port,
@@ -182,6 +221,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     access,
     async start() {
       await access.bootstrap(cfg.data_dir);
+      await staging.start();
       store.start();
       await telemetry.start();
       await querier.start();
@@ -207,6 +247,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
 
     async stop() {
       rounds.stop();
+      staging.stop();
       querier.stop();
       await http.close();
       await api?.close();

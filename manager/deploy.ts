@@ -108,7 +108,7 @@ export class Deployer extends EventEmitter {
   constructor(
     private readonly cfg: DeployConfig,
     private readonly registry: NodeRegistry,
-    private readonly agents: AgentClient,
+    private readonly agents: Pick<AgentClient, 'deploy' | 'progress'>,
     private readonly log: Logger,
     readonly keep = DEPLOYMENTS_KEPT,
   ) {

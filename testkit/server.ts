@@ -4,16 +4,18 @@
  * unreachable), as the composition root (manager/app.ts) builds them: for route tests, the
  * route-table test of access control, and the e2e access test's list of every API route.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import type { DeployOutcome } from '../manager/agents/client.js';
+import type { AgentFileCalls, DeployOutcome } from '../manager/agents/client.js';
 import { AlertEngine, alertMetrics } from '../manager/alerts/engine.js';
 import { Access } from '../manager/auth/access.js';
 import { ComponentTracker } from '../manager/components.js';
 import { Deployer } from '../manager/deploy.js';
+import { Pusher } from '../manager/files/push.js';
+import { Staging } from '../manager/files/staging.js';
 import { Ingest } from '../manager/ingest.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
 import { NodeRegistry, registryMetrics } from '../manager/registry.js';
@@ -52,6 +54,19 @@ export const TEST_TELEMETRY_CONFIG = {
   },
 };
 
+/** Files limits for tests: small, no waits between retries (docs/configuration.md "files"). */
+export const TEST_FILES_CONFIG = {
+  max_upload_bytes: 1 << 20,
+  max_stored_bytes: 4 << 20,
+  upload_ttl_ms: 60_000,
+  push_concurrency: 4,
+  retries: 1,
+  retry_backoff_ms: 0,
+  retry_backoff_max_ms: 0,
+  pushes_kept: 10,
+  max_pull_bytes: 1 << 20,
+};
+
 /**
  * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
  * @param opts maxNodes: registry.max_nodes (default no cap)
@@ -75,6 +90,28 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     { deploy: unreachable, progress: async () => null },
     log,
   );
+  // Files and screens: a staging directory of its own, boards that cannot be reached.
+  const lost = async () => ({ ok: false as const, status: 0, error: 'unreachable' as const, message: 'unreachable' });
+  const fileAgents: AgentFileCalls = {
+    fileOffset: lost,
+    filePut: lost,
+    fileList: lost,
+    fileGet: lost,
+    fileDelete: lost,
+    screen: lost,
+  };
+  mkdirSync(path.join(dir, 'files'));
+  const staging = new Staging(path.join(dir, 'files'), TEST_FILES_CONFIG, log);
+  const history = (e: Parameters<Store['addHistory']>[0]) => void store.addHistory(e);
+  const pusher = new Pusher(
+    TEST_FILES_CONFIG,
+    registry,
+    fileAgents,
+    staging,
+    history,
+    { bytes() {}, resumed() {}, board() {} },
+    log,
+  );
   const rounds = new QueryRounds({
     cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
     querier: { send: async () => {} },
@@ -94,6 +131,7 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     rounds,
     ingest,
     metrics,
+    files: { pusher, staging, agents: fileAgents, history, maxPullBytes: TEST_FILES_CONFIG.max_pull_bytes },
     database: store.file,
     managerIp: '10.0.0.1',
     managerPort: 3926,

@@ -137,7 +137,10 @@ export class Roots {
       }
     }
     if (!this.rootOf(realParent))
-      throw new FileRefusal('outside_roots', `${n}: its directory resolves to ${realParent}, outside the allowed roots`);
+      throw new FileRefusal(
+        'outside_roots',
+        `${n}: its directory resolves to ${realParent}, outside the allowed roots`,
+      );
     return path.join(realParent, base);
   }
 
@@ -166,7 +169,8 @@ export class Roots {
     } catch {
       throw new FileRefusal('not_found', `${n}: no such file or directory`);
     }
-    if (!this.rootOf(real)) throw new FileRefusal('outside_roots', `${n} resolves to ${real}, outside the allowed roots`);
+    if (!this.rootOf(real))
+      throw new FileRefusal('outside_roots', `${n} resolves to ${real}, outside the allowed roots`);
     return real;
   }
 }

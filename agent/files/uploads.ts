@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { chmod, chown, open, opendir, rename, stat, statfs, truncate, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { OffsetReply, PutReply } from '../../common/files.js';
 import type { Logger } from '../../common/log.js';
@@ -152,7 +152,8 @@ export class Uploads {
   }
 
   private checkSpec(s: UploadSpec): void {
-    if (!Number.isSafeInteger(s.size) || s.size < 0) throw new FileRefusal('bad_request', 'size must be an integer ≥ 0');
+    if (!Number.isSafeInteger(s.size) || s.size < 0)
+      throw new FileRefusal('bad_request', 'size must be an integer ≥ 0');
     if (s.size > this.limits.max_bytes)
       throw new FileRefusal(
         'too_large',

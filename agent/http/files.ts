@@ -122,7 +122,11 @@ export function fileRoutes(app: FastifyInstance, d: FileRoutesDeps): void {
       } else d.log.error({ err: e.message, url: req.url }, 'file request failed');
     }
     refused.inc({ reason: code });
-    rl.warn(`files:${code}:${req.ip}`, { from: req.ip, url: req.url.slice(0, 300), why: message }, 'file request refused');
+    rl.warn(
+      `files:${code}:${req.ip}`,
+      { from: req.ip, url: req.url.slice(0, 300), why: message },
+      'file request refused',
+    );
     // An unread upload body is not drained: the connection is closed after the answer.
     if (drop) void reply.header('connection', 'close');
     const body: FileError = { error: code, message, ...(offset !== undefined ? { offset } : {}) };

@@ -6,8 +6,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeXwd, encodePng } from './png.js';
 import type { ScreenMethodImpl } from './method.js';
+import { decodeXwd, encodePng } from './png.js';
 
 /** Most processes whose environment is read to find XAUTHORITY. */
 const MAX_PROCS = 4096;

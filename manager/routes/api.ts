@@ -10,14 +10,17 @@
  * tests/unit/routes-<group>.test.ts that builds the plugin with small real dependencies.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Registry } from 'prom-client';
 import type { Access } from '../auth/access.js';
 import { installAccessGuard } from '../auth/guard.js';
 import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
 import { authRoutes } from './auth.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
+import { type FileRoutesOptions, fileRoutes } from './files.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
+import { screenRoutes } from './screen.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
 import { type TelemetryRoutesOptions, telemetryRoutes } from './telemetry.js';
 import { tokenRoutes } from './tokens.js';
@@ -31,6 +34,10 @@ export type ApiOptions = NodeRoutesOptions &
   AlertRoutesOptions &
   HistoryRoutesOptions &
   TelemetryRoutesOptions & {
+    /** Files and screens (docs/files.md). */
+    files: Omit<FileRoutesOptions, 'registry' | 'metrics'>;
+    /** The daemon's metrics registry (the file and screen counters). */
+    metrics: Registry;
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
   };
@@ -59,4 +66,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
+  await api.register(fileRoutes, { ...o.files, registry: o.registry, metrics: o.metrics });
+  await api.register(screenRoutes, {
+    registry: o.registry,
+    agents: o.files.agents,
+    history: o.files.history,
+    metrics: o.metrics,
+  });
 };

@@ -23,7 +23,7 @@ const SECRET = 'hunter2pass';
 const URL = `http://deployer:${SECRET}@10.0.0.9:8765/bundles?token=${SECRET}`;
 
 /** An agent that records what it got and echoes the url in its reply and message. */
-class EchoAgent implements AgentClient {
+class EchoAgent implements Pick<AgentClient, 'deploy' | 'progress'> {
   got: DeployRequestData[] = [];
   async deploy(_t: unknown, request: DeployRequestData): Promise<DeployOutcome> {
     this.got.push(request);

@@ -22,7 +22,7 @@ import { fakeHeartbeatData, fakeResourceData } from '../../testkit/bodies.js';
 const log = pino({ level: 'silent' });
 
 /** An agent that answers every deploy with result 0 (and an extension field), with no progress record. */
-class MemoryAgent implements AgentClient {
+class MemoryAgent implements Pick<AgentClient, 'deploy' | 'progress'> {
   calls: { target: AgentTarget; request: DeployRequestData }[] = [];
   async deploy(target: AgentTarget, request: DeployRequestData): Promise<DeployOutcome> {
     this.calls.push({ target, request });
