@@ -3,6 +3,7 @@
  *   muster manager | muster agent         run a daemon (systemd runs these)
  *   muster nodes | node | query | status  ask the manager's REST API
  *   muster alerts | history               alerts, alert rules and the operation history
+ *   muster files | screen                 files to and from boards, a board's screen (docs/files.md)
  *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
  *
  * Every verb that calls the API sends a token: --token, --token-file, $MUSTER_TOKEN, else the one
@@ -15,9 +16,11 @@ import { register as access } from './commands/access.js';
 import { register as alerts } from './commands/alerts.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
+import { register as files } from './commands/files.js';
 import { register as history } from './commands/history.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
+import { register as screen } from './commands/screen.js';
 import { register as version } from './commands/version.js';
 
 /** Builds the command tree (exported for tests). */
@@ -38,7 +41,7 @@ export function program(): Command {
     });
 
   // One file per group of verbs under cli/commands/; a new capability adds one line here.
-  for (const register of [daemons, access, nodes, query, deploy, alerts, history, version]) register(p);
+  for (const register of [daemons, access, nodes, query, deploy, files, screen, alerts, history, version]) register(p);
   return p;
 }
 

@@ -149,7 +149,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     registry,
     agents,
     staging,
-    fileHistory,
+    store,
     {
       bytes: (n) => pushCounters.bytes.inc(n),
       resumed: () => pushCounters.resumed.inc(),

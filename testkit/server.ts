@@ -108,7 +108,7 @@ export function serverDeps(opts: { maxNodes?: number } = {}) {
     registry,
     fileAgents,
     staging,
-    history,
+    store,
     { bytes() {}, resumed() {}, board() {} },
     log,
   );

@@ -15,7 +15,7 @@ import type { PushNode, PushRecord, RemoveReply } from '../../common/api/files.j
 import type { Logger } from '../../common/log.js';
 import type { AgentClient, AgentTarget, FileCall } from '../agents/client.js';
 import type { NodeRegistry } from '../registry.js';
-import type { NewHistory } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { resolveTarget } from '../targets.js';
 import type { Staging } from './staging.js';
 
@@ -109,7 +109,7 @@ export class Pusher {
     private readonly registry: NodeRegistry,
     private readonly agents: Pick<AgentClient, 'fileOffset' | 'filePut' | 'fileDelete'>,
     private readonly staging: Staging,
-    private readonly history: (e: NewHistory) => void,
+    private readonly store: Pick<Store, 'addHistory' | 'finishHistory'>,
     private readonly metrics: PushMetrics,
     private readonly log: Logger,
   ) {}
@@ -178,7 +178,7 @@ export class Pusher {
     };
     this.records.push(rec);
     while (this.records.length > this.limits.pushes_kept) this.records.shift();
-    this.history({
+    this.store.addHistory({
       at: Date.now(),
       node: null,
       kind: 'operation',
@@ -197,6 +197,11 @@ export class Pusher {
       .finally(() => {
         for (const r of releases) r();
         rec.finished_at = new Date().toISOString();
+        this.store.finishHistory(
+          rec.id,
+          rec.failed === 0 ? 0 : -1,
+          `${rec.done} of ${rec.nodes.length} board(s) done, ${rec.failed} failed`,
+        );
         this.log.info({ push: rec.id, done: rec.done, failed: rec.failed }, 'push finished');
       });
     return rec;
@@ -204,7 +209,7 @@ export class Pusher {
 
   private finishBoard(rec: PushRecord, n: PushNode): void {
     this.metrics.board(n.state === 'done' ? 'done' : 'failed');
-    this.history({
+    this.store.addHistory({
       at: Date.now(),
       node: n.node,
       kind: 'operation',
@@ -333,7 +338,7 @@ export class Pusher {
         );
       }
       const failed = mine.filter((m) => !m.ok);
-      this.history({
+      this.store.addHistory({
         at: Date.now(),
         node: b.node,
         kind: 'operation',
