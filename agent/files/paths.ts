@@ -149,9 +149,11 @@ export class Roots {
    * @throws FileRefusal as entry, bad_path for a root
    */
   async writable(p: string, opts: { create?: boolean } = {}): Promise<string> {
-    const real = await this.entry(p, opts);
-    if (this.resolved.includes(real) || this.configured.includes(checkPathText(p)))
+    const n = checkPathText(p);
+    if (this.resolved.includes(n) || this.configured.includes(n))
       throw new FileRefusal('bad_path', `${p} is an allowed root itself`);
+    const real = await this.entry(n, opts);
+    if (this.resolved.includes(real)) throw new FileRefusal('bad_path', `${p} is an allowed root itself`);
     return real;
   }
 

@@ -211,6 +211,8 @@ export class Uploads {
    *   longer or shorter than announced, or idle too long)
    */
   async put(s: PutSpec, body: Readable): Promise<PutReply> {
+    // A body that breaks before the pipeline below takes it is seen there (as errored), not thrown.
+    body.on('error', () => {});
     this.checkSpec(s);
     if (!Number.isSafeInteger(s.offset) || s.offset < 0 || s.offset > s.size)
       throw new FileRefusal('bad_request', `offset ${s.offset} is not within 0..${s.size}`);

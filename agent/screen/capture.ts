@@ -22,7 +22,7 @@ export interface Capture {
 type Run = { ok: true; stdout: Buffer } | { ok: false; why: string; stderr: string };
 
 /** Runs a capture program within the time and size bounds. */
-function runCapture(cmd: CaptureCommand, timeoutMs: number, maxBytes: number): Promise<Run> {
+function runCapture(cmd: CaptureCommand, timeoutMs: number, maxBytes: number, configuredMs: number): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(cmd.argv[0], cmd.argv.slice(1), {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...cmd.env },
@@ -36,7 +36,7 @@ function runCapture(cmd: CaptureCommand, timeoutMs: number, maxBytes: number): P
       why ??= reason;
       child.kill('SIGKILL');
     };
-    const timer = setTimeout(() => kill(`took longer than ${timeoutMs} ms (screen.timeout_ms)`), timeoutMs);
+    const timer = setTimeout(() => kill(`took longer than ${configuredMs} ms (screen.timeout_ms)`), timeoutMs);
     child.stdout.on('data', (c: Buffer) => {
       bytes += c.length;
       if (bytes > maxBytes) kill(`printed more than ${maxBytes} bytes (screen.max_bytes)`);
@@ -103,7 +103,7 @@ export class ScreenCapturer {
         failures.push(`${name}: no time left (screen.timeout_ms = ${this.cfg.timeout_ms})`);
         break;
       }
-      const r = await runCapture(cmd, left, this.cfg.max_bytes);
+      const r = await runCapture(cmd, left, this.cfg.max_bytes, this.cfg.timeout_ms);
       if (!r.ok) {
         if (m.absent(r.stderr)) continue;
         failures.push(`${name} (${cmd.what}): ${r.why}`);
