@@ -12,7 +12,7 @@
  * (docs/configuration.md "deploy"). A refused deploy reply is the outcome BAD_REPLY (-3) naming the
  * key; a refused progress reply is no progress (null).
  */
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
 import { request } from 'undici';
 import { MANAGER_RESULT } from '../../common/api/deploy.js';
@@ -345,7 +345,14 @@ export class HttpAgentClient implements AgentClient {
         ac.abort();
       }, this.fo.stall_timeout_ms);
     };
-    body.on('data', arm);
+    const watched = body.pipe(
+      new Transform({
+        transform(c: Buffer, _e, cb) {
+          arm();
+          cb(null, c);
+        },
+      }),
+    );
     const onAbort = () => ac.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     arm();
@@ -357,7 +364,7 @@ export class HttpAgentClient implements AgentClient {
           'content-type': 'application/octet-stream',
           'content-length': String(spec.size - spec.offset),
         },
-        body,
+        body: watched,
         headersTimeout: 0,
         bodyTimeout: this.fo.stall_timeout_ms,
         signal: ac.signal,
@@ -369,8 +376,8 @@ export class HttpAgentClient implements AgentClient {
       return HttpAgentClient.lost<PutReply>(t, err, stalled);
     } finally {
       clearTimeout(timer);
-      body.off('data', arm);
       signal?.removeEventListener('abort', onAbort);
+      watched.destroy();
       body.destroy();
     }
   }

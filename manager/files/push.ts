@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import type { PushNode, PushRecord, RemoveReply } from '../../common/api/files.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentClient, AgentTarget, FileCall } from '../agents/client.js';
@@ -281,11 +282,17 @@ export class Pusher {
         this.metrics.resumed();
       }
       n.bytes = before + offset;
-      const body = createReadStream(f.upload.file, { start: offset, highWaterMark: 1 << 20 });
-      body.on('data', (c) => {
-        n.bytes += c.length;
-        this.metrics.bytes(c.length);
-      });
+      // Counted as the agent client takes the bytes (a transform: the file is not read ahead).
+      const metrics = this.metrics;
+      const body = createReadStream(f.upload.file, { start: offset, highWaterMark: 1 << 20 }).pipe(
+        new Transform({
+          transform(c: Buffer, _e, cb) {
+            n.bytes += c.length;
+            metrics.bytes(c.length);
+            cb(null, c);
+          },
+        }),
+      );
       const put = await this.agents.filePut(
         t,
         { ...spec, offset, mode: rec.mode, owner: rec.owner ?? undefined },
