@@ -9,6 +9,9 @@ pkgs=(iproute2 nftables python3 curl procps util-linux docker.io docker-registry
 # /usr/aarch64-linux-gnu, no binfmt_misc needed) with the arm64 libraries node links to, and
 # systemd-analyze to verify the installed units (systemd need not run).
 pkgs+=(qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross systemd)
+# tests/e2e/screen.test.ts: a virtual X display (Xvfb) drawn with xsetroot (x11-xserver-utils)
+# and read with xwd (x11-apps), as the agent does on a board; netpbm to compare conversions.
+pkgs+=(xvfb x11-apps x11-xserver-utils netpbm)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
