@@ -337,7 +337,7 @@ describe('agent screen: image codecs and the capture order', () => {
       0,
       0,
     ];
-    f.forEach((v, i) => head.writeUInt32BE(v, i * 4));
+    for (const [i, v] of f.entries()) head.writeUInt32BE(v, i * 4);
     head.write('root', 100);
     const data = Buffer.alloc(w * h * 4);
     for (let y = 0; y < h; y++)

@@ -197,7 +197,7 @@ describe('manager files: push with resume', () => {
     const board = h.find((e) => e.node === '1-2-0' && e.operation === 'files.push');
     assert.equal(board?.result, 0);
     assert.equal(board?.who, 'otto');
-    assert.deepEqual((board?.args?.files as { sha256: string }[])[0]?.sha256, u.sha256);
+    assert.deepEqual((board?.args?.files as { sha256: string }[] | undefined)?.[0]?.sha256, u.sha256);
     const summary = h.find((e) => e.node === null && e.operation === 'files.push');
     assert.equal(summary?.result, 0);
     assert.deepEqual(summary?.args?.boards, ['1-2-0']);
