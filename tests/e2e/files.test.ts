@@ -1,7 +1,7 @@
 /**
  * Files end to end on real parts (docs/files.md): a manager and three agents, each in its own
  * network namespace on one bridge, driven by the `muster` CLI inside the manager's namespace.
- * One push goes to all three boards while board b2's link is slowed (netem) and then cut in the
+ * One push goes to all three boards while board b2's link is slowed (an nftables policer) and then cut in the
  * middle of its transfer and restored: b2 resumes from the offset it holds and ends with the same
  * sha256 as the others, and a reader polling the three target paths never sees a partial file.
  * Refused: a path outside files.roots, a `..` path, a symlink escaping a root, a file over
@@ -28,7 +28,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 describe(
   'files: push with a cut link, refusals, ls, pull, rm',
-  needs(missingRoot(), missingCommand('ip'), missingCommand('tc')),
+  needs(missingRoot(), missingCommand('ip'), missingCommand('nft')),
   () => {
     let lan: Lan | undefined;
     let manager: Proc | undefined;
@@ -169,9 +169,20 @@ describe(
               await new Promise((r) => setTimeout(r, 5));
             }
           })();
-
-          // b2 gets 20 Mbit/s towards it: its transfer takes seconds, long enough to cut it midway.
-          lan?.netem('b2', ['rate', '20mbit']);
+          // b2 takes at most ~2 MB/s on its command port (an nftables policer in its namespace; no
+          // netem needed): its transfer takes seconds, long enough to cut it midway.
+          const ns2 = lan?.ns('b2') as string;
+          execFileSync('ip', [
+            'netns',
+            'exec',
+            ns2,
+            'nft',
+            [
+              'add table inet mfl_rate',
+              'add chain inet mfl_rate in { type filter hook input priority 0; }',
+              'add rule inet mfl_rate in tcp dport 23980 limit rate over 2 mbytes/second drop',
+            ].join('; '),
+          ]);
           // A .. path is refused by the CLI before anything is sent (and by the manager and agents).
           const dots = await cli(['files', 'push', '--target', 'box=4', src, '--to', `${rootOf('b1')}/../..`]);
           assert.notEqual(dots.code, 0);
@@ -202,14 +213,18 @@ describe(
               return 0;
             }
           };
-          await until('b2 to hold a part of the file', async () => partSize() > 2 * MIB, 30_000, 50);
+          await until('b2 to hold a part of the file', async () => partSize() > 2 * MIB, 30_000, 50).catch((e) => {
+            reading = false;
+            throw e;
+          });
           lan?.cut('b2');
           const heldAtCut = partSize();
           await new Promise((r) => setTimeout(r, 3500));
           lan?.restore('b2');
-          lan?.clearNetem('b2');
-          const results = await Promise.all(runs);
-          reading = false;
+          execFileSync('ip', ['netns', 'exec', ns2, 'nft', 'delete', 'table', 'inet', 'mfl_rate']);
+          const results = await Promise.all(runs).finally(() => {
+            reading = false;
+          });
           await reader;
 
           for (const [i, r] of results.entries()) assert.equal(r.code, 0, `push to ${IDS[i]}: ${r.output}`);
