@@ -144,7 +144,7 @@ describe(
             30_000,
             500,
           );
-          const data = Buffer.alloc(12 * MIB);
+          const data = Buffer.alloc(8 * MIB);
           for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
           const src = path.join(tmp, 'model.bin');
           writeFileSync(src, data);
@@ -169,7 +169,7 @@ describe(
               await new Promise((r) => setTimeout(r, 5));
             }
           })();
-          // b2 takes at most ~2 MB/s on its command port (an nftables policer in its namespace; no
+          // b2 takes at most ~3 MB/s on its command port (an nftables policer in its namespace; no
           // netem needed): its transfer takes seconds, long enough to cut it midway.
           const ns2 = lan?.ns('b2') as string;
           execFileSync('ip', [
@@ -180,7 +180,7 @@ describe(
             [
               'add table inet mfl_rate',
               'add chain inet mfl_rate in { type filter hook input priority 0; }',
-              'add rule inet mfl_rate in tcp dport 23980 limit rate over 2 mbytes/second drop',
+              'add rule inet mfl_rate in tcp dport 23980 limit rate over 3 mbytes/second drop',
             ].join('; '),
           ]);
           // A .. path is refused by the CLI before anything is sent (and by the manager and agents).
@@ -316,7 +316,7 @@ describe(
         const dir = path.join(rootOf('b3'), 'models');
         const ls = await cli(['files', 'ls', '4-3-0', dir]);
         assert.equal(ls.code, 0, ls.output);
-        assert.match(ls.output, /0640\s+file\s+12582912 .*model\.bin/);
+        assert.match(ls.output, /0640\s+file\s+8388608 .*model\.bin/);
         const out = path.join(tmp, 'pulled.bin');
         const pull = await cli(['files', 'pull', '4-3-0', path.join(dir, 'model.bin'), '-o', out]);
         assert.equal(pull.code, 0, pull.output);
