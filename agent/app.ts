@@ -31,9 +31,12 @@ import { CommandSet } from './exec/commands.js';
 import { parseGoDuration } from './exec/duration.js';
 import type { OsreapiServer } from './exec/osreapi.js';
 import { ExecRunner } from './exec/runner.js';
+import { Roots } from './files/paths.js';
+import { Uploads } from './files/uploads.js';
 import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
 import { type CommandAuth, commandRoutes } from './http/commands.js';
+import { fileRoutes } from './http/files.js';
 import { createAgentServer } from './http/server.js';
 import { ComponentAlerts } from './link/alerts.js';
 import { hostname, ReportBuilder } from './link/answer.js';
@@ -41,6 +44,7 @@ import { MulticastLink } from './link/multicast.js';
 import { ReportAssembler } from './link/report.js';
 import { WsLink } from './link/ws.js';
 import { Sampler } from './sampler.js';
+import { ScreenCapturer } from './screen/capture.js';
 
 /** Optional parts a caller (or a test) may supply. */
 export interface AgentOptions {
@@ -103,6 +107,7 @@ export class AgentApp {
   private cores: number[] = [];
   private server: FastifyInstance | undefined;
   private osreapi: OsreapiServer | undefined;
+  private uploads: Uploads | undefined;
   private readonly removeCrashHandlers: () => void;
 
   constructor(
@@ -232,6 +237,25 @@ export class AgentApp {
       { bodyLimit: this.cfg.http.body_limit_bytes, maxJsonDepth: this.cfg.http.max_json_depth },
     );
     commandRoutes(server, this.commands, this.supervisor, auth, this.log);
+    // Files and screen (docs/files.md): the same token, their own streaming routes.
+    const { roots, missing } = await Roots.open(this.cfg.files.roots);
+    if (missing.length > 0) this.log.warn({ missing }, 'files.roots: these roots cannot be used and are left out');
+    const received = new Counter({
+      name: 'muster_agent_files_received_bytes_total',
+      help: 'Bytes of uploads written to partial files',
+      registers: [this.metrics],
+    });
+    this.uploads = new Uploads(roots, this.cfg.files, this.log, (n) => received.inc(n));
+    await this.uploads.start();
+    fileRoutes(server, {
+      roots,
+      uploads: this.uploads,
+      screen: new ScreenCapturer(this.cfg.screen),
+      auth,
+      maxListEntries: this.cfg.files.max_list_entries,
+      metrics: this.metrics,
+      log: this.log,
+    });
     this.server = server;
     await server.listen({ host: this.cfg.service.host, port: this.cfg.service.port });
     if (this.cfg.exec.osreapi.port !== 0) {
@@ -271,6 +295,7 @@ export class AgentApp {
   /** Stops answering, closes the port and connections. Workloads are left running. */
   async stop(): Promise<void> {
     this.sampler.stop();
+    this.uploads?.stop();
     await this.server?.close();
     await this.osreapi?.close();
     await this.wsLink?.stop();

@@ -4,6 +4,7 @@
  */
 import { type Static, Type } from 'typebox';
 import { ConfigError, loadConfig } from '../common/config.js';
+import { SCREEN_METHODS } from '../common/files.js';
 import { LOG_LEVELS } from '../common/log.js';
 import { Millis, Strict } from '../common/schema-util.js';
 import { GO_DURATION_PATTERN } from './exec/duration.js';
@@ -176,6 +177,38 @@ export const AgentConfigSchema = Strict({
     maxProperties: 64,
     additionalProperties: false,
     description: 'free labels sent in heartbeats (extension), matched by targets',
+  }),
+  files: Strict({
+    roots: Type.Array(Type.String({ minLength: 1 }), {
+      description:
+        'absolute directories files may be written to, read from and deleted in; [] = none (every file request refused)',
+    }),
+    max_bytes: Type.Integer({ minimum: 0, description: 'largest file one upload may write, bytes' }),
+    max_concurrent_uploads: Type.Integer({ minimum: 1, maximum: 256, description: 'uploads written at once' }),
+    min_free_bytes: Type.Integer({
+      minimum: 0,
+      description: 'free space an upload must leave on its file system, bytes',
+    }),
+    partial_ttl_ms: Millis('a partial upload untouched this long is deleted', 1000),
+    idle_timeout_ms: Millis('an upload body that sends nothing for this long is dropped (the partial file kept)', 100),
+    max_list_entries: Type.Integer({
+      minimum: 1,
+      maximum: 1000000,
+      description: 'most entries of one directory listing',
+    }),
+  }),
+  screen: Strict({
+    methods: Type.Array(Type.Union(SCREEN_METHODS.map((m) => Type.Literal(m))), {
+      description: 'capture methods tried in order: x11, wayland, fb',
+    }),
+    timeout_ms: Millis('time limit of one capture', 100),
+    max_bytes: Type.Integer({ minimum: 1024, description: 'largest capture output (raw dump and PNG), bytes' }),
+    display: Type.String({ description: 'X11 DISPLAY; "" = the lowest display with a socket in x11_socket_dir' }),
+    xauthority: Type.String({ description: 'X11 XAUTHORITY file; "" = the one of a running process of that display' }),
+    x11_socket_dir: Type.String({ description: 'directory of the X11 sockets X<n>' }),
+    wayland_display: Type.String({ description: 'Wayland socket name; "" = the first wayland-<n> found' }),
+    xdg_runtime_dir: Type.String({ description: 'directory of the Wayland socket; "" = look in /run/user/*' }),
+    fb_device: Type.String({ description: 'Linux frame buffer device' }),
   }),
   data_dir: Type.String(),
   log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),

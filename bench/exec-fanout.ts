@@ -27,6 +27,7 @@ import { request } from 'undici';
 import { SseParser } from '../cli/tasks.js';
 import type { TaskLine, TaskRecord } from '../common/api/tasks.js';
 import type { AgentClient, AgentTarget } from '../manager/agents/client.js';
+import { unsupportedFileCalls } from '../manager/agents/client.js';
 import { HttpAgentClient } from '../manager/agents/http.js';
 import { buildServer } from '../manager/server.js';
 import type { TaskRunner } from '../manager/tasks/runner.js';
@@ -118,6 +119,7 @@ export async function runExecFanout(opts: { n?: number; commandMs?: number; line
   );
   const local = (t: AgentTarget): AgentTarget => ({ ...t, host_ip: '127.0.0.1', port: boards.port });
   const agents: AgentClient = {
+    ...unsupportedFileCalls('the exec bench carries no files'),
     deploy: (t, d) => http.deploy(local(t), d),
     progress: (t, u) => http.progress(local(t), u),
     exec: (t, d) => http.exec(local(t), d),

@@ -5,6 +5,7 @@
  *   muster exec | task | commands          remote execution: commands, step files, the command-set catalog
  *   muster alerts | history               alerts, alert rules and the operation history
  *   muster deploy | instance              workloads: one start or stop, business instances
+ *   muster files | screen                 files to and from boards, a board's screen (docs/files.md)
  *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
  *
  * Every verb that calls the API sends a token: --token, --token-file, $MUSTER_TOKEN, else the one
@@ -19,11 +20,13 @@ import { register as commands } from './commands/commands.js';
 import { register as daemons } from './commands/daemons.js';
 import { register as deploy } from './commands/deploy.js';
 import { register as exec } from './commands/exec.js';
+import { register as files } from './commands/files.js';
 import { register as history } from './commands/history.js';
 import { register as instances } from './commands/instances.js';
 import { register as links } from './commands/links.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
+import { register as screen } from './commands/screen.js';
 import { register as task } from './commands/task.js';
 import { register as version } from './commands/version.js';
 
@@ -57,6 +60,8 @@ export function program(): Command {
     commands,
     alerts,
     history,
+    files,
+    screen,
     links,
     version,
   ])

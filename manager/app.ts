@@ -10,6 +10,7 @@
  * history, and InfluxDB when enabled), off the request path.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Counter } from 'prom-client';
 import { installCrashHandlers } from '../common/crash.js';
@@ -23,6 +24,8 @@ import { Access } from './auth/access.js';
 import { ComponentTracker } from './components.js';
 import type { ManagerConfig } from './config.js';
 import { Deployer } from './deploy.js';
+import { Pusher } from './files/push.js';
+import { Staging } from './files/staging.js';
 import { Ingest } from './ingest.js';
 import { InstanceController } from './instances/controller.js';
 import { LinkAgentClient, RoutingAgentClient } from './link/client.js';
@@ -135,6 +138,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
         max_reply_bytes: cfg.exec.max_reply_bytes,
         max_file_bytes: cfg.exec.max_file_bytes,
       },
+      files: cfg.files,
     },
     new AgentCredentials(cfg.deploy, log),
     metrics,
@@ -157,6 +161,40 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     registry,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
+  // Files and screens (docs/files.md): uploads staged under data_dir, pushed to the boards.
+  const staging = new Staging(path.join(cfg.data_dir, 'files'), cfg.files, log);
+  const pushCounters = {
+    bytes: new Counter({
+      name: 'muster_manager_files_sent_bytes_total',
+      help: 'Bytes of pushed files sent to boards',
+      registers: [metrics],
+    }),
+    resumed: new Counter({
+      name: 'muster_manager_files_resumed_total',
+      help: 'File transfers to boards resumed from the offset a board held',
+      registers: [metrics],
+    }),
+    boards: new Counter({
+      name: 'muster_manager_files_push_boards_total',
+      help: 'Boards a push finished on, by result: done, failed',
+      labelNames: ['result'],
+      registers: [metrics],
+    }),
+  };
+  const fileHistory = (e: Parameters<Store['addHistory']>[0]) => void store.addHistory(e);
+  const pusher = new Pusher(
+    cfg.files,
+    registry,
+    agents,
+    staging,
+    store,
+    {
+      bytes: (n) => pushCounters.bytes.inc(n),
+      resumed: () => pushCounters.resumed.inc(),
+      board: (r) => pushCounters.boards.inc({ result: r }),
+    },
+    log,
+  );
   const scheduler = new Scheduler(registry, cfg.scheduler, metrics);
   const placer = new Placer(scheduler, deployer, log, () => cfg.scheduler.max_attempts);
   const instances = new InstanceController({
@@ -225,6 +263,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     rounds,
     ingest,
     metrics,
+    files: { pusher, staging, agents, history: fileHistory, maxPullBytes: cfg.files.max_pull_bytes },
     database: store.file,
     managerIp: advertiseIp,
     managerPort: cfg.http.port,
@@ -248,6 +287,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     access,
     async start() {
       await access.bootstrap(cfg.data_dir);
+      await staging.start();
       store.start();
       await telemetry.start();
       await querier.start();
@@ -279,6 +319,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       instances.stop();
       rounds.stop();
       pruner.stop();
+      staging.stop();
       querier.stop();
       await link.close();
       await http.close();

@@ -240,6 +240,34 @@ export const ManagerConfigSchema = Strict({
       description: 'agents a command-set change is pushed to at once',
     }),
   }),
+  files: Strict({
+    max_upload_bytes: Type.Integer({
+      minimum: 0,
+      description: 'largest file uploaded to the manager for a push, bytes',
+    }),
+    max_stored_bytes: Type.Integer({
+      minimum: 0,
+      description: 'most bytes of uploads held in <data_dir>/files at once; an upload past it gets 507',
+    }),
+    upload_ttl_ms: Millis('an upload no push is using is deleted this long after it came', 1000),
+    push_concurrency: Type.Integer({ minimum: 1, maximum: 256, description: 'boards one push sends to at once' }),
+    retries: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      description: 'attempts after the first of one file to one board',
+    }),
+    retry_backoff_ms: Millis('wait before the first retry; doubles each retry', 0),
+    retry_backoff_max_ms: Millis('longest wait between retries', 0),
+    request_timeout_ms: Millis("time limit of an agent's offset, list or delete answer", 100),
+    stall_timeout_ms: Millis(
+      'a transfer to or from a board that moves no byte this long is aborted (then resumed)',
+      100,
+    ),
+    screen_timeout_ms: Millis('time limit of one screen capture', 100),
+    screen_max_bytes: Type.Integer({ minimum: 1024, description: 'largest PNG taken from an agent, bytes' }),
+    max_pull_bytes: Type.Integer({ minimum: 0, description: 'largest file passed through from a board, bytes' }),
+    pushes_kept: Type.Integer({ minimum: 1, maximum: 100000, description: 'pushes kept in memory for GET' }),
+  }),
   data_dir: Type.String({ description: 'state directory: the SQLite database (store.file) lives here' }),
   store: Strict({
     file: Type.String({ minLength: 1, description: 'SQLite database file; a relative path is under data_dir' }),

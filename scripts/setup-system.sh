@@ -12,6 +12,9 @@ pkgs+=(qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64
 # tests/e2e/dashboard.test.ts and bench/dashboard.ts: the dashboard in Debian's Chromium, driven by
 # playwright-core (no browser download).
 pkgs+=(chromium)
+# tests/e2e/screen.test.ts: a virtual X display (Xvfb) drawn with xsetroot (x11-xserver-utils)
+# and read with xwd (x11-apps), as the agent does on a board; netpbm to compare conversions.
+pkgs+=(xvfb x11-apps x11-xserver-utils netpbm)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -34,6 +34,7 @@ import type {
 } from '../common/exec.js';
 import { checkSteps, stepName } from '../common/exec-dag.js';
 import type { AgentClient, AgentOutcome, AgentTarget, ExecKillReplyData } from '../manager/agents/client.js';
+import { unsupportedFileCalls } from '../manager/agents/client.js';
 
 /** Most lines one exec_status answer carries (as the contract says). */
 const MAX_LINES_PER_ANSWER = 1000;
@@ -432,6 +433,7 @@ export function simAgents(fleet: SimFleet): AgentClient {
     return { ok: true, reply: await fn(b) };
   };
   return {
+    ...unsupportedFileCalls('the simulated fleet carries no files'),
     deploy: async () => ({ ok: false, result: -1, message: 'unreachable' }),
     progress: async () => null,
     exec: (t, d) => call(t, (b) => b.exec(d)),

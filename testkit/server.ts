@@ -4,16 +4,18 @@
  * unreachable), as the composition root (manager/app.ts) builds them: for route tests, the
  * route-table test of access control, and the e2e access test's list of every API route.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import type { AgentClient, DeployOutcome } from '../manager/agents/client.js';
+import type { AgentClient, AgentFileCalls, DeployOutcome } from '../manager/agents/client.js';
 import { AlertEngine, alertMetrics } from '../manager/alerts/engine.js';
 import { Access } from '../manager/auth/access.js';
 import { ComponentTracker } from '../manager/components.js';
 import { Deployer } from '../manager/deploy.js';
+import { Pusher } from '../manager/files/push.js';
+import { Staging } from '../manager/files/staging.js';
 import { Ingest } from '../manager/ingest.js';
 import { InstanceController } from '../manager/instances/controller.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
@@ -92,10 +94,17 @@ export const TEST_EXEC_CONFIG: ExecConfig = {
   push_concurrency: 32,
 };
 
-/** Agents that cannot be reached: every exec call fails as unreachable (-1). */
+/** File and screen calls to boards that cannot be reached (status 0, `unreachable`). */
+export function unreachableFileCalls(): AgentFileCalls {
+  const lost = async () => ({ ok: false as const, status: 0, error: 'unreachable' as const, message: 'unreachable' });
+  return { fileOffset: lost, filePut: lost, fileList: lost, fileGet: lost, fileDelete: lost, screen: lost };
+}
+
+/** Agents that cannot be reached: every exec call fails as unreachable (-1), every file call too. */
 export function unreachableAgents(): AgentClient {
   const no = async () => ({ ok: false as const, result: -1, message: 'unreachable' });
   return {
+    ...unreachableFileCalls(),
     deploy: no,
     progress: async () => null,
     exec: no,
@@ -105,6 +114,19 @@ export function unreachableAgents(): AgentClient {
     commandSet: no,
   };
 }
+
+/** Files limits for tests: small, no waits between retries (docs/configuration.md "files"). */
+export const TEST_FILES_CONFIG = {
+  max_upload_bytes: 1 << 20,
+  max_stored_bytes: 4 << 20,
+  upload_ttl_ms: 60_000,
+  push_concurrency: 4,
+  retries: 1,
+  retry_backoff_ms: 0,
+  retry_backoff_max_ms: 0,
+  pushes_kept: 10,
+  max_pull_bytes: 1 << 20,
+};
 
 /**
  * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
@@ -148,6 +170,20 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
   const runner = new TaskRunner(() => exec, registry, agents, catalog, log, metrics);
   wireTasks(runner, store);
   const sse = new SseClients(() => exec.max_sse_clients, metrics);
+  // Files and screens: a staging directory of its own, boards that cannot be reached.
+  const fileAgents = unreachableFileCalls();
+  mkdirSync(path.join(dir, 'files'));
+  const staging = new Staging(path.join(dir, 'files'), TEST_FILES_CONFIG, log);
+  const history = (e: Parameters<Store['addHistory']>[0]) => void store.addHistory(e);
+  const pusher = new Pusher(
+    TEST_FILES_CONFIG,
+    registry,
+    fileAgents,
+    staging,
+    store,
+    { bytes() {}, resumed() {}, board() {} },
+    log,
+  );
   const rounds = new QueryRounds({
     cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
     querier: { send: async () => {} },
@@ -173,6 +209,7 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
     rounds,
     ingest,
     metrics,
+    files: { pusher, staging, agents: fileAgents, history, maxPullBytes: TEST_FILES_CONFIG.max_pull_bytes },
     database: store.file,
     managerIp: '10.0.0.1',
     managerPort: 3926,

@@ -35,6 +35,17 @@ export function tokenMatches(header: string | undefined, token: string): boolean
 }
 
 /**
+ * Why a request with this Authorization header may not run a command, or null when it may (also
+ * used by the file and screen routes, agent/http/files.ts).
+ */
+export function unauthorized(auth: CommandAuth, header: string | undefined): string | null {
+  if (auth.disabled) return null;
+  if (auth.token === null) return 'no token is configured on this agent (auth.token or auth.token_file)';
+  if (!header) return 'missing Authorization: Bearer token';
+  return tokenMatches(header, auth.token) ? null : 'wrong token';
+}
+
+/**
  * A refusal of a request whose body was not read or could not be parsed: the spec's reply shape
  * with `mode`, `type` and `uuid` empty (a manager validating the reply still reads `result`).
  */
@@ -57,15 +68,7 @@ export function commandRoutes(
 ): void {
   const rl = new RateLimitedLog(log);
   const checkAuth = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (auth.disabled) return;
-    const why =
-      auth.token === null
-        ? 'no token is configured on this agent (auth.token or auth.token_file)'
-        : !req.headers.authorization
-          ? 'missing Authorization: Bearer token'
-          : tokenMatches(req.headers.authorization, auth.token)
-            ? null
-            : 'wrong token';
+    const why = unauthorized(auth, req.headers.authorization);
     if (why === null) return;
     rl.warn(`auth:${req.ip}`, { from: req.ip, path: req.url, why }, 'command refused: unauthorized');
     // onRequest: the body has not been read, so nothing of it is echoed (and nothing is parsed);

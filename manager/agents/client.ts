@@ -5,6 +5,7 @@
  * second implementation of the same interface, and the calls to come (exec, files, screen) are
  * added here as methods.
  */
+import type { Readable } from 'node:stream';
 import type {
   CommandSetReplyData,
   CommandSetRequestData,
@@ -16,6 +17,7 @@ import type {
   ExecStatusReplyData,
   ExecStatusRequestData,
 } from '../../common/exec.js';
+import type { DeleteReply, FileErrorCode, ListReply, OffsetReply, PutReply } from '../../common/files.js';
 import type { DeployReplyData, DeployRequestData } from '../../common/protocol.js';
 
 /** Where a node's agent is, from its latest heartbeat. */
@@ -42,8 +44,90 @@ export interface AgentProgress {
   progress?: unknown;
 }
 
+// ---- files and screen (docs/files.md "Agent routes"; the contract is common/files.ts) ----
+
+/**
+ * What came of a file or screen call: the agent's answer, or a failure: `status` is the agent's
+ * HTTP status (0 when it was not reached or did not answer in time), `error` its code (or
+ * `unreachable`, `timeout`, `stalled`, `bad_reply`), `offset` the bytes it holds (offset_mismatch).
+ */
+export type FileCall<T> =
+  | { ok: true; value: T }
+  | {
+      ok: false;
+      status: number;
+      error: FileErrorCode | 'unreachable' | 'timeout' | 'stalled' | 'bad_reply' | 'unauthorized' | 'not_supported';
+      message: string;
+      offset?: number;
+    };
+
+/** An upload to a board: where, how big, which hash (common/files.ts). */
+export interface FileUploadSpec {
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+/** A file being read back from a board: its size and its bytes as a stream (destroy it to stop). */
+export interface FileDownload {
+  size: number;
+  body: Readable;
+}
+
+/** A screen capture: PNG bytes and the agent's method. */
+export interface ScreenShot {
+  png: Buffer;
+  method: string;
+}
+
+/** The file and screen calls of {@link AgentClient}. */
+export interface AgentFileCalls {
+  /** GET /files/offset: where an upload resumes. */
+  fileOffset(target: AgentTarget, spec: FileUploadSpec): Promise<FileCall<OffsetReply>>;
+  /**
+   * PUT /files/content: sends bytes [offset, size) from `body`; aborted (error `stalled`) when no
+   * byte of it is taken for the stall time, or when `signal` fires.
+   */
+  filePut(
+    target: AgentTarget,
+    spec: FileUploadSpec & { offset: number; mode?: string | undefined; owner?: string | undefined },
+    body: Readable,
+    signal?: AbortSignal,
+  ): Promise<FileCall<PutReply>>;
+  /** GET /files/list. */
+  fileList(target: AgentTarget, path: string): Promise<FileCall<ListReply>>;
+  /** GET /files/content: the file as a stream. */
+  fileGet(target: AgentTarget, path: string): Promise<FileCall<FileDownload>>;
+  /** DELETE /files/content. */
+  fileDelete(target: AgentTarget, path: string, recursive: boolean): Promise<FileCall<DeleteReply>>;
+  /** GET /screen. */
+  screen(target: AgentTarget): Promise<FileCall<ScreenShot>>;
+}
+
+/**
+ * File and screen calls for a transport that does not carry them (the WebSocket link, test
+ * fakes): every call answers `{ ok: false, status: 501, error: 'not_supported', message: why }`
+ * at once, so a push records the board as failed without retrying it.
+ */
+export function unsupportedFileCalls(why: string): AgentFileCalls {
+  const no = async <T>(): Promise<FileCall<T>> => ({ ok: false, status: 501, error: 'not_supported', message: why });
+  return {
+    fileOffset: () => no(),
+    filePut: async (_t, _s, body) => {
+      body.destroy();
+      return no();
+    },
+    fileList: () => no(),
+    fileGet: () => no(),
+    fileDelete: () => no(),
+    screen: () => no(),
+  };
+}
+
+// ---- end of files and screen ----
+
 /** Calls to a node's agent. Implementations never throw: failures are outcomes. */
-export interface AgentClient {
+export interface AgentClient extends AgentFileCalls {
   /** Sends a deploy request (start or stop) and waits for the agent's reply. */
   deploy(target: AgentTarget, request: DeployRequestData): Promise<DeployOutcome>;
   /**

@@ -12,6 +12,7 @@
  * (docs/configuration.md "deploy"). A refused deploy reply is the outcome BAD_REPLY (-3) naming the
  * key; a refused progress reply is no progress (null).
  */
+import { type Readable, Transform } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
 import { type TSchema, Type } from 'typebox';
 import { request } from 'undici';
@@ -28,6 +29,7 @@ import {
   ExecStatusReplyData,
   type ExecStatusRequestData,
 } from '../../common/exec.js';
+import type { DeleteReply, FileError, ListReply, OffsetReply, PutReply } from '../../common/files.js';
 import { DeployReplyBody, type DeployRequestData } from '../../common/protocol.js';
 import { type Checker, compile } from '../../common/validate.js';
 import type {
@@ -37,6 +39,10 @@ import type {
   AgentTarget,
   DeployOutcome,
   ExecKillReplyData,
+  FileCall,
+  FileDownload,
+  FileUploadSpec,
+  ScreenShot,
 } from './client.js';
 import type { AgentCredentials } from './credentials.js';
 
@@ -52,7 +58,28 @@ export interface HttpAgentOptions {
   max_reply_bytes: number;
   /** The remote-execution calls' bounds (exec.*); defaults when absent: {@link EXEC_CALL_DEFAULTS}. */
   exec?: ExecCallOptions;
+  /** The file and screen calls' bounds (manager `files.*`); defaults below when absent. */
+  files?: HttpFileOptions;
 }
+
+/** Bounds of the file and screen calls (docs/configuration.md "files" of the manager). */
+export interface HttpFileOptions {
+  /** Time limit of an offset, list or delete call, and of the answer's headers, ms. */
+  request_timeout_ms: number;
+  /** An upload or download that moves no byte for this long is aborted, ms. */
+  stall_timeout_ms: number;
+  /** Time limit of one screen capture, ms. */
+  screen_timeout_ms: number;
+  /** Largest PNG taken from an agent, bytes. */
+  screen_max_bytes: number;
+}
+
+const FILE_DEFAULTS: HttpFileOptions = {
+  request_timeout_ms: 10_000,
+  stall_timeout_ms: 30_000,
+  screen_timeout_ms: 15_000,
+  screen_max_bytes: 64 << 20,
+};
 
 /** Why a reply read from an agent was refused (the `reason` label). */
 export type ReplyRefusal = 'too_large' | 'not_json' | 'not_a_reply';
@@ -312,6 +339,247 @@ export class HttpAgentClient implements AgentClient {
       message: `agent ${base} answered ${name} (HTTP ${status}) with a body that is not its reply: ${checked.error.field} ${checked.error.message}`,
     };
   }
+
+  // ---- files and screen (docs/files.md "Agent routes", common/files.ts) ----
+
+  private get fo(): HttpFileOptions {
+    return this.opts.files ?? FILE_DEFAULTS;
+  }
+
+  private fileUrl(t: AgentTarget, route: string, q: Record<string, string | number | undefined>): string {
+    const qs = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v !== undefined) qs.set(k, String(v));
+    const s = qs.toString();
+    return `http://${t.host_ip}:${t.port}${route}${s ? `?${s}` : ''}`;
+  }
+
+  /** A failure of a call that got no answer: unreachable, or timeout. */
+  private static lost<T>(t: AgentTarget, err: unknown, stalled = false): FileCall<T> {
+    const e = err as Error & { code?: string };
+    const base = `${t.host_ip}:${t.port}`;
+    if (stalled) return { ok: false, status: 0, error: 'stalled', message: `agent ${base}: the transfer stalled` };
+    const timedOut =
+      e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+    return timedOut
+      ? { ok: false, status: 0, error: 'timeout', message: `agent ${base} did not answer in time` }
+      : {
+          ok: false,
+          status: 0,
+          error: 'unreachable',
+          message: `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
+        };
+  }
+
+  /** Reads a JSON answer (bounded by deploy.max_reply_bytes): the value on 200, else the agent's refusal. */
+  private async fileJson<T>(
+    t: AgentTarget,
+    res: {
+      statusCode: number;
+      headers: Record<string, string | string[] | undefined>;
+      body: Readable & { destroy(e?: Error): unknown };
+    },
+  ): Promise<FileCall<T>> {
+    const read = await readBounded(res.body as never, res.headers['content-length'], this.opts.max_reply_bytes);
+    if (!read.ok) {
+      this.refused.inc({ reason: 'too_large' });
+      return {
+        ok: false,
+        status: res.statusCode,
+        error: 'bad_reply',
+        message: `agent ${t.host_ip}: answer over ${this.opts.max_reply_bytes} bytes`,
+      };
+    }
+    let doc: unknown;
+    try {
+      doc = JSON.parse(read.text);
+    } catch {
+      this.refused.inc({ reason: 'not_json' });
+      return {
+        ok: false,
+        status: res.statusCode,
+        error: 'bad_reply',
+        message: `agent ${t.host_ip} answered HTTP ${res.statusCode} with a body that is not JSON`,
+      };
+    }
+    if (res.statusCode === 200) return { ok: true, value: doc as T };
+    const e = (doc ?? {}) as Partial<FileError>;
+    if (typeof e.error !== 'string' || typeof e.message !== 'string') {
+      this.refused.inc({ reason: 'not_a_reply' });
+      return {
+        ok: false,
+        status: res.statusCode,
+        error: 'bad_reply',
+        message: `agent ${t.host_ip} answered HTTP ${res.statusCode}`,
+      };
+    }
+    return {
+      ok: false,
+      status: res.statusCode,
+      error: e.error as FileError['error'],
+      message: e.message,
+      ...(typeof e.offset === 'number' ? { offset: e.offset } : {}),
+    };
+  }
+
+  private async fileCall<T>(
+    t: AgentTarget,
+    method: 'GET' | 'DELETE',
+    route: string,
+    q: Record<string, string | number | undefined>,
+  ): Promise<FileCall<T>> {
+    const timeout = this.fo.request_timeout_ms;
+    try {
+      const res = await request(this.fileUrl(t, route, q), {
+        method,
+        headers: this.auth(t.node),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: AbortSignal.timeout(timeout),
+      });
+      return await this.fileJson<T>(t, res as never);
+    } catch (err) {
+      return HttpAgentClient.lost<T>(t, err);
+    }
+  }
+
+  fileOffset(t: AgentTarget, spec: FileUploadSpec): Promise<FileCall<OffsetReply>> {
+    return this.fileCall<OffsetReply>(t, 'GET', '/files/offset', { ...spec });
+  }
+
+  fileList(t: AgentTarget, path: string): Promise<FileCall<ListReply>> {
+    return this.fileCall<ListReply>(t, 'GET', '/files/list', { path });
+  }
+
+  fileDelete(t: AgentTarget, path: string, recursive: boolean): Promise<FileCall<DeleteReply>> {
+    return this.fileCall<DeleteReply>(t, 'DELETE', '/files/content', { path, ...(recursive ? { recursive: 1 } : {}) });
+  }
+
+  async filePut(
+    t: AgentTarget,
+    spec: FileUploadSpec & { offset: number; mode?: string | undefined; owner?: string | undefined },
+    body: Readable,
+    signal?: AbortSignal,
+  ): Promise<FileCall<PutReply>> {
+    // A watchdog: no byte of the body taken for stall_timeout_ms (the link is down, the agent
+    // stopped reading) aborts the request; the agent keeps what it got for a resume.
+    const ac = new AbortController();
+    let stalled = false;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        stalled = true;
+        ac.abort();
+      }, this.fo.stall_timeout_ms);
+    };
+    const watched = body.pipe(
+      new Transform({
+        transform(c: Buffer, _e, cb) {
+          arm();
+          cb(null, c);
+        },
+      }),
+    );
+    const onAbort = () => ac.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    arm();
+    try {
+      const res = await request(this.fileUrl(t, '/files/content', { ...spec }), {
+        method: 'PUT',
+        headers: {
+          ...this.auth(t.node),
+          'content-type': 'application/octet-stream',
+          'content-length': String(spec.size - spec.offset),
+        },
+        body: watched,
+        headersTimeout: 0,
+        bodyTimeout: this.fo.stall_timeout_ms,
+        signal: ac.signal,
+      });
+      // The whole body is sent; the agent now hashes, syncs and renames: its answer may take a while.
+      clearTimeout(timer);
+      return await this.fileJson<PutReply>(t, res as never);
+    } catch (err) {
+      return HttpAgentClient.lost<PutReply>(t, err, stalled);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      watched.destroy();
+      body.destroy();
+    }
+  }
+
+  async fileGet(t: AgentTarget, path: string): Promise<FileCall<FileDownload>> {
+    try {
+      const res = await request(this.fileUrl(t, '/files/content', { path }), {
+        method: 'GET',
+        headers: this.auth(t.node),
+        headersTimeout: this.fo.request_timeout_ms,
+        bodyTimeout: this.fo.stall_timeout_ms,
+      });
+      if (res.statusCode !== 200) return await this.fileJson<FileDownload>(t, res as never);
+      const size = Number(res.headers['content-length']);
+      if (!Number.isSafeInteger(size)) {
+        res.body.destroy();
+        return { ok: false, status: 200, error: 'bad_reply', message: `agent ${t.host_ip} sent no content-length` };
+      }
+      return { ok: true, value: { size, body: res.body } };
+    } catch (err) {
+      return HttpAgentClient.lost<FileDownload>(t, err);
+    }
+  }
+
+  async screen(t: AgentTarget): Promise<FileCall<ScreenShot>> {
+    const timeout = this.fo.screen_timeout_ms;
+    try {
+      const res = await request(this.fileUrl(t, '/screen', {}), {
+        method: 'GET',
+        headers: this.auth(t.node),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: AbortSignal.timeout(timeout),
+      });
+      if (res.statusCode !== 200) return await this.fileJson<ScreenShot>(t, res as never);
+      const max = this.fo.screen_max_bytes;
+      const length = Number(res.headers['content-length']);
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      if (Number.isFinite(length) && length > max) bytes = length;
+      else {
+        for await (const c of res.body) {
+          bytes += (c as Buffer).length;
+          if (bytes > max) break;
+          chunks.push(c as Buffer);
+        }
+      }
+      if (bytes > max) {
+        res.body.destroy();
+        this.refused.inc({ reason: 'too_large' });
+        return {
+          ok: false,
+          status: 200,
+          error: 'bad_reply',
+          message: `agent ${t.host_ip}: screen over ${max} bytes (files.screen_max_bytes)`,
+        };
+      }
+      const png = Buffer.concat(chunks);
+      if (!png.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
+        this.refused.inc({ reason: 'not_a_reply' });
+        return {
+          ok: false,
+          status: 200,
+          error: 'bad_reply',
+          message: `agent ${t.host_ip} sent a screen that is not a PNG`,
+        };
+      }
+      const method = res.headers['x-muster-screen-method'];
+      return { ok: true, value: { png, method: typeof method === 'string' ? method : '' } };
+    } catch (err) {
+      return HttpAgentClient.lost<ScreenShot>(t, err);
+    }
+  }
+
+  // ---- end of files and screen ----
 }
 
 /** Bounds of the remote-execution calls (docs/configuration.md "exec"). */

@@ -14,6 +14,7 @@
  *
  * Never throws: failures are outcomes (MANAGER_RESULT of common/api/deploy.ts).
  */
+import type { Readable } from 'node:stream';
 import { MANAGER_RESULT } from '../../common/api/deploy.js';
 import { API_VERSION } from '../../common/constants.js';
 import type {
@@ -41,7 +42,9 @@ import type {
   AgentTarget,
   DeployOutcome,
   ExecKillReplyData,
+  FileUploadSpec,
 } from '../agents/client.js';
+import { unsupportedFileCalls } from '../agents/client.js';
 import { EXEC_CALL_DEFAULTS, type ExecCallOptions, REPLY_CHECKS } from '../agents/http.js';
 import type { NodeRegistry } from '../registry.js';
 import type { CallOutcome, LinkHub } from './hub.js';
@@ -77,6 +80,16 @@ interface SeedTask {
 /** The link client: muster agents by `muster.command`, seed nodes by `execute_command`. */
 export class LinkAgentClient implements AgentClient {
   private readonly seedTasks = new Map<string, SeedTask>();
+  /** Files and screen are not carried over the link (docs/links.md "Commands over the link"). */
+  private readonly noFiles = unsupportedFileCalls(
+    'files and screen are not carried over the WebSocket link: reach the board over HTTP (docs/links.md)',
+  );
+  readonly fileOffset = this.noFiles.fileOffset;
+  readonly filePut = this.noFiles.filePut;
+  readonly fileList = this.noFiles.fileList;
+  readonly fileGet = this.noFiles.fileGet;
+  readonly fileDelete = this.noFiles.fileDelete;
+  readonly screen = this.noFiles.screen;
 
   /**
    * @param hub the link
@@ -352,5 +365,23 @@ export class RoutingAgentClient implements AgentClient {
   }
   commandSet(t: AgentTarget, d: CommandSetRequestData) {
     return this.pick(t).commandSet(t, d);
+  }
+  fileOffset(t: AgentTarget, s: FileUploadSpec) {
+    return this.pick(t).fileOffset(t, s);
+  }
+  filePut(t: AgentTarget, s: Parameters<AgentClient['filePut']>[1], body: Readable, signal?: AbortSignal) {
+    return this.pick(t).filePut(t, s, body, signal);
+  }
+  fileList(t: AgentTarget, path: string) {
+    return this.pick(t).fileList(t, path);
+  }
+  fileGet(t: AgentTarget, path: string) {
+    return this.pick(t).fileGet(t, path);
+  }
+  fileDelete(t: AgentTarget, path: string, recursive: boolean) {
+    return this.pick(t).fileDelete(t, path, recursive);
+  }
+  screen(t: AgentTarget) {
+    return this.pick(t).screen(t);
   }
 }

@@ -20,11 +20,13 @@ import { authRoutes } from './auth.js';
 import { type CommandRoutesOptions, commandRoutes } from './commands.js';
 import { type DeployRoutesOptions, deployRoutes } from './deploy.js';
 import { eventRoutes } from './events.js';
+import { type FileRoutesOptions, fileRoutes } from './files.js';
 import { type HistoryRoutesOptions, historyRoutes } from './history.js';
 import { type InstanceRoutesOptions, instanceRoutes } from './instances.js';
 import { type LinkRoutesOptions, linkRoutes } from './links.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
+import { screenRoutes } from './screen.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
 import { type TaskRoutesOptions, taskRoutes } from './tasks.js';
 import { type TelemetryRoutesOptions, telemetryRoutes } from './telemetry.js';
@@ -43,12 +45,14 @@ export type ApiOptions = NodeRoutesOptions &
   TaskRoutesOptions &
   CommandRoutesOptions &
   LinkRoutesOptions & {
+    /** Files and screens (docs/files.md). */
+    files: Omit<FileRoutesOptions, 'registry' | 'metrics'>;
+    /** The daemon's metrics registry (the file and screen counters, the event hub's metrics). */
+    metrics: Registry;
     /** Users, sessions and tokens: the access check of every route, login, users, tokens. */
     access: Access;
     /** dashboard.events: the live event stream GET /events (absent: the defaults). */
     events?: EventsConfig;
-    /** The Prometheus registry the event hub's metrics go to. */
-    metrics?: Registry;
     /** The alert engine as the event hub reads it (open alerts). */
     alerts: Pick<AlertEngine, 'openAlerts'>;
   };
@@ -84,4 +88,11 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   const hub = new EventHub(o.registry, o.alerts, o.events ?? EVENTS_DEFAULTS, o.metrics);
   api.addHook('onClose', async () => hub.close());
   await api.register(eventRoutes, { events: hub });
+  await api.register(fileRoutes, { ...o.files, registry: o.registry, metrics: o.metrics });
+  await api.register(screenRoutes, {
+    registry: o.registry,
+    agents: o.files.agents,
+    history: o.files.history,
+    metrics: o.metrics,
+  });
 };
