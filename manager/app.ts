@@ -31,7 +31,7 @@ import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
 import { NodePruner } from './prune.js';
 import { Querier } from './querier.js';
-import { nodeRow, parseHeartbeat } from './records.js';
+import { nodeRow, parseHeartbeat, parseLink } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
 import { QueryRounds } from './rounds.js';
 import { SseClients } from './routes/tasks.js';
@@ -118,7 +118,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     );
   }
   registry.restore(
-    rows.map((r) => ({ ...r, heartbeat: parseHeartbeat(r.heartbeat) })),
+    rows.map((r) => ({ ...r, heartbeat: parseHeartbeat(r.heartbeat), link: parseLink(r.link) })),
     transitions,
   );
   const { open, rules } = alerts.restore();

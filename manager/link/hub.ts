@@ -172,7 +172,7 @@ export interface LinkHubDeps {
   cfg: LinkConfig;
   registry: NodeRegistry;
   ingest: Pick<Ingest, 'heartbeat' | 'resource'>;
-  store: Pick<Store, 'linkTokens' | 'addHistory'>;
+  store: Pick<Store, 'linkTokens' | 'addHistory' | 'touchNode'>;
   log: Logger;
   metrics: Registry;
 }
@@ -455,6 +455,8 @@ export class LinkHub {
         msg.id,
       );
     }
+    // Its row (link state, last seen) is written at the next store flush: O(1) here.
+    this.d.store.touchNode(regId);
     const old = this.byNode.get(regId);
     if (old && old !== s) {
       this.m.closed.inc({ reason: 'replaced' });
@@ -507,6 +509,7 @@ export class LinkHub {
       ...(r.value.metrics ? { metrics: r.value.metrics } : {}),
     });
     if (got === null) return this.error(s, 'DATABASE_ERROR', 'the node cannot be recorded', 'registry full', msg.id);
+    this.d.store.touchNode(s.regId);
     this.send(s, linkMessage('heartbeat_ack', { received: true, node_id: s.nodeId }, msg.id));
   }
 
