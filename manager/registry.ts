@@ -488,6 +488,7 @@ export class NodeRegistry extends EventEmitter {
       const tr: Transition = { node: id, from: null, to: 'online', at: new Date(at).toISOString(), reason: 'linked' };
       n.transitions.push(tr);
       this.nodes.set(id, n);
+      this.generation++;
       this.emit('transition', tr);
     } else if (n.primary !== hostIp && !n.link) {
       // A node known from multicast (or a previous run) now on the link: the link's address is shown.
@@ -495,11 +496,13 @@ export class NodeRegistry extends EventEmitter {
       n.claimants.delete(from);
       n.claimants.add(hostIp);
       n.primary = hostIp;
+      this.generation++;
       this.emit('moved', { node: id, from, to: hostIp });
     } else if (n.primary !== hostIp) {
       n.claimants.delete(n.primary);
       n.claimants.add(hostIp);
       n.primary = hostIp;
+      this.generation++;
     }
     const prev = n.link;
     n.link = {
