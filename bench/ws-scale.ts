@@ -248,7 +248,14 @@ export async function runWsScale(o: WsScaleOptions = {}): Promise<WsScaleResult>
     await mgr.child.stop();
     const tExit = performance.now();
     const bound = listening(httpPort, 90_000);
-    mgr = await startManager({ httpPort, mcastPort, dataDir: dir, extra, password: mgr.password });
+    mgr = await startManager({
+      httpPort,
+      mcastPort,
+      dataDir: dir,
+      extra,
+      password: mgr.password,
+      readyTimeoutMs: 60_000,
+    });
     const tUp = performance.now();
     const tBind = await bound;
     progress(

@@ -132,7 +132,8 @@ describe('the WebSocket node link, from its specification alone', () => {
         liveness: { suspect_after_rounds: 2, offline_after_rounds: 5 },
         registry: { max_nodes: 4 },
         link: {
-          heartbeat_interval_ms: 1000,
+          // The specification's cadence: a node is not suspect before 2 × 30 s (a busy machine cannot flake it).
+          heartbeat_interval_ms: 30000,
           max_message_bytes: 65536,
           max_messages_per_second: 20,
           command_grace_ms: 500,
@@ -360,7 +361,8 @@ describe('the WebSocket node link, from its specification alone', () => {
   it("liveness in the node's own intervals: suspect, then offline, when its heartbeats stop", async () => {
     const c = connect(`token=${encodeURIComponent(token)}&node_id=node-001`);
     await c.opened();
-    c.send('node_register', { node_id: 'node-001' });
+    // A 1 s cadence (the heartbeat_interval_s extension), so that liveness moves within the test.
+    c.send('node_register', { node_id: 'node-001', heartbeat_interval_s: 1 });
     await c.next((m) => m.type === 'register_response');
     for (let i = 0; i < 3; i++) {
       c.send('heartbeat', { node_id: 'node-001', status: 'online', metrics: { cpu_usage: 2 } });
@@ -376,15 +378,16 @@ describe('the WebSocket node link, from its specification alone', () => {
     assert.equal(await state(), 'online');
   });
 
+  // The registry is full (registry.max_nodes 4, filled above): these reuse nodes registered there.
   it('a link cut in the middle of a command: the result sent on the next connection completes the task once', async () => {
-    const first = connect(`token=${encodeURIComponent(token)}&node_id=node-cut`);
+    const first = connect(`token=${encodeURIComponent(token)}&node_id=filler-0`);
     await first.opened();
-    first.send('node_register', { node_id: 'node-cut' });
+    first.send('node_register', { node_id: 'filler-0' });
     await first.next((m) => m.type === 'register_response');
     const submit = await apiFetch(`${base}/api/v1/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ target: 'node-cut', steps: [{ command_content: 'echo cut' }], timeout: '30s' }),
+      body: JSON.stringify({ target: 'filler-0', steps: [{ command_content: 'echo cut' }], timeout: '30s' }),
     });
     assert.equal(submit.status, 202);
     const taskId = ((await submit.json()) as { task: { id: string } }).task.id;
@@ -392,9 +395,9 @@ describe('the WebSocket node link, from its specification alone', () => {
     first.send('command_started', { command_id: cmd.data.command_id }, cmd.id);
     first.ws.terminate();
     await first.closed;
-    const second = connect(`token=${encodeURIComponent(token)}&node_id=node-cut`);
+    const second = connect(`token=${encodeURIComponent(token)}&node_id=filler-0`);
     await second.opened();
-    second.send('node_register', { node_id: 'node-cut' });
+    second.send('node_register', { node_id: 'filler-0' });
     await second.next((m) => m.type === 'register_response');
     const result = {
       command_id: cmd.data.command_id,
@@ -426,34 +429,34 @@ describe('the WebSocket node link, from its specification alone', () => {
   });
 
   it('after a manager restart a linked node is listed LINK ws before it reconnects, and online once it has', async () => {
-    const c = connect(`token=${encodeURIComponent(token)}&node_id=node-restart`);
+    const c = connect(`token=${encodeURIComponent(token)}&node_id=filler-1`);
     await c.opened();
     c.send('node_register', {
-      node_id: 'node-restart',
+      node_id: 'filler-1',
       hostname: 'restart-host',
       os_info: 'Debian',
       heartbeat_interval_s: 60,
     });
     await c.next((m) => m.type === 'register_response');
-    c.send('heartbeat', { node_id: 'node-restart', status: 'online', metrics: { cpu_usage: 33.5 } });
+    c.send('heartbeat', { node_id: 'filler-1', status: 'online', metrics: { cpu_usage: 33.5 } });
     await c.next((m) => m.type === 'heartbeat_ack');
     await manager.stop();
     assert.ok((await c.closed).code > 0);
     manager = startMuster(['manager', '--config', cfg]);
     await waitFor('the restarted manager', () => getJson(`${base}/api/v1/status`), 60_000);
     const before = await getJson<{ link: string; hostname: string; state: string; cpu_percent: number }>(
-      `${base}/api/v1/nodes/node-restart`,
+      `${base}/api/v1/nodes/filler-1`,
     );
     assert.equal(before.link, 'ws', JSON.stringify(before));
     assert.equal(before.hostname, 'restart-host');
     assert.equal(before.cpu_percent, 33.5);
     const nodes = await runMuster(['--manager', base, 'nodes']);
-    assert.match(nodes.output, /^node-restart\s.*\bws$/m, nodes.output);
+    assert.match(nodes.output, /^filler-1\s.*\bws$/m, nodes.output);
     // Not connected yet: a task for it is refused by the link, not tried over HTTP.
     const submit = await apiFetch(`${base}/api/v1/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ target: 'node-restart', steps: [{ command_content: 'true' }], timeout: '10s' }),
+      body: JSON.stringify({ target: 'filler-1', steps: [{ command_content: 'true' }], timeout: '10s' }),
     });
     assert.equal(submit.status, 202, await submit.clone().text());
     const taskId = ((await submit.json()) as { task: { id: string } }).task.id;
@@ -468,13 +471,13 @@ describe('the WebSocket node link, from its specification alone', () => {
       20_000,
     );
     assert.match(JSON.stringify(task.results), /not connected to the link/, JSON.stringify(task));
-    const again = connect(`token=${encodeURIComponent(token)}&node_id=node-restart`);
+    const again = connect(`token=${encodeURIComponent(token)}&node_id=filler-1`);
     await again.opened();
-    again.send('node_register', { node_id: 'node-restart' });
+    again.send('node_register', { node_id: 'filler-1' });
     await again.next((m) => m.type === 'register_response');
-    again.send('heartbeat', { node_id: 'node-restart', status: 'online' });
+    again.send('heartbeat', { node_id: 'filler-1', status: 'online' });
     await again.next((m) => m.type === 'heartbeat_ack');
-    const after = await getJson<{ link: string; state: string }>(`${base}/api/v1/nodes/node-restart`);
+    const after = await getJson<{ link: string; state: string }>(`${base}/api/v1/nodes/filler-1`);
     assert.equal(after.link, 'ws');
     assert.equal(after.state, 'online');
   });
