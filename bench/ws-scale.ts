@@ -47,6 +47,7 @@ import {
   selfCpuMeter,
   sleep,
   startManager,
+  summary,
   tempDir,
 } from './common.js';
 
@@ -87,6 +88,8 @@ export interface WsScaleResult {
     arrivalsPeakPerSecond: number;
     /** The same, at the times the backoff scheduled them (the fleet process, starved by a busy machine, starts timers late and together). */
     duePeakPerSecond: number;
+    /** How late the fleet process started its reconnects, ms (p50, p99, max). */
+    lateness: { p50: number; p99: number; max: number };
     /** ms from the stop to every node registered again. */
     allBackMs: number;
     /** Registrations in the busiest second after the stop (the manager's service, backlog included), and the mean over the reconnect. */
@@ -244,6 +247,7 @@ export async function runWsScale(o: WsScaleOptions = {}): Promise<WsScaleResult>
     const lossesBefore = fleet.losses.length;
     const attemptsBefore = fleet.attemptTimes.length;
     const dueBefore = fleet.dueTimes.length;
+    const lateBefore = fleet.lateness.length;
     const tStop = performance.now();
     await mgr.child.stop();
     const tExit = performance.now();
@@ -296,6 +300,7 @@ export async function runWsScale(o: WsScaleOptions = {}): Promise<WsScaleResult>
       allBackMs,
       arrivalsPeakPerSecond: perSecond(arrivals),
       duePeakPerSecond: perSecond(due),
+      lateness: summary(fleet.lateness.slice(lateBefore)),
       peakPerSecond: perSecond(fleet.registrations.slice(regsBefore)),
       readyAfterBindMs: tUp - tBind,
       meanPerSecond: Number.isFinite(allBackMs) ? regs / ((allBackMs - (lostAt - tStop)) / 1000) : Number.NaN,
@@ -346,7 +351,7 @@ export function formatWsScale(r: WsScaleResult): string {
       `attempts as the backoff scheduled them peak ${x.duePeakPerSecond}/s against the backoff's bound ${x.modelPeakPerSecond}/s ` +
       `(the busiest second of an ideal fleet following the same backoff against the same downtime, max of 20 runs; ` +
       `${x.duePeakPerSecond <= x.modelPeakPerSecond * 1.1 ? 'within' : 'NOT within'}; N / W = ${fx(x.boundPerSecond, 0)}/s with W = ${x.windowMs} ms the window of the first attempt that can reach it); ` +
-      `as they left the fleet process ${x.arrivalsPeakPerSecond}/s; ` +
+      `as they left the fleet process ${x.arrivalsPeakPerSecond}/s (reconnect timers late by p50 ${fx(x.lateness.p50, 0)} ms, p99 ${fx(x.lateness.p99, 0)} ms, max ${fx(x.lateness.max, 0)} ms); ` +
       `registrations peak ${x.peakPerSecond}/s, mean ${fx(x.meanPerSecond, 0)}/s (the new manager answered ${fx(x.readyAfterBindMs / 1000, 1)} s after it listened: ` +
       `attempts of that time wait in the accept queue and are served together)` +
       `${Object.keys(x.failed).length ? `; failed attempts ${JSON.stringify(x.failed)}` : ''}` +

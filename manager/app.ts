@@ -141,7 +141,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
-  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, log, metrics });
+  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, telemetry, log, metrics });
   // Per node: the WebSocket link when the node reports over it, else HTTP (docs/links.md).
   const agents = new RoutingAgentClient(
     httpAgents,

@@ -70,6 +70,8 @@ export interface WsFleet {
    * scheduled for; a busy process starts it later, at its attemptTimes entry).
    */
   readonly dueTimes: number[];
+  /** ms each reconnect started after it was due (a busy or starved process runs timers late). */
+  readonly lateness: number[];
   /** Connects every node (at most rampConcurrency handshakes at once); resolves when all registered or after `timeoutMs`. */
   connectAll(timeoutMs: number): Promise<number>;
   /** Resolves when `registeredNow() >= want` or after `timeoutMs`; returns registeredNow(). */
@@ -113,6 +115,7 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
   const losses: number[] = [];
   const attemptTimes: number[] = [];
   const dueTimes: number[] = [];
+  const lateness: number[] = [];
   let registeredNow = 0;
   let stopped = false;
   const waiters = new Set<() => void>();
@@ -243,8 +246,10 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
       if (stopped) return;
       const delay = reconnectDelay(n.attempt, opts.backoffBaseMs, opts.backoffMaxMs, n.rand);
       n.attempt++;
-      dueTimes.push(performance.now() + delay);
+      const dueAt = performance.now() + delay;
+      dueTimes.push(dueAt);
       n.retry = setTimeout(() => {
+        lateness.push(performance.now() - dueAt);
         n.retry = null;
         connect(n);
       }, delay);
@@ -274,6 +279,7 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
     losses,
     attemptTimes,
     dueTimes,
+    lateness,
     registeredNow: () => registeredNow,
     waitRegistered,
     async connectAll(timeoutMs) {
