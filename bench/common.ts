@@ -228,6 +228,8 @@ export async function startManager(opts: {
   extra?: Record<string, string | number>;
   /** The admin password of a data_dir started before (a restart); a new one otherwise. */
   password?: string;
+  /** How long /healthz may take to answer, ms (default 30 s). */
+  readyTimeoutMs?: number;
 }): Promise<{ child: Child; base: string; token: string; password: string }> {
   mkdirSync(opts.dataDir, { recursive: true });
   const password = opts.password ?? randomBytes(18).toString('base64url');
@@ -251,7 +253,7 @@ export async function startManager(opts: {
     { ...bin.env, MUSTER_MANAGER_AUTH_INITIAL_ADMIN_PASSWORD_FILE: passwordFile },
   );
   const base = `http://127.0.0.1:${opts.httpPort}`;
-  await waitHttp(`${base}/healthz`, child);
+  await waitHttp(`${base}/healthz`, child, opts.readyTimeoutMs);
   const res = await fetch(`${base}/api/v1/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

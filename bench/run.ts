@@ -27,8 +27,9 @@ import { formatIngest, type IngestResult, runIngest } from './ingest.js';
 import { formatScale, growth, runScale, type ScaleResult } from './manager-scale.js';
 import { formatPlacement, type PlacementResult, runPlacement } from './placement.js';
 import { formatRound, type RoundResult, type RoundSide, runRound } from './round.js';
+import { formatWsScale, runWsScale, type WsScaleResult } from './ws-scale.js';
 
-const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec'] as const;
+const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec', 'wsscale'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 /** Targets (the Target column of bench/README.md). */
@@ -44,6 +45,7 @@ const TARGET = {
   reconcileCpuMs: 1000,
   execStoredSlackMs: 1500,
   execLineP99Ms: 100,
+  wsAllBackMs: 60_000,
 };
 
 interface Results {
@@ -53,6 +55,7 @@ interface Results {
   scale?: ScaleResult;
   placement?: PlacementResult;
   exec?: ExecFanoutResult;
+  wsscale?: WsScaleResult;
   errors: Partial<Record<BenchName, string>>;
 }
 
@@ -356,6 +359,30 @@ function render(
     );
   } else if (r.errors.exec) notes.push(`- **Exec fan-out not measured**: ${r.errors.exec}`);
 
+  // --- WebSocket link scale ---
+  const ws = r.wsscale;
+  if (ws) {
+    const x = ws.restart;
+    rows.push(
+      {
+        what: `f. WebSocket link, ${ws.n} nodes heartbeating every ${fx(ws.heartbeatMs / 1000, 0)} s: memory per connection; CPU`,
+        measured: `RSS ${fx(ws.rssPerConnection / 1024, 1)} KiB, heap ${fx(ws.heapPerConnection / 1024, 1)} KiB; ${fx(ws.steady.cpuPercent, 1)} % of one core`,
+        baseline: `the idle manager (RSS ${mib(ws.baseline.rss)})`,
+        ratio: '—',
+        target: '— (stated)',
+        met: 'context',
+      },
+      {
+        what: `f. WebSocket link: manager restart with ${ws.n} linked nodes, all registered again; reconnect attempts/s`,
+        measured: `${fx(x.allBackMs / 1000, 1)} s; peak ${x.duePeakPerSecond}/s`,
+        baseline: `the backoff's ideal peak ${x.modelPeakPerSecond}/s (downtime ${fx(x.downtimeMs / 1000, 1)} s)`,
+        ratio: fx(x.duePeakPerSecond / Math.max(1, x.modelPeakPerSecond), 2),
+        target: `≤ ${TARGET.wsAllBackMs / 1000} s; within the backoff's bound`,
+        met: yes(x.allBackMs <= TARGET.wsAllBackMs && x.duePeakPerSecond <= x.modelPeakPerSecond * 1.1),
+      },
+    );
+  } else if (r.errors.wsscale) notes.push(`- **WebSocket link scale not measured**: ${r.errors.wsscale}`);
+
   const sections: string[] = [];
   if (ig) sections.push('### a. Ingest', '```', formatIngest(ig), '```');
   if (rd) sections.push('### b. Round latency', '```', formatRound(rd), '```');
@@ -376,6 +403,7 @@ function render(
   }
 
   if (pl) sections.push('### e. Placement and reconcile', '```', formatPlacement(pl), '```');
+  if (ws) sections.push('### f. WebSocket node link at scale', '```', formatWsScale(ws), '```');
 
   return `# muster benchmark results
 
@@ -480,6 +508,11 @@ async function main(): Promise<void> {
     formatPlacement,
   );
   r.exec = await attempt('exec', () => runExecFanout({ n: 1000, lineSeconds: quick ? 2 : 5 }), formatExecFanout);
+  r.wsscale = await attempt(
+    'wsscale',
+    () => runWsScale(quick ? { n: 1000, heartbeatMs: 5000 } : { n: 5000, heartbeatMs: 30_000 }),
+    formatWsScale,
+  );
 
   const md = render(r, { started, ms: performance.now() - t0, quietOthers, fileLimit, check });
   if (out) {

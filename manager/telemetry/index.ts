@@ -10,12 +10,14 @@
  */
 import type { Registry } from 'prom-client';
 import type { TelemetryStatus } from '../../common/api/telemetry.js';
+import type { LinkMetrics } from '../../common/link.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { HeartbeatData, ResourceData } from '../../common/protocol.js';
 import type { ManagerConfig } from '../config.js';
 import { InfluxWriter, redactUrl } from './influx.js';
 import {
   heartbeatPoint,
+  linkMetricsPoints,
   type NodeStateName,
   type NodeTags,
   nodeStatePoint,
@@ -38,6 +40,7 @@ const STOP_FLUSH_MAX_MS = 3000;
 type Entry =
   | { kind: 'heartbeat'; tags: NodeTags; h: HeartbeatData; at: number }
   | { kind: 'resource'; tags: NodeTags; r: ResourceData; at: number }
+  | { kind: 'link'; tags: NodeTags; m: LinkMetrics; at: number }
   | { kind: 'state'; tags: NodeTags; state: NodeStateName; missed: number; at: number; reason: string };
 
 /** The manager's telemetry: InfluxDB points and the recent history. */
@@ -126,6 +129,15 @@ export class Telemetry {
   }
 
   /**
+   * The `metrics` of a link-specification heartbeat of node `tags` at `at` (docs/links.md "Linked
+   * nodes"): a recent-history sample (cpu, memory and disk usage) and, with InfluxDB, the points
+   * of linkMetricsPoints. O(1).
+   */
+  linkMetrics(tags: NodeTags, m: LinkMetrics, at: number): void {
+    this.enqueue({ kind: 'link', tags, m, at }, this.shipper ? 4 : 0);
+  }
+
+  /**
    * Node `tags` changed liveness state at `at`: one node_state point with `reason`.
    * @param missedRounds completed heartbeat rounds without a heartbeat (0 when it came online)
    */
@@ -196,6 +208,18 @@ export class Telemetry {
         if (e.kind === 'resource') {
           this.history.add(e.tags.node, e.r, e.at);
           if (this.shipper) for (const p of resourcePoints(e.tags, e.r, e.at)) lines.push(toLine(p));
+        } else if (e.kind === 'link') {
+          const m = e.m;
+          this.history.addFigures(e.tags.node, e.at, [
+            m.cpu_usage ?? null,
+            null,
+            m.memory_usage ?? null,
+            null,
+            null,
+            null,
+            m.disk_usage ?? null,
+          ]);
+          if (this.shipper) for (const p of linkMetricsPoints(e.tags, m, e.at)) lines.push(toLine(p));
         } else if (e.kind === 'heartbeat') {
           lines.push(toLine(heartbeatPoint(e.tags, e.h, e.at)));
         } else {
