@@ -112,7 +112,10 @@ export class LiveStore {
     this.source = es;
     es.addEventListener('nodes', (e) => {
       this.retryMs = 1000;
+      const first = this.nodes.size === 0;
+      if (first) performance.mark('muster:nodes-received');
       this.applyNodes(JSON.parse((e as MessageEvent<string>).data) as NodesEvent);
+      if (first) performance.mark('muster:nodes-applied');
     });
     es.addEventListener('alerts', (e) => {
       this.applyAlerts(JSON.parse((e as MessageEvent<string>).data) as AlertsEvent);

@@ -147,6 +147,7 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
     }
     get<SeriesReply>(`/nodes/${id}/series${qs({ range: r })}`)
       .then((s) => {
+        performance.mark('muster:range-data');
         if (timing.current?.range === r) setSeries(s);
       })
       .catch((e) => {

@@ -3,7 +3,7 @@
  * any column (click or Enter on its header; aria-sort says the order) and filtered by a text that
  * matches the id, hostname, address or state.
  *
- * Rendering cost (docs/dashboard.md "Performance"): over VIRTUAL_OVER rows the table renders only
+ * Rendering cost (docs/dashboard.md "Performance"): over VIRTUAL_OVER (100) rows the table renders only
  * the rows in view (plus a margin) inside its scrolling box, with spacer rows for the others
  * (`aria-rowcount` and `aria-rowindex` keep the whole table's size for screen readers); a row
  * renders again only when its node, alert mark or the clock of "ago" changed.
@@ -54,9 +54,9 @@ function compare(a: NodeSummary, b: NodeSummary, key: Key): number {
 }
 
 /** Tables longer than this render only the rows in view. */
-export const VIRTUAL_OVER = 200;
+export const VIRTUAL_OVER = 100;
 /** Rows rendered above and below the ones in view. */
-const OVERSCAN = 20;
+const OVERSCAN = 10;
 /** Height of a row, px, until one is measured. */
 const ROW_PX = 27;
 
