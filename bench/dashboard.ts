@@ -15,7 +15,7 @@
  * Exits 1 when a bound is missed. Needs /usr/bin/chromium and a built dashboard (it builds one).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -138,6 +138,10 @@ await page.waitForFunction(
   { timeout: 30_000 },
 );
 const tableMs = Date.now() - t1;
+// For a reviewer (gitignored): what was measured.
+const shots = path.join(ROOT, 'test-artifacts', 'dashboard');
+mkdirSync(shots, { recursive: true });
+await page.screenshot({ path: path.join(shots, 'bench-nodes.png') });
 
 const longTasks = async (view: string) => {
   await page.goto(`${base}#/${view}`);
@@ -149,6 +153,7 @@ const longTasks = async (view: string) => {
   return page.evaluate(() => (globalThis as unknown as { longTasks: number[] }).longTasks);
 };
 const onChassis = await longTasks('');
+await page.screenshot({ path: path.join(shots, 'bench-chassis.png') });
 const onTable = await longTasks('nodes');
 
 /** The sizes of the `nodes` events of the stream over `ms`: the snapshot, then each diff. */
@@ -193,6 +198,7 @@ if (influxd) {
     await done.waitFor({ timeout: 30_000 });
     rangeMs.push(Number(await done.getAttribute('data-drawn-ms')));
   }
+  await page.screenshot({ path: path.join(shots, 'bench-board-24h.png'), fullPage: true });
 }
 clearInterval(feeder);
 await browser.close();

@@ -56,7 +56,7 @@ function compare(a: NodeSummary, b: NodeSummary, key: Key): number {
 /** Tables longer than this render only the rows in view. */
 export const VIRTUAL_OVER = 100;
 /** Rows rendered above and below the ones in view. */
-const OVERSCAN = 10;
+const OVERSCAN = 6;
 /** Height of a row, px, until one is measured. */
 const ROW_PX = 27;
 
@@ -144,7 +144,8 @@ export function Nodes() {
     const tr = wrap.current?.querySelector('tbody tr[data-node]') as HTMLElement | null;
     const px = tr?.offsetHeight;
     if (px && px !== view.rowPx) setView((v) => ({ ...v, rowPx: px }));
-  });
+    // Once rows exist (a layout read in every update would cost a forced layout per event).
+  }, [rows.length > 0, sort.key]);
   const virtual = rows.length > VIRTUAL_OVER;
   const first = virtual ? Math.max(0, Math.floor(view.top / view.rowPx) - OVERSCAN) : 0;
   const last = virtual
