@@ -61,7 +61,7 @@ export function Chart({
         {
           stroke: 'currentColor',
           grid: { stroke: 'rgba(128,128,128,0.2)' },
-          size: 60,
+          size: 70,
           values: (_u, vals) => vals.map((v) => `${v}${unit ? ` ${unit}` : ''}`),
         },
       ],
