@@ -8,8 +8,8 @@
  * After the snapshot, `nodes` events are diffs: new nodes whole, known ones as patches of the
  * fields that changed (`{ ...old, ...patch }`). Views are told in tasks of their own: first the
  * page-wide listeners ({@link LiveStore.subscribe}), then the watchers of single nodes
- * ({@link LiveStore.watch}, one per chassis cell) in slices of {@link WATCH_SLICE} nodes per task,
- * so that 1,000 changed boards are several short tasks, never one long one (docs/dashboard.md
+ * ({@link LiveStore.watch}, one per chassis cell) in slices of {@link WATCH_SLICE} nodes, one slice
+ * per frame, so that 1,000 changed boards are several short tasks and frames, never one long one (docs/dashboard.md
  * "Performance").
  */
 import { useEffect, useState } from 'preact/hooks';
@@ -17,8 +17,8 @@ import type { AlertView } from '../../common/api/alerts.js';
 import type { AlertsEvent, NodeSummaryPatch, NodesEvent } from '../../common/api/events.js';
 import type { NodeSummary } from '../../common/api/nodes.js';
 
-/** Node watchers called per task: each re-renders one small view (a chassis cell, ~20 µs). */
-export const WATCH_SLICE = 200;
+/** Node watchers called per task and frame: each re-renders one small view (a chassis cell). */
+export const WATCH_SLICE = 100;
 
 /** Whether the page is receiving live updates. */
 export type LiveState = 'connecting' | 'live' | 'down';
@@ -218,8 +218,12 @@ export class LiveStore {
         for (const fn of set) fn();
         if (++n >= WATCH_SLICE) break;
       }
-      if (this.dirty.size > 0) window.setTimeout(step, 0);
-      else this.flushing = false;
+      if (this.dirty.size === 0) this.flushing = false;
+      // The next slice after the next frame: each frame lays out and paints one slice of cells
+      // (1,000 changed cells in one frame are ~85 ms of layout and paint). A hidden page has no
+      // frames: plain tasks then.
+      else if (document.hidden) window.setTimeout(step, 0);
+      else requestAnimationFrame(() => window.setTimeout(step, 0));
     };
     this.flushing = true;
     step();
