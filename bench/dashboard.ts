@@ -175,10 +175,18 @@ const longTasks = async (view: string) => {
   const maxWall = Math.max(0, ...tasks.map((e) => (e.dur ?? 0) / 1000));
   const maxCpu = Math.max(0, ...tasks.map((e) => (e.tdur ?? 0) / 1000));
   if (process.env.BENCH_TRACE_DEBUG) {
-    const top = tasks.sort((a, b) => (b.tdur ?? 0) - (a.tdur ?? 0)).slice(0, 3) as unknown as { ts: number; dur: number; tdur: number }[];
+    const top = tasks.sort((a, b) => (b.tdur ?? 0) - (a.tdur ?? 0)).slice(0, 3) as unknown as {
+      ts: number;
+      dur: number;
+      tdur: number;
+    }[];
     for (const t of top) {
-      const inner = (trace.traceEvents as unknown as { name: string; ph: string; tid: number; ts: number; dur?: number }[])
-        .filter((e) => e.tid === main!.tid && e.ph === 'X' && e.ts >= t.ts && e.ts <= t.ts + t.dur && (e.dur ?? 0) > 3000)
+      const inner = (
+        trace.traceEvents as unknown as { name: string; ph: string; tid: number; ts: number; dur?: number }[]
+      )
+        .filter(
+          (e) => e.tid === main!.tid && e.ph === 'X' && e.ts >= t.ts && e.ts <= t.ts + t.dur && (e.dur ?? 0) > 3000,
+        )
         .map((e) => `${e.name} ${Math.round((e.dur ?? 0) / 1000)}`);
       console.error(view, Math.round(t.dur / 1000), Math.round(t.tdur / 1000), inner.join(', '));
     }
