@@ -58,6 +58,7 @@ export const TEST_TELEMETRY_CONFIG = {
     buffer_points: 100,
     timeout_ms: 100,
     retry_max_ms: 100,
+    query: { max_points: 1000, timeout_ms: 1000, max_concurrent: 2, max_reply_bytes: 1 << 20 },
   },
 };
 

@@ -26,6 +26,7 @@ import {
   toLine,
 } from './points.js';
 import { RecentHistory, type RecentView } from './recent.js';
+import { type FetchLike, SeriesReader, seriesMetrics } from './series.js';
 import { influxMetrics, PointShipper, type PointWriter } from './shipper.js';
 
 export type { NodeTags } from './points.js';
@@ -55,12 +56,15 @@ export class Telemetry {
   private drainTimer: NodeJS.Immediate | null = null;
   private readonly rl: RateLimitedLog;
   private readonly url: string;
+  /** Reads nodes' series back from InfluxDB (GET /api/v1/nodes/:id/series); null when InfluxDB is off. */
+  readonly series: SeriesReader | null;
 
   /**
    * @param cfg the telemetry section of the manager config
    * @param registry Prometheus registry for the muster_manager_influx_* metrics
    * @param now the clock (ms since the epoch): the window of the recent history
    * @param writer where points go instead of InfluxDB (tests)
+   * @param queryFetch the fetch of series queries instead of the real one (tests)
    */
   constructor(
     private readonly cfg: ManagerConfig['telemetry'],
@@ -68,12 +72,14 @@ export class Telemetry {
     registry: Registry,
     private readonly now: () => number = Date.now,
     writer?: PointWriter<string>,
+    queryFetch?: FetchLike,
   ) {
     this.rl = new RateLimitedLog(log);
     this.url = redactUrl(cfg.influxdb.url);
     this.history = new RecentHistory(cfg.recent.window_ms, cfg.recent.max_samples, now);
     const metrics = influxMetrics(registry, () => this.buffered());
     const i = cfg.influxdb;
+    this.series = i.enabled ? new SeriesReader(i, i.query, seriesMetrics(registry), queryFetch) : null;
     this.shipper = i.enabled
       ? new PointShipper(
           {

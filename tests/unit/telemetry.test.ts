@@ -33,6 +33,7 @@ function cfg(enabled: boolean, over: Partial<ManagerConfig['telemetry']['influxd
       buffer_points: 10_000,
       timeout_ms: 1000,
       retry_max_ms: 100,
+      query: { max_points: 1000, timeout_ms: 1000, max_concurrent: 2, max_reply_bytes: 1 << 20 },
       ...over,
     },
   };
