@@ -1,6 +1,6 @@
 /**
  * Manager scale: memory (RSS, V8 heap used) and CPU of a real manager holding N boards, for
- * N = 100, 1,000 and 5,000 simulated boards (bench/fleet.ts) reporting on the default intervals
+ * N = 100, 1,000, 5,000 and 10,000 simulated boards (bench/fleet.ts) reporting on the default intervals
  * (heartbeat every 2 s, resource every 5 s, the reply window the manager suggests). A fresh
  * manager per N; once every board is online with a resource report, a window of `seconds`
  * (default 20) measures:
@@ -10,12 +10,14 @@
  *   - reports stored (ingested counter deltas) against reports the fleet had answered 200
  * Reported per 1,000 boards and as growth against the 100-board figure: the ratio X(N) / X(100),
  * and the marginal cost (X(N) − X(100)) per 1,000 extra boards.
- *   node --import tsx bench/manager-scale.ts [--sizes 100,1000,5000] [--seconds 20]
+ *   node --import tsx bench/manager-scale.ts [--sizes 100,1000,5000,10000] [--seconds 20]
+ * (MUSTER_BENCH_PROFILE_DIR=dir: each manager also writes a CPU profile there, bench/common.ts withProfiling.)
  */
 import { parseArgs } from 'node:util';
 import {
   contentionMeter,
   cpuMeter,
+  cpuSeconds,
   ensureOpenFiles,
   freeMulticastPort,
   freePort,
@@ -29,6 +31,7 @@ import {
   progress,
   removeDir,
   rssSampler,
+  selfCpuMeter,
   sleep,
   startManager,
   tempDir,
@@ -72,6 +75,11 @@ export interface ScalePoint {
    * board's heartbeat and resource report stored by it, and the fleet failures meanwhile. */
   restartMs: number;
   restartFailed: number;
+  /** From the process start to every board online: the manager's CPU and the fleet process's CPU
+   * (% of one core) and the fleet's event-loop delay p99 (ms): which side ran out first. */
+  startupManagerCpu: number;
+  startupFleetCpu: number;
+  startupFleetLoopP99: number;
   /** Fleet-side failures by kind (error code or HTTP status). */
   failures: Record<string, number>;
   /** jitter_ms of the latest heartbeat query. */
@@ -93,7 +101,10 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
     const started = performance.now();
+    fleet.eventLoop(true);
+    const fleetCpu = selfCpuMeter();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir });
+    const startCpu = cpuSeconds(mgr.child.pid);
     const base = mgr.base;
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -104,6 +115,9 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       await sleep(250);
     }
     const startupMs = performance.now() - started;
+    const startupManagerCpu = ((cpuSeconds(mgr.child.pid) - startCpu) / (startupMs / 1000)) * 100;
+    const startupFleetCpu = fleetCpu.stop();
+    const startupFleetLoopP99 = fleet.eventLoop(true).p99;
     const startupFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     await sleep(1000);
     const failedBefore = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
@@ -151,6 +165,9 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       n,
       startupTargetMs: 2 * HEARTBEAT_INTERVAL_MS + jitterMs + 1000,
       startupFailed,
+      startupManagerCpu,
+      startupFleetCpu,
+      startupFleetLoopP99,
       restartMs,
       restartFailed,
       rss: r.mean,
@@ -174,7 +191,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
 
 /** Runs the scale benchmark. */
 export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
-  const sizes = o.sizes ?? [100, 1000, 5000];
+  const sizes = o.sizes ?? [100, 1000, 5000, 10_000];
   const seconds = o.seconds ?? 20;
   const seed = o.seed ?? 1;
   const points: ScalePoint[] = [];
@@ -199,6 +216,9 @@ export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
         startupMs: Number.NaN,
         startupTargetMs: Number.NaN,
         startupFailed: 0,
+        startupManagerCpu: Number.NaN,
+        startupFleetCpu: Number.NaN,
+        startupFleetLoopP99: Number.NaN,
         restartMs: Number.NaN,
         restartFailed: 0,
         failures: {},
@@ -243,7 +263,8 @@ export function formatScale(r: ScaleResult): string {
         `(target ≤ ${fx(p.startupTargetMs / 1000, 1)} s = 2 heartbeat rounds + ${p.jitterMs} ms window + 1 s, 0 failures: ` +
         `${p.startupMs <= p.startupTargetMs && p.startupFailed === 0 ? 'met' : 'NOT met'}); ` +
         `restart with ${p.n} known boards: every board stored ${fx(p.restartMs / 1000, 1)} s after the process start, ` +
-        `${p.restartFailed} failures (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'})`,
+        `${p.restartFailed} failures (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
+        `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
     );
@@ -253,7 +274,7 @@ export function formatScale(r: ScaleResult): string {
 
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({
-    options: { sizes: { type: 'string', default: '100,1000,5000' }, seconds: { type: 'string', default: '20' } },
+    options: { sizes: { type: 'string', default: '100,1000,5000,10000' }, seconds: { type: 'string', default: '20' } },
   });
   runScale({ sizes: values.sizes.split(',').map(Number), seconds: Number(values.seconds) })
     .then((r) => {
