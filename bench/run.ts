@@ -168,11 +168,16 @@ function render(
           `it spends ${fx(ig.manager.cpuUsPerReport, 0)} µs of CPU per report against ${fx(ig.bare.cpuUsPerReport, 0)} µs for parse-only ` +
           `(other processes: ${fx(ig.othersCores, 2)} cores). The report routes no longer go through fastify (the lean path, ` +
           'manager/routes/reports-lean.ts); what is left beyond the bare server is the validation of ~190 fields, the registry, components, ' +
-          'alerts and recent-history work on each report, and the garbage collection of the reports it keeps (each board\'s last report ' +
+          "alerts and recent-history work on each report, and the garbage collection of the reports it keeps (each board's last report " +
           'is held, so every parsed report survives until the next one and is collected in the old generation, where the bare server ' +
           'drops it young). See the profile below.',
       );
-    notes.push(...profileNotes(meta.profiles?.ingest, 'the ingest benchmark (both sides; the manager idles during the bare slices)'));
+    notes.push(
+      ...profileNotes(
+        meta.profiles?.ingest,
+        'the ingest benchmark (both sides; the manager idles during the bare slices)',
+      ),
+    );
   } else if (r.errors.ingest) notes.push(`- **Ingest not measured**: ${r.errors.ingest}`);
 
   // --- round ---
@@ -368,7 +373,7 @@ function render(
                 ? 'the fleet process, one core playing every agent, ran out of CPU first: its reports left late and timed out at the agents.'
                 : p.startupManagerCpu >= 90
                   ? "the manager's event loop ran out of CPU first (one core): reports queued in its accept and socket buffers past the agents' 2 s timeout."
-                  : 'neither process saturated a core: the shared machine (other load) and the kernel\'s accept queue limit it.'
+                  : "neither process saturated a core: the shared machine (other load) and the kernel's accept queue limit it."
             }`,
         );
     }
@@ -385,7 +390,9 @@ function render(
         load: last.othersCores,
       });
     }
-    notes.push(...profileNotes(meta.profiles?.scale, 'the scale benchmark (start, steady state and restart, every size)'));
+    notes.push(
+      ...profileNotes(meta.profiles?.scale, 'the scale benchmark (start, steady state and restart, every size)'),
+    );
   } else if (r.errors.scale) notes.push(`- **Manager scale not measured**: ${r.errors.scale}`);
 
   // --- placement ---
