@@ -231,7 +231,14 @@ export function withProfiling(argv: string[]): string[] {
   const dir = process.env.MUSTER_BENCH_PROFILE_DIR;
   if (!dir) return argv;
   mkdirSync(dir, { recursive: true });
-  return [argv[0] as string, '--cpu-prof', `--cpu-prof-dir=${dir}`, '--heapsnapshot-signal=SIGUSR2', ...argv.slice(1)];
+  return [
+    argv[0] as string,
+    '--cpu-prof',
+    `--cpu-prof-dir=${dir}`,
+    '--heapsnapshot-signal=SIGUSR2',
+    `--diagnostic-dir=${dir}`,
+    ...argv.slice(1),
+  ];
 }
 
 export async function startManager(opts: {

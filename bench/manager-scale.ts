@@ -13,6 +13,8 @@
  *   node --import tsx bench/manager-scale.ts [--sizes 100,1000,5000,10000] [--seconds 20]
  * (MUSTER_BENCH_PROFILE_DIR=dir: each manager also writes a CPU profile there, bench/common.ts withProfiling.)
  */
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   contentionMeter,
@@ -37,6 +39,7 @@ import {
   tempDir,
 } from './common.js';
 import { startFleet } from './fleet.js';
+import { formatHeap, summariseHeap } from './heap-top.js';
 
 /** The manager's default heartbeat round (query.heartbeat_interval_ms), ms. */
 const HEARTBEAT_INTERVAL_MS = 2000;
@@ -80,6 +83,8 @@ export interface ScalePoint {
   startupManagerCpu: number;
   startupFleetCpu: number;
   startupFleetLoopP99: number;
+  /** With --profile (MUSTER_BENCH_PROFILE_DIR): the top of a heap snapshot taken after the window (bench/heap-top.ts). */
+  heap?: string;
   /** Fleet-side failures by kind (error code or HTTP status). */
   failures: Record<string, number>;
   /** jitter_ms of the latest heartbeat query. */
@@ -92,6 +97,33 @@ export interface ScalePoint {
 export interface ScaleResult {
   seconds: number;
   points: ScalePoint[];
+}
+
+/**
+ * With MUSTER_BENCH_PROFILE_DIR set (the manager runs with --heapsnapshot-signal=SIGUSR2 and its
+ * --diagnostic-dir there): asks manager `pid` for a heap snapshot and summarises it; undefined otherwise
+ * or when none came within 120 s.
+ */
+async function heapSnapshot(pid: number): Promise<string | undefined> {
+  const dir = process.env.MUSTER_BENCH_PROFILE_DIR;
+  if (!dir) return undefined;
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  let last = -1;
+  for (const until = Date.now() + 120_000; Date.now() < until; ) {
+    await sleep(1000);
+    const f = readdirSync(dir).find((x) => x.endsWith('.heapsnapshot') && !before.has(x) && x.includes(`.${pid}.`));
+    if (!f) continue;
+    const size = statSync(path.join(dir, f)).size;
+    if (size > 0 && size === last) {
+      await sleep(1000);
+      const h = summariseHeap(path.join(dir, f));
+      rmSync(path.join(dir, f)); // hundreds of MB: the summary is what is kept
+      return formatHeap(h, 12);
+    }
+    last = size;
+  }
+  return undefined;
 }
 
 async function measure(n: number, seconds: number, seed: number): Promise<ScalePoint> {
@@ -137,6 +169,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     // Reports already answered are stored; let the ones under way finish before comparing.
     await fleet.idle(10_000).catch(() => undefined);
     const m1 = ingested(await getText(`${base}/metrics`));
+    const heap = await heapSnapshot(mgr.child.pid);
     // The same fleet, now known: the manager restarted on its data_dir.
     const jitterMs = fleet.counters.last['/heartbeat']?.jitter_ms ?? 0;
     const password = mgr.password;
@@ -168,6 +201,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       startupManagerCpu,
       startupFleetCpu,
       startupFleetLoopP99,
+      ...(heap ? { heap } : {}),
       restartMs,
       restartFailed,
       rss: r.mean,
@@ -268,6 +302,7 @@ export function formatScale(r: ScaleResult): string {
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
     );
+    if (p.heap) lines.push(...p.heap.split('\n').map((l) => `    ${l}`));
   }
   return lines.join('\n');
 }
