@@ -169,6 +169,9 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     // Reports already answered are stored; let the ones under way finish before comparing.
     await fleet.idle(10_000).catch(() => undefined);
     const m1 = ingested(await getText(`${base}/metrics`));
+    // Compared with m1: the restart below adds answers of the next manager.
+    const answered = fleet.counters.ok['/heartbeat'] + fleet.counters.ok['/resource'];
+    const failedBeforeRestart = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     const heap = await heapSnapshot(mgr.child.pid);
     // The same fleet, now known: the manager restarted on its data_dir.
     const jitterMs = fleet.counters.last['/heartbeat']?.jitter_ms ?? 0;
@@ -208,8 +211,8 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       heapUsed: heaps.reduce((a, b) => a + b, 0) / Math.max(1, heaps.length),
       cpuPercent,
       stored: m1,
-      answered: fleet.counters.ok['/heartbeat'] + fleet.counters.ok['/resource'],
-      failed: fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'],
+      answered,
+      failed: failedBeforeRestart,
       failedInWindow,
       startupMs,
       failures: Object.fromEntries(fleet.counters.errors),
