@@ -78,6 +78,8 @@ export interface ScalePoint {
    * board's heartbeat and resource report stored by it, and the fleet failures meanwhile. */
   restartMs: number;
   restartFailed: number;
+  /** The restart's fleet failures by kind. */
+  restartFailures?: Record<string, number>;
   /** From the process start to every board online: the manager's CPU and the fleet process's CPU
    * (% of one core) and the fleet's event-loop delay p99 (ms): which side ran out first. */
   startupManagerCpu: number;
@@ -182,6 +184,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     await sleep(jitterMs + 500);
     await fleet.idle(10_000).catch(() => undefined);
     const failedStop = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+    const errorsStop = new Map(fleet.counters.errors);
     const restarted = performance.now();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir, password });
     let restartMs = Number.NaN;
@@ -197,6 +200,8 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       await sleep(100);
     }
     const restartFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedStop;
+    const restartFailures: Record<string, number> = {};
+    for (const [k, v] of fleet.counters.errors) if (v > (errorsStop.get(k) ?? 0)) restartFailures[k] = v - (errorsStop.get(k) ?? 0);
     return {
       n,
       startupTargetMs: 2 * HEARTBEAT_INTERVAL_MS + jitterMs + 1000,
@@ -207,6 +212,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       ...(heap ? { heap } : {}),
       restartMs,
       restartFailed,
+      restartFailures,
       rss: r.mean,
       heapUsed: heaps.reduce((a, b) => a + b, 0) / Math.max(1, heaps.length),
       cpuPercent,
@@ -300,7 +306,7 @@ export function formatScale(r: ScaleResult): string {
         `(target ≤ ${fx(p.startupTargetMs / 1000, 1)} s = 2 heartbeat rounds + ${p.jitterMs} ms window + 1 s, 0 failures: ` +
         `${p.startupMs <= p.startupTargetMs && p.startupFailed === 0 ? 'met' : 'NOT met'}); ` +
         `restart with ${p.n} known boards: every board stored ${fx(p.restartMs / 1000, 1)} s after the process start, ` +
-        `${p.restartFailed} failures (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
+        `${p.restartFailed} failures${p.restartFailed ? ` ${JSON.stringify(p.restartFailures ?? {})}` : ''} (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
         `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
