@@ -201,7 +201,8 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     }
     const restartFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedStop;
     const restartFailures: Record<string, number> = {};
-    for (const [k, v] of fleet.counters.errors) if (v > (errorsStop.get(k) ?? 0)) restartFailures[k] = v - (errorsStop.get(k) ?? 0);
+    for (const [k, v] of fleet.counters.errors)
+      if (v > (errorsStop.get(k) ?? 0)) restartFailures[k] = v - (errorsStop.get(k) ?? 0);
     return {
       n,
       startupTargetMs: 2 * HEARTBEAT_INTERVAL_MS + jitterMs + 1000,
