@@ -23,6 +23,7 @@ import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { OffsetReply, PutReply } from '../../common/files.js';
+import { chunkReleaser } from '../../common/gc.js';
 import type { Logger } from '../../common/log.js';
 import { FileRefusal, lstatOrNull, type Roots } from './paths.js';
 
@@ -55,6 +56,9 @@ export interface PutSpec extends UploadSpec {
   /** Numeric owner; default the agent's user. */
   owner?: { uid: number; gid: number };
 }
+
+/** Bytes buffered between the socket and the partial file (a few socket chunks), bytes. */
+const WRITE_HIGH_WATER = 1 << 20;
 
 /** The marker of partial files in their names. */
 export const PART_MARK = '.muster-part-';
@@ -256,34 +260,43 @@ export class Uploads {
     }
     let received = 0;
     const want = s.size - s.offset;
+    // One timer for the idle bound, not one per chunk: it checks when the last byte came and
+    // sleeps again for the rest of the bound.
+    const idleMs = this.limits.idle_timeout_ms;
+    let lastByte = performance.now();
     let idle: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(idle);
-      idle = setTimeout(
-        () =>
-          body.destroy(
-            new FileRefusal('bad_request', `no data for ${this.limits.idle_timeout_ms} ms (files.idle_timeout_ms)`),
-          ),
-        this.limits.idle_timeout_ms,
-      );
+    const check = () => {
+      const quiet = performance.now() - lastByte;
+      if (quiet >= idleMs)
+        body.destroy(new FileRefusal('bad_request', `no data for ${idleMs} ms (files.idle_timeout_ms)`));
+      else idle = setTimeout(check, idleMs - quiet + 1);
     };
+    idle = setTimeout(check, idleMs);
     const onBytes = this.onBytes;
     const count = new Transform({
+      // Room for a few socket chunks, so reading and writing overlap.
+      highWaterMark: WRITE_HIGH_WATER,
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
         if (received > want) return cb(new FileRefusal('bad_request', `the body is longer than ${want} bytes`));
         hash.update(chunk);
         onBytes(chunk.length);
-        arm();
+        lastByte = performance.now();
+        chunkReleaser.add(chunk.length);
         cb(null, chunk);
       },
     });
-    arm();
     try {
       await pipeline(
         body,
         count,
-        createWriteStream(part, { flags: s.offset === 0 ? 'w' : 'r+', start: s.offset, mode: 0o600 }),
+        // A large high-water mark lets the chunks that came during one write go out in one writev.
+        createWriteStream(part, {
+          flags: s.offset === 0 ? 'w' : 'r+',
+          start: s.offset,
+          mode: 0o600,
+          highWaterMark: WRITE_HIGH_WATER,
+        }),
       );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {

@@ -13,6 +13,7 @@ import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { PushNode, PushRecord, RemoveReply } from '../../common/api/files.js';
+import { chunkReleaser } from '../../common/gc.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentClient, AgentTarget, FileCall } from '../agents/client.js';
 import type { NodeRegistry } from '../registry.js';
@@ -289,6 +290,7 @@ export class Pusher {
           transform(c: Buffer, _e, cb) {
             n.bytes += c.length;
             metrics.bytes(c.length);
+            chunkReleaser.add(c.length);
             cb(null, c);
           },
         }),

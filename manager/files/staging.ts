@@ -14,6 +14,7 @@ import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Upload } from '../../common/api/files.js';
+import { chunkReleaser } from '../../common/gc.js';
 import type { Logger } from '../../common/log.js';
 
 /** The staging limits (manager `files.*`). */
@@ -132,6 +133,7 @@ export class Staging {
             );
         }
         hash.update(chunk);
+        chunkReleaser.add(chunk.length);
         cb(null, chunk);
       },
     });
