@@ -25,7 +25,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -38,9 +38,11 @@ import {
   contentionMeter,
   fx,
   isMain,
+  machine,
   mib,
   musterBinary,
   progress,
+  ROOT,
   rssBytes,
   sets,
   sleep,
@@ -308,6 +310,8 @@ async function inner(cfg: {
   direct: boolean;
 }): Promise<FilesPushResult> {
   const { dir, agents, rounds, direct } = cfg;
+  // One exit listener per child process (testkit/process.ts).
+  process.setMaxListeners(64);
   const size = cfg.sizeMiB * MIB;
   const boards = Array.from({ length: agents }, (_, i) => `b${i + 1}`);
   const ipOf = (i: number) => `${SUBNET_BASE}${i + 2}`;
@@ -586,6 +590,41 @@ export function formatFilesPush(r: FilesPushResult): string {
   return lines.join('\n');
 }
 
+/** The RESULTS.md section of a run: a dated heading, the machine note, the figures. */
+export function filesPushSection(r: FilesPushResult, at: Date): string {
+  const m = machine();
+  return [
+    `${SECTION_HEAD} (${at.toISOString()})`,
+    '',
+    `Run on its own (\`node --import tsx bench/files-push.ts --results\`) on ${m.cpu}, ${m.cores} cores, ${m.memory}, ${m.node}. ` +
+      'The machine is shared with other work (other engineers\' tests and benchmarks run on it): the "others" figure of ' +
+      'each pass is the CPU they used meanwhile, and both sides of the ratio were measured in the same run, alternating.',
+    '',
+    '```',
+    formatFilesPush(r),
+    '```',
+    '',
+  ].join('\n');
+}
+
+const SECTION_HEAD = '## Files push: 8 agents in network namespaces';
+
+/** Replaces (or appends) the files-push section of bench/RESULTS.md. */
+function writeResultsSection(r: FilesPushResult, at: Date): void {
+  const file = path.join(ROOT, 'bench', 'RESULTS.md');
+  const text = readFileSync(file, 'utf8');
+  const start = text.indexOf(SECTION_HEAD);
+  const section = filesPushSection(r, at);
+  let out: string;
+  if (start < 0) out = `${text.trimEnd()}\n\n${section}`;
+  else {
+    const next = text.indexOf('\n## ', start + SECTION_HEAD.length);
+    out = `${text.slice(0, start)}${section}${next < 0 ? '' : text.slice(next + 1)}`;
+  }
+  writeFileSync(file, out);
+  progress(`wrote the files-push section of ${path.relative(process.cwd(), file)}`);
+}
+
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({
     options: {
@@ -593,6 +632,7 @@ if (isMain(import.meta.url)) {
       'size-mib': { type: 'string' },
       agents: { type: 'string' },
       rounds: { type: 'string' },
+      results: { type: 'boolean', default: false },
     },
   });
   const run = values.inner
@@ -601,7 +641,10 @@ if (isMain(import.meta.url)) {
         sizeMiB: Number(values['size-mib'] ?? 256),
         agents: Number(values.agents ?? 8),
         rounds: Number(values.rounds ?? 2),
-      }).then((r) => process.stdout.write(`${formatFilesPush(r)}\n`));
+      }).then((r) => {
+        process.stdout.write(`${formatFilesPush(r)}\n`);
+        if (values.results) writeResultsSection(r, new Date());
+      });
   run.then(
     () => process.exit(0),
     (err: Error) => {
