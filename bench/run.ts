@@ -4,6 +4,7 @@
  * target met or its gap with what limits it.
  *   npm run bench                      (make bench)
  *   npm run bench -- --only ingest,round
+ *   npm run bench -- --only files       (needs root: network namespaces, tmpfs)
  *   npm run bench -- --quick           shorter windows, prints only (RESULTS.md untouched unless --out)
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -22,13 +23,14 @@ import {
   waitForQuiet,
 } from './common.js';
 import { type ExecFanoutResult, formatExecFanout, runExecFanout } from './exec-fanout.js';
+import { FILES_TARGET, type FilesPushResult, formatFilesPush, runFilesPush } from './files-push.js';
 import { selfCheck } from './fleet.js';
 import { formatIngest, type IngestResult, runIngest } from './ingest.js';
 import { formatScale, growth, runScale, type ScaleResult } from './manager-scale.js';
 import { formatPlacement, type PlacementResult, runPlacement } from './placement.js';
 import { formatRound, type RoundResult, type RoundSide, runRound } from './round.js';
 
-const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec'] as const;
+const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec', 'files'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 /** Targets (the Target column of bench/README.md). */
@@ -53,6 +55,7 @@ interface Results {
   scale?: ScaleResult;
   placement?: PlacementResult;
   exec?: ExecFanoutResult;
+  files?: FilesPushResult;
   errors: Partial<Record<BenchName, string>>;
 }
 
@@ -356,6 +359,31 @@ function render(
     );
   } else if (r.errors.exec) notes.push(`- **Exec fan-out not measured**: ${r.errors.exec}`);
 
+  // --- files ---
+  const fpu = r.files;
+  if (fpu) {
+    const agentGrowth = Math.max(...fpu.rss.agents.map((a) => a.max - a.idle));
+    const mgrGrowth = fpu.rss.manager.max - fpu.rss.manager.idle;
+    rows.push(
+      {
+        what: `f. files push: ${mib(fpu.bytes)} to ${fpu.agents} agents in namespaces, aggregate throughput`,
+        measured: `${fx(fpu.muster.mibPerS, 0)} MiB/s`,
+        baseline: `${fx(fpu.bare.mibPerS, 0)} MiB/s (plain node:http PUTs, same concurrency)`,
+        ratio: fx(fpu.ratio, 2),
+        target: `≥ ${FILES_TARGET.ratio}`,
+        met: yes(fpu.ratio >= FILES_TARGET.ratio && fpu.hashesOk),
+      },
+      {
+        what: 'f. files push: RSS growth over idle, manager / largest agent',
+        measured: `+${mib(mgrGrowth)} / +${mib(agentGrowth)}`,
+        baseline: `idle ${mib(fpu.rss.manager.idle)} / ${mib(Math.max(...fpu.rss.agents.map((a) => a.idle)))}`,
+        ratio: '—',
+        target: `each ≤ +${mib(FILES_TARGET.rssSlackBytes)}`,
+        met: yes(mgrGrowth <= FILES_TARGET.rssSlackBytes && agentGrowth <= FILES_TARGET.rssSlackBytes),
+      },
+    );
+  } else if (r.errors.files) notes.push(`- **Files push not measured**: ${r.errors.files}`);
+
   const sections: string[] = [];
   if (ig) sections.push('### a. Ingest', '```', formatIngest(ig), '```');
   if (rd) sections.push('### b. Round latency', '```', formatRound(rd), '```');
@@ -376,6 +404,7 @@ function render(
   }
 
   if (pl) sections.push('### e. Placement and reconcile', '```', formatPlacement(pl), '```');
+  if (fpu) sections.push('### f. Files push', '```', formatFilesPush(fpu), '```');
 
   return `# muster benchmark results
 
@@ -480,6 +509,11 @@ async function main(): Promise<void> {
     formatPlacement,
   );
   r.exec = await attempt('exec', () => runExecFanout({ n: 1000, lineSeconds: quick ? 2 : 5 }), formatExecFanout);
+  r.files = await attempt(
+    'files',
+    () => runFilesPush(quick ? { sizeMiB: 64, agents: 8, rounds: 1 } : { sizeMiB: 256, agents: 8, rounds: 2 }),
+    formatFilesPush,
+  );
 
   const md = render(r, { started, ms: performance.now() - t0, quietOthers, fileLimit, check });
   if (out) {
