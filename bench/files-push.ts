@@ -585,7 +585,7 @@ export function formatFilesPush(r: FilesPushResult): string {
     `  RSS manager idle ${mib(r.rss.manager.idle)}, max during pushes ${mib(r.rss.manager.max)} (+${mib(mgrGrowth)}); ` +
       `agents idle ${mib(Math.min(...r.rss.agents.map((a) => a.idle)))}..${mib(Math.max(...r.rss.agents.map((a) => a.idle)))}, largest growth +${mib(worstAgent)} ` +
       `(target ≤ +${mib(FILES_TARGET.rssSlackBytes)}: ${mgrGrowth <= FILES_TARGET.rssSlackBytes && worstAgent <= FILES_TARGET.rssSlackBytes ? 'met' : 'NOT met'})`,
-    `  CPU seconds: muster passes manager ${fx(r.cpu.manager, 1)} s + agents ${fx(r.cpu.agents, 1)} s; bare passes sender ${fx(r.cpu.bareSender, 1)} s + receivers ${fx(r.cpu.bareReceivers, 1)} s; other processes ${fx(r.othersCores, 2)} cores`,
+    `  CPU seconds: muster passes manager ${fx(r.cpu.manager, 1)} s + agents ${fx(r.cpu.agents, 1)} s; agents-alone passes ${fx(r.cpu.agentsDirect, 1)} s; bare passes sender ${fx(r.cpu.bareSender, 1)} s + receivers ${fx(r.cpu.bareReceivers, 1)} s; other processes ${fx(r.othersCores, 2)} cores`,
   ];
   return lines.join('\n');
 }
