@@ -87,7 +87,7 @@ export function filesRefusedCounter(metrics: Registry): Counter<'reason'> {
 /** Registers the file routes. */
 export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (app, o) => {
   const refused = filesRefusedCounter(o.metrics);
-  for (const r of ['too_large', 'no_space', 'bad_request', 'not_found', 'node_offline', 'agent_unreachable'])
+  for (const r of ['too_large', 'no_space', 'bad_request', 'stalled', 'not_found', 'node_offline', 'agent_unreachable'])
     refused.inc({ reason: r }, 0);
   const fail = (reply: FastifyReply, err: unknown) => {
     if (err instanceof FilesRefused || err instanceof UploadRefused) refused.inc({ reason: err.code });
