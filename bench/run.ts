@@ -4,6 +4,7 @@
  * target met or its gap with what limits it.
  *   npm run bench                      (make bench)
  *   npm run bench -- --only ingest,round
+ *   npm run bench -- --only files       (needs root: network namespaces, tmpfs)
  *   npm run bench -- --quick           shorter windows, prints only (RESULTS.md untouched unless --out)
  *   npm run bench -- --profile         also CPU-profile the managers (ingest, scale) into /tmp and summarise them
  */
@@ -24,6 +25,7 @@ import {
   waitForQuiet,
 } from './common.js';
 import { type ExecFanoutResult, formatExecFanout, runExecFanout } from './exec-fanout.js';
+import { FILES_TARGET, type FilesPushResult, formatFilesPush, runFilesPush } from './files-push.js';
 import { selfCheck } from './fleet.js';
 import { formatIngest, type IngestResult, runIngest } from './ingest.js';
 import { formatScale, growth, runScale, type ScaleResult } from './manager-scale.js';
@@ -32,7 +34,7 @@ import { summarise } from './profile-top.js';
 import { formatRound, type RoundResult, type RoundSide, runRound } from './round.js';
 import { formatWsScale, runWsScale, type WsScaleResult } from './ws-scale.js';
 
-const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec', 'wsscale'] as const;
+const BENCHES = ['ingest', 'round', 'footprint', 'scale', 'placement', 'exec', 'wsscale', 'files'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 /** Targets (the Target column of bench/README.md). */
@@ -66,6 +68,7 @@ interface Results {
   placement?: PlacementResult;
   exec?: ExecFanoutResult;
   wsscale?: WsScaleResult;
+  files?: FilesPushResult;
   errors: Partial<Record<BenchName, string>>;
 }
 
@@ -489,6 +492,31 @@ function render(
     );
   } else if (r.errors.wsscale) notes.push(`- **WebSocket link scale not measured**: ${r.errors.wsscale}`);
 
+  // --- files ---
+  const fpu = r.files;
+  if (fpu) {
+    const agentGrowth = Math.max(...fpu.rss.agents.map((a) => a.max - a.idle));
+    const mgrGrowth = fpu.rss.manager.max - fpu.rss.manager.idle;
+    rows.push(
+      {
+        what: `g. files push: ${mib(fpu.bytes)} to ${fpu.agents} agents in namespaces, aggregate throughput`,
+        measured: `${fx(fpu.muster.mibPerS, 0)} MiB/s`,
+        baseline: `${fx(fpu.bare.mibPerS, 0)} MiB/s (plain node:http PUTs, same concurrency)`,
+        ratio: fx(fpu.ratio, 2),
+        target: `≥ ${FILES_TARGET.ratio}`,
+        met: yes(fpu.ratio >= FILES_TARGET.ratio && fpu.hashesOk),
+      },
+      {
+        what: 'g. files push: RSS growth over idle, manager / largest agent',
+        measured: `+${mib(mgrGrowth)} / +${mib(agentGrowth)}`,
+        baseline: `idle ${mib(fpu.rss.manager.idle)} / ${mib(Math.max(...fpu.rss.agents.map((a) => a.idle)))}`,
+        ratio: '—',
+        target: `each ≤ +${mib(FILES_TARGET.rssSlackBytes)}`,
+        met: yes(mgrGrowth <= FILES_TARGET.rssSlackBytes && agentGrowth <= FILES_TARGET.rssSlackBytes),
+      },
+    );
+  } else if (r.errors.files) notes.push(`- **Files push not measured**: ${r.errors.files}`);
+
   const sections: string[] = [];
   if (ig) sections.push('### a. Ingest', '```', formatIngest(ig), '```');
   if (rd) sections.push('### b. Round latency', '```', formatRound(rd), '```');
@@ -510,6 +538,7 @@ function render(
 
   if (pl) sections.push('### e. Placement and reconcile', '```', formatPlacement(pl), '```');
   if (ws) sections.push('### f. WebSocket node link at scale', '```', formatWsScale(ws), '```');
+  if (fpu) sections.push('### g. Files push', '```', formatFilesPush(fpu), '```');
 
   return `# muster benchmark results
 
@@ -636,6 +665,11 @@ async function main(): Promise<void> {
     'wsscale',
     () => runWsScale(quick ? { n: 1000, heartbeatMs: 5000 } : { n: 5000, heartbeatMs: 30_000 }),
     formatWsScale,
+  );
+  r.files = await attempt(
+    'files',
+    () => runFilesPush(quick ? { sizeMiB: 64, agents: 8, rounds: 1 } : { sizeMiB: 256, agents: 8, rounds: 2 }),
+    formatFilesPush,
   );
 
   const md = render(r, { started, ms: performance.now() - t0, quietOthers, fileLimit, check, profiles });

@@ -260,7 +260,7 @@ export const ManagerConfigSchema = Strict({
     retry_backoff_max_ms: Millis('longest wait between retries', 0),
     request_timeout_ms: Millis("time limit of an agent's offset, list or delete answer", 100),
     stall_timeout_ms: Millis(
-      'a transfer to or from a board that moves no byte this long is aborted (then resumed)',
+      'a transfer to or from a board that moves no byte this long is aborted (then resumed); an upload to the manager that sends nothing this long is dropped (408 stalled)',
       100,
     ),
     screen_timeout_ms: Millis('time limit of one screen capture', 100),

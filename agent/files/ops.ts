@@ -4,8 +4,8 @@
  * parent and remove the entry itself (a symlink is removed, not followed), a directory only with
  * the explicit recursive flag; a root itself is never deleted.
  */
-import { createReadStream, type ReadStream } from 'node:fs';
-import { lstat, opendir, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { constants, type ReadStream } from 'node:fs';
+import { type FileHandle, lstat, open, opendir, readlink, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { DeleteReply, ListEntry, ListReply } from '../../common/files.js';
 import { FileRefusal, lstatOrNull, type Roots } from './paths.js';
@@ -58,10 +58,27 @@ export async function listDir(roots: Roots, p: string, max: number): Promise<Lis
  */
 export async function openFile(roots: Roots, p: string): Promise<{ size: number; stream: ReadStream }> {
   const real = await roots.readable(p);
-  const st = await stat(real);
-  if (st.isDirectory()) throw new FileRefusal('is_directory', `${p} is a directory`);
-  if (!st.isFile()) throw new FileRefusal('bad_request', `${p} is not a regular file`);
-  return { size: st.size, stream: createReadStream(real) };
+  // Opened without following a link at the last step (the path was resolved just before: a link
+  // swapped in meanwhile is refused), then checked again through the descriptor itself.
+  let fh: FileHandle;
+  try {
+    fh = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new FileRefusal('outside_roots', `${p} was replaced by a symlink while being opened; refused`);
+    throw err;
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new FileRefusal('is_directory', `${p} is a directory`);
+    if (!st.isFile()) throw new FileRefusal('bad_request', `${p} is not a regular file`);
+    const where = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => real);
+    if (!roots.rootOf(where)) throw new FileRefusal('outside_roots', `${p} resolves outside the allowed roots`);
+    return { size: st.size, stream: fh.createReadStream({ start: 0, end: Math.max(0, st.size - 1) }) };
+  } catch (err) {
+    await fh.close().catch(() => {});
+    throw err;
+  }
 }
 
 /**

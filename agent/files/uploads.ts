@@ -17,12 +17,13 @@
  * same upload (same key) supersedes the first: the first's body is dropped before the second runs.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, chown, open, opendir, rename, stat, statfs, truncate, unlink } from 'node:fs/promises';
+import { constants, createWriteStream } from 'node:fs';
+import { type FileHandle, open, opendir, readlink, rename, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { OffsetReply, PutReply } from '../../common/files.js';
+import { chunkReleaser } from '../../common/gc.js';
 import type { Logger } from '../../common/log.js';
 import { FileRefusal, lstatOrNull, type Roots } from './paths.js';
 
@@ -55,6 +56,9 @@ export interface PutSpec extends UploadSpec {
   /** Numeric owner; default the agent's user. */
   owner?: { uid: number; gid: number };
 }
+
+/** Bytes buffered between the socket and the partial file (a few socket chunks), bytes. */
+const WRITE_HIGH_WATER = 1 << 20;
 
 /** The marker of partial files in their names. */
 export const PART_MARK = '.muster-part-';
@@ -244,46 +248,80 @@ export class Uploads {
   }
 
   private async receive(s: PutSpec, real: string, part: string, body: Readable): Promise<PutReply> {
-    const have = (await lstatOrNull(part))?.size ?? 0;
+    // The partial file is opened once, without following a symlink at its name (O_NOFOLLOW), and
+    // everything after (truncate, hash of the bytes held, writes, fsync, mode, owner) goes through
+    // that descriptor: a link planted at the predictable name, or a directory swapped for a link
+    // after the path check, cannot make the agent write, chmod or chown anything outside a root.
+    let fh: FileHandle;
+    try {
+      fh = await open(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ELOOP')
+        throw new FileRefusal('outside_roots', `${s.path}: a symlink stands where its partial file goes; refused`);
+      throw err;
+    }
+    try {
+      return await this.receiveInto(fh, s, real, part, body);
+    } finally {
+      await fh.close().catch(() => {});
+    }
+  }
+
+  private async receiveInto(fh: FileHandle, s: PutSpec, real: string, part: string, body: Readable): Promise<PutReply> {
+    const st = await fh.stat();
+    const where = await readlink(`/proc/self/fd/${fh.fd}`).catch(() => part);
+    if (!st.isFile() || st.nlink > 1 || !this.roots.rootOf(where))
+      throw new FileRefusal('outside_roots', `${s.path}: its partial file is not a plain file inside a root; refused`);
+    const have = st.size;
     if (s.offset > have)
       throw new FileRefusal('offset_mismatch', `${s.path}: the agent holds ${have} bytes, not ${s.offset}`, have);
-    if (s.offset < have) await truncate(part, s.offset);
+    if (s.offset < have) await fh.truncate(s.offset);
     await this.checkSpace(path.dirname(real), s.size - s.offset, s.path);
 
     const hash = createHash('sha256');
     if (s.offset > 0) {
-      for await (const chunk of createReadStream(part, { start: 0, end: s.offset - 1 })) hash.update(chunk as Buffer);
+      const buf = Buffer.allocUnsafe(Math.min(s.offset, 1 << 20));
+      for (let pos = 0; pos < s.offset; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, s.offset - pos), pos);
+        if (bytesRead === 0) throw new FileRefusal('offset_mismatch', `${s.path}: the partial file shrank`, pos);
+        hash.update(buf.subarray(0, bytesRead));
+        pos += bytesRead;
+      }
     }
     let received = 0;
     const want = s.size - s.offset;
+    // One timer for the idle bound, not one per chunk: it checks when the last byte came and
+    // sleeps again for the rest of the bound.
+    const idleMs = this.limits.idle_timeout_ms;
+    let lastByte = performance.now();
     let idle: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(idle);
-      idle = setTimeout(
-        () =>
-          body.destroy(
-            new FileRefusal('bad_request', `no data for ${this.limits.idle_timeout_ms} ms (files.idle_timeout_ms)`),
-          ),
-        this.limits.idle_timeout_ms,
-      );
+    const check = () => {
+      const quiet = performance.now() - lastByte;
+      if (quiet >= idleMs)
+        body.destroy(new FileRefusal('bad_request', `no data for ${idleMs} ms (files.idle_timeout_ms)`));
+      else idle = setTimeout(check, idleMs - quiet + 1);
     };
+    idle = setTimeout(check, idleMs);
     const onBytes = this.onBytes;
     const count = new Transform({
+      // Room for a few socket chunks, so reading and writing overlap.
+      highWaterMark: WRITE_HIGH_WATER,
       transform(chunk: Buffer, _enc, cb) {
         received += chunk.length;
         if (received > want) return cb(new FileRefusal('bad_request', `the body is longer than ${want} bytes`));
         hash.update(chunk);
         onBytes(chunk.length);
-        arm();
+        lastByte = performance.now();
+        chunkReleaser.add(chunk.length);
         cb(null, chunk);
       },
     });
-    arm();
     try {
       await pipeline(
         body,
         count,
-        createWriteStream(part, { flags: s.offset === 0 ? 'w' : 'r+', start: s.offset, mode: 0o600 }),
+        // A large high-water mark lets the chunks that came during one write go out in one writev.
+        createWriteStream('', { fd: fh.fd, autoClose: false, start: s.offset, highWaterMark: WRITE_HIGH_WATER }),
       );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
@@ -304,14 +342,9 @@ export class Uploads {
       this.parts.delete(part);
       throw new FileRefusal('hash_mismatch', `${s.path}: the bytes have sha256 ${sum}, not ${s.sha256}; discarded`);
     }
-    const fh = await open(part, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await chmod(part, s.mode ?? 0o644);
-    if (s.owner) await chown(part, s.owner.uid, s.owner.gid);
+    await fh.sync();
+    await fh.chmod(s.mode ?? 0o644);
+    if (s.owner) await fh.chown(s.owner.uid, s.owner.gid);
     await rename(part, real);
     this.parts.delete(part);
     const dir = await open(path.dirname(real), 'r');

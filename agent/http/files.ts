@@ -21,6 +21,7 @@ import {
   SCREEN_METHODS,
   SHA256_RE,
 } from '../../common/files.js';
+import { chunkReleaser } from '../../common/gc.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { deletePath, listDir, openFile } from '../files/ops.js';
 import { FileRefusal, type Roots } from '../files/paths.js';
@@ -188,6 +189,7 @@ export function fileRoutes(app: FastifyInstance, d: FileRoutesDeps): void {
       const q = req.query as Query;
       try {
         const f = await openFile(d.roots, str(q, 'path'));
+        f.stream.on('data', (c: string | Buffer) => chunkReleaser.add(c.length));
         return reply.header('content-type', 'application/octet-stream').header('content-length', f.size).send(f.stream);
       } catch (err) {
         return fail(req, reply, err);

@@ -40,12 +40,19 @@ export function register(p: Command): void {
       const url = managerUrl((p.opts() as { manager?: string }).manager);
       const dest = o.output ?? `screen-${node}.png`;
       for (;;) {
-        const res = await rawApi(url, 'GET', `/api/v1/nodes/${node}/screen`, { timeoutMs: 60_000 });
-        const n = await saveStream(res.body, dest);
-        if (dest !== '-')
-          console.error(
-            `${new Date().toISOString()} ${node} → ${dest} (${bytes(n)}, ${res.headers['x-muster-screen-method'] ?? '?'})`,
-          );
+        try {
+          const res = await rawApi(url, 'GET', `/api/v1/nodes/${node}/screen`, { timeoutMs: 60_000 });
+          const n = await saveStream(res.body, dest);
+          if (dest !== '-')
+            console.error(
+              `${new Date().toISOString()} ${node} → ${dest} (${bytes(n)}, ${res.headers['x-muster-screen-method'] ?? '?'})`,
+            );
+        } catch (err) {
+          // A watch outlives a failed capture (the board rebooting, a link down): the file keeps
+          // the last good picture and the next interval tries again. A single capture fails.
+          if (o.watch === undefined) throw err;
+          console.error(`${new Date().toISOString()} ${node}: ${(err as Error).message} (trying again)`);
+        }
         if (o.watch === undefined) return;
         await new Promise((r) => setTimeout(r, o.watch));
       }

@@ -440,25 +440,29 @@ export class HttpAgentClient implements AgentClient {
     // stopped reading) aborts the request; the agent keeps what it got for a resume.
     const ac = new AbortController();
     let stalled = false;
+    // One timer, not one per chunk: it checks when the last chunk was taken and sleeps again for
+    // the rest of the bound.
+    const stallMs = this.fo.stall_timeout_ms;
+    let last = performance.now();
     let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
+    const check = () => {
+      const quiet = performance.now() - last;
+      if (quiet >= stallMs) {
         stalled = true;
         ac.abort();
-      }, this.fo.stall_timeout_ms);
+      } else timer = setTimeout(check, stallMs - quiet + 1);
     };
     const watched = body.pipe(
       new Transform({
         transform(c: Buffer, _e, cb) {
-          arm();
+          last = performance.now();
           cb(null, c);
         },
       }),
     );
     const onAbort = () => ac.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    arm();
+    timer = setTimeout(check, stallMs);
     try {
       const res = await request(this.fileUrl(t, '/files/content', { ...spec }), {
         method: 'PUT',

@@ -4,7 +4,8 @@
  * way, never held in memory. Bounds: files.max_upload_bytes per file (a larger declared
  * content-length is refused before a byte is read, a body that grows past it is cut off),
  * files.max_stored_bytes for all of them together (507), files.upload_ttl_ms (an upload no push
- * is using is deleted after it). The directory is emptied at start: uploads do not survive a
+ * is using is deleted after it), files.stall_timeout_ms (a body that sends nothing that long is
+ * dropped, 408 `stalled`). The directory is emptied at start: uploads do not survive a
  * restart.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Upload } from '../../common/api/files.js';
+import { chunkReleaser } from '../../common/gc.js';
 import type { Logger } from '../../common/log.js';
 import { Refused } from '../refused.js';
 
@@ -22,6 +24,8 @@ export interface StagingLimits {
   max_upload_bytes: number;
   max_stored_bytes: number;
   upload_ttl_ms: number;
+  /** An upload body that sends no byte this long is dropped (408 stalled), ms; none when absent. */
+  stall_timeout_ms?: number;
 }
 
 /** A refused upload: HTTP status, error code, message. */
@@ -106,6 +110,21 @@ export class Staging {
     let counted = reserve;
     const limits = this.limits;
     const self = this;
+    // One timer for the stall bound (files.stall_timeout_ms): a body that stops sending holds no
+    // slot and no reservation forever.
+    const stallMs = limits.stall_timeout_ms;
+    let last = performance.now();
+    let stall: NodeJS.Timeout | undefined;
+    const check = () => {
+      if (stallMs === undefined) return;
+      const quiet = performance.now() - last;
+      if (quiet >= stallMs)
+        body.destroy(
+          new UploadRefused(408, 'stalled', `${name}: no data for ${stallMs} ms (files.stall_timeout_ms); dropped`),
+        );
+      else stall = setTimeout(check, stallMs - quiet + 1);
+    };
+    if (stallMs !== undefined) stall = setTimeout(check, stallMs);
     const count = new Transform({
       transform(chunk: Buffer, _e, cb) {
         size += chunk.length;
@@ -124,6 +143,8 @@ export class Staging {
             );
         }
         hash.update(chunk);
+        last = performance.now();
+        chunkReleaser.add(chunk.length);
         cb(null, chunk);
       },
     });
@@ -132,7 +153,9 @@ export class Staging {
       if (declared !== undefined && size !== declared)
         throw new UploadRefused(400, 'bad_request', `${name}: the body ended after ${size} of ${declared} bytes`);
       await rename(part, file);
+      clearTimeout(stall);
     } catch (err) {
+      clearTimeout(stall);
       this.stored -= counted;
       await unlink(part).catch(() => {});
       if (err instanceof UploadRefused) throw err;

@@ -33,6 +33,7 @@ import {
   UploadReplySchema,
 } from '../../common/api/files.js';
 import { NodeParamsSchema } from '../../common/api/nodes.js';
+import { chunkReleaser } from '../../common/gc.js';
 import type { AgentClient, FileCall } from '../agents/client.js';
 import { agentTargetOf, FilesRefused, type Pusher } from '../files/push.js';
 import { type Staging, UploadRefused } from '../files/staging.js';
@@ -86,7 +87,7 @@ export function filesRefusedCounter(metrics: Registry): Counter<'reason'> {
 /** Registers the file routes. */
 export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (app, o) => {
   const refused = filesRefusedCounter(o.metrics);
-  for (const r of ['too_large', 'no_space', 'bad_request', 'not_found', 'node_offline', 'agent_unreachable'])
+  for (const r of ['too_large', 'no_space', 'bad_request', 'stalled', 'not_found', 'node_offline', 'agent_unreachable'])
     refused.inc({ reason: r }, 0);
   const fail = (reply: FastifyReply, err: unknown) => {
     if (err instanceof FilesRefused || err instanceof UploadRefused) refused.inc({ reason: err.code });
@@ -235,6 +236,7 @@ export const fileRoutes: FastifyPluginAsyncTypebox<FileRoutesOptions> = async (a
       tap.on('data', (c: Buffer) => {
         bytes += c.length;
         hash.update(c);
+        chunkReleaser.add(c.length);
       });
       pipeline(body, tap).then(
         () => record(bytes === size ? 0 : -1, `${bytes} bytes`, { size: bytes, sha256: hash.digest('hex') }),

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
-import { freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
+import { adminToken, freePort, getJson, type Proc, runMuster, sets, startMuster, waitFor } from '../helpers/daemons.js';
 import { missingCommand, needs } from '../helpers/need.js';
 
 const W = 320;
@@ -165,6 +165,31 @@ describe(
       ] as const) {
         assert.deepEqual(px(x, y), inRect(x, y) ? FG : BG, `pixel ${x},${y}`);
       }
+    });
+
+    test('muster screen --watch rewrites the file every interval; every capture is in the history', {
+      timeout: 40_000,
+    }, async () => {
+      const out = path.join(tmp, 'watch.png');
+      const count = async () => {
+        const h = await runMuster(['--manager', base, 'history', '--json'], { timeoutMs: 20_000 });
+        return (
+          JSON.parse(h.output) as { history: { node: string; operation: string; result: number }[] }
+        ).history.filter((e) => e.node === '6-1-0' && e.operation === 'screen' && e.result === 0).length;
+      };
+      const before = await count();
+      const watch = startMuster(['--manager', base, 'screen', '6-1-0', '-o', out, '--watch', '1s'], {
+        env: { ...process.env, MUSTER_TOKEN: await adminToken(base) },
+      });
+      try {
+        await waitFor('three captures written', () => (watch.output().match(/6-1-0 → /g) ?? []).length >= 3, 25_000);
+      } finally {
+        await watch.stop();
+      }
+      const png = PNG.sync.read(readFileSync(out));
+      assert.equal(png.width, W);
+      assert.deepEqual([...png.data.subarray(0, 3)], inRect(0, 0) ? FG : BG);
+      assert.ok((await count()) - before >= 3, 'each capture of the watch is in the history');
     });
 
     test('a board without a display answers "no display"; both captures are in the history', {

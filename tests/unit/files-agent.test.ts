@@ -9,16 +9,20 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
+  chmodSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   rmSync,
   statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -27,7 +31,7 @@ import pino from 'pino';
 import { PNG } from 'pngjs';
 import { deletePath, listDir, openFile } from '../../agent/files/ops.js';
 import { checkPathText, FileRefusal, Roots } from '../../agent/files/paths.js';
-import { PART_MARK, type UploadLimits, Uploads } from '../../agent/files/uploads.js';
+import { PART_MARK, partPath, type UploadLimits, Uploads } from '../../agent/files/uploads.js';
 import { ScreenCapturer } from '../../agent/screen/capture.js';
 import type { ScreenConfig, ScreenMethodImpl } from '../../agent/screen/method.js';
 import { decodePpm, decodeXwd, encodePng } from '../../agent/screen/png.js';
@@ -187,6 +191,29 @@ describe('agent files: resumable uploads', () => {
     );
     assert.throws(() => statSync(spec.path), /ENOENT/);
     assert.equal((await u.offset(spec)).offset, 0);
+  });
+
+  it('a symlink or hard link planted at the partial file name is never written through, chmod-ed or chown-ed', async () => {
+    const u = new Uploads(roots, LIMITS, log);
+    const outside = path.join(tmp, 'victim.txt');
+    writeFileSync(outside, 'precious\n');
+    chmodSync(outside, 0o600);
+    const spec = { path: path.join(root, 'planted.bin'), sha256: hash, size: data.length };
+    const part = partPath(path.join(realpathSync(root), 'planted.bin'), hash, data.length);
+    symlinkSync(outside, part);
+    await refused(u.put({ ...spec, offset: 0, mode: 0o777 }, body(data)), 'outside_roots', /symlink/);
+    assert.equal(readFileSync(outside, 'utf8'), 'precious\n');
+    assert.equal(statSync(outside).mode & 0o777, 0o600, 'the link target keeps its mode');
+    rmSync(part);
+    // A hard link to a file elsewhere on the same file system: refused too.
+    linkSync(outside, part);
+    await refused(u.put({ ...spec, offset: 0, mode: 0o777 }, body(data)), 'outside_roots', /not a plain file/);
+    assert.equal(readFileSync(outside, 'utf8'), 'precious\n');
+    assert.equal(statSync(outside).mode & 0o777, 0o600);
+    rmSync(part);
+    // Without the plant the same upload goes through.
+    await u.put({ ...spec, offset: 0 }, body(data));
+    assert.equal(sha(readFileSync(spec.path)), hash);
   });
 
   it('too large, longer than announced, no free space', async () => {
@@ -402,6 +429,51 @@ describe('agent screen: image codecs and the capture order', () => {
     await refused(c.capture(), 'no_display', /no display on this board/);
     // The real methods on this configuration find nothing either.
     await refused(new ScreenCapturer(cfg).capture(), 'no_display');
+  });
+
+  it('the real fb method: fbcat, or fbgrab when fbcat is missing; the real wayland method: grim with the socket found', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-screen-'));
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    const oldPath = process.env.PATH;
+    const script = (name: string, body: string) =>
+      writeFileSync(path.join(bin, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    const png = encodePng({ width: 2, height: 1, rgb: Buffer.from([0, 255, 0, 0, 0, 255]) });
+    writeFileSync(path.join(dir, 'shot.png'), png);
+    const server = net.createServer();
+    try {
+      process.env.PATH = `${bin}:/usr/bin:/bin`;
+      // /dev/null is a character device: it stands in for /dev/fb0.
+      const fbCfg: ScreenConfig = { ...cfg, methods: ['fb'], fb_device: '/dev/null' };
+      script('fbcat', `[ "$1" = /dev/null ] || exit 9; printf 'P6 1 1 255 \\000\\000\\377'`);
+      let shot = await new ScreenCapturer(fbCfg).capture();
+      assert.equal(shot.method, 'fb');
+      assert.deepEqual([...PNG.sync.read(shot.png).data.subarray(0, 3)], [0, 0, 255]);
+      rmSync(path.join(bin, 'fbcat'));
+      script('fbgrab', `[ "$1 $2" = "-d /dev/null" ] || exit 9; cat ${path.join(dir, 'shot.png')} > "$3"`);
+      shot = await new ScreenCapturer(fbCfg).capture();
+      assert.deepEqual([...PNG.sync.read(shot.png).data.subarray(0, 4)], [0, 255, 0, 255]);
+      // Wayland: the first wayland-<n> socket of the runtime directory, passed to grim.
+      const run = path.join(dir, 'run');
+      mkdirSync(run);
+      await new Promise<void>((r) => server.listen(path.join(run, 'wayland-1'), r));
+      script(
+        'grim',
+        `[ "$WAYLAND_DISPLAY" = wayland-1 ] && [ "$XDG_RUNTIME_DIR" = ${run} ] && [ "$1" = - ] || exit 9; cat ${path.join(dir, 'shot.png')}`,
+      );
+      shot = await new ScreenCapturer({ ...cfg, methods: ['wayland', 'fb'], xdg_runtime_dir: run }).capture();
+      assert.equal(shot.method, 'wayland');
+      assert.ok(shot.png.equals(png));
+      // No socket, no frame buffer device: "no display".
+      await refused(
+        new ScreenCapturer({ ...cfg, methods: ['wayland', 'fb'], xdg_runtime_dir: path.join(dir, 'none') }).capture(),
+        'no_display',
+      );
+    } finally {
+      process.env.PATH = oldPath;
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('tries the methods in order: a failing one is named, the next one gives the PNG; size and time bounds', async () => {

@@ -66,6 +66,21 @@ describe('manager files: staging', () => {
     );
     s.stop();
   });
+
+  it('drops an upload body that stops sending for files.stall_timeout_ms (408 stalled), holding nothing', async () => {
+    const s = new Staging(path.join(dir, 'files-stall'), { ...STAGING, stall_timeout_ms: 200 }, log);
+    await s.start();
+    const body = new PassThrough();
+    body.write(Buffer.alloc(1000, 1));
+    const t0 = Date.now();
+    await assert.rejects(
+      s.receive('slow.bin', body, 5000),
+      (e: UploadRefused) => e.status === 408 && e.code === 'stalled' && /stall_timeout_ms/.test(e.message),
+    );
+    assert.ok(Date.now() - t0 < 5000);
+    assert.equal(s.bytes, 0, 'the reservation is given back');
+    s.stop();
+  });
 });
 
 describe('manager files: push with resume', () => {
