@@ -18,6 +18,8 @@ import { Ingest } from '../manager/ingest.js';
 import { InstanceController } from '../manager/instances/controller.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
 import { NodeRegistry, registryMetrics } from '../manager/registry.js';
+import { RelayHub } from '../manager/relay/hub.js';
+import { SecretBox } from '../manager/relay/secrets.js';
 import { QueryRounds } from '../manager/rounds.js';
 import { SseClients } from '../manager/routes/tasks.js';
 import { Placer, wireScheduler } from '../manager/scheduler/placer.js';
@@ -92,6 +94,21 @@ export const TEST_EXEC_CONFIG: ExecConfig = {
   push_concurrency: 32,
 };
 
+/** The relay config for tests: the shipped defaults (config/manager.yaml). */
+export const TEST_RELAY_CONFIG = {
+  enabled: true,
+  max_connections: 256,
+  max_relays: 256,
+  max_servers: 10000,
+  max_message_bytes: 4 << 20,
+  max_messages_per_second: 200,
+  ping_interval_ms: 30000,
+  default_timeout_ms: 300000,
+  command_grace_ms: 10000,
+  max_output_bytes: 65536,
+  max_pending_commands: 256,
+};
+
 /** Agents that cannot be reached: every exec call fails as unreachable (-1). */
 export function unreachableAgents(): AgentClient {
   const no = async () => ({ ok: false as const, result: -1, message: 'unreachable' });
@@ -145,8 +162,9 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
   const agents = opts.agents ?? unreachableAgents();
   const exec = opts.exec ?? TEST_EXEC_CONFIG;
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => exec.push_concurrency);
-  const runner = new TaskRunner(() => exec, registry, agents, catalog, log, metrics);
+  const runner = new TaskRunner(() => exec, registry, agents, catalog, log, metrics, () => store.relays.servers());
   wireTasks(runner, store);
+  const relayHub = new RelayHub({ cfg: TEST_RELAY_CONFIG, store, log, metrics });
   const sse = new SseClients(() => exec.max_sse_clients, metrics);
   const rounds = new QueryRounds({
     cfg: { heartbeat_interval_ms: 1000, resource_interval_ms: 1000, jitter_ms: 0, jitter_per_node_ms: 0 },
@@ -177,6 +195,9 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
     managerIp: '10.0.0.1',
     managerPort: 3926,
     bodyLimit: 1 << 20,
+    relayHub,
+    secretBox: () => SecretBox.open(dir),
+    relayConfig: () => TEST_RELAY_CONFIG,
     log,
     close: () => {
       store.close();
