@@ -27,15 +27,15 @@ import { Ingest } from './ingest.js';
 import { InstanceController } from './instances/controller.js';
 import { LinkAgentClient, RoutingAgentClient } from './link/client.js';
 import { LinkHub } from './link/hub.js';
-import { RelayAgentClient } from './relay/client.js';
-import { RelayHub } from './relay/hub.js';
-import { SecretBox } from './relay/secrets.js';
 import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
 import { NodePruner } from './prune.js';
 import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
+import { RelayAgentClient } from './relay/client.js';
+import { RelayHub } from './relay/hub.js';
+import { SecretBox } from './relay/secrets.js';
 import { QueryRounds } from './rounds.js';
 import { SseClients } from './routes/tasks.js';
 import { Placer, wireScheduler } from './scheduler/placer.js';
@@ -191,7 +191,15 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     cfg: cfg.instances,
   });
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => cfg.exec.push_concurrency);
-  const runner = new TaskRunner(() => cfg.exec, registry, agents, catalog, log, metrics, () => store.relays.servers());
+  const runner = new TaskRunner(
+    () => cfg.exec,
+    registry,
+    agents,
+    catalog,
+    log,
+    metrics,
+    () => store.relays.servers(),
+  );
   wireTasks(runner, store);
   // After the wiring: a task found under way is recorded as interrupted.
   runner.restore(store.tasks.loadUnfinished());

@@ -144,7 +144,10 @@ export const ManagerConfigSchema = Strict({
   }),
   relay: Strict({
     enabled: Type.Boolean({ description: 'serve the SSH relay endpoint on the API listener (/proxy)' }),
-    max_connections: Type.Integer({ minimum: 1, description: 'relays connected at once; one more is refused with 503' }),
+    max_connections: Type.Integer({
+      minimum: 1,
+      description: 'relays connected at once; one more is refused with 503',
+    }),
     max_relays: Type.Integer({ minimum: 1, description: 'relays that may be added (muster relays add)' }),
     max_servers: Type.Integer({ minimum: 1, description: 'SSH servers that may be added (muster servers add)' }),
     max_message_bytes: Type.Integer({
@@ -158,8 +161,14 @@ export const ManagerConfigSchema = Strict({
     ping_interval_ms: Millis('WebSocket ping of every relay; no pong by the next ping ends the connection', 100),
     default_timeout_ms: Millis('time limit of a command whose task gives none', 1000),
     command_grace_ms: Millis("time past a command's timeout before the manager gives up on its result", 0),
-    max_output_bytes: Type.Integer({ minimum: 1024, description: 'stdout and stderr kept per command result (the tail)' }),
-    max_pending_commands: Type.Integer({ minimum: 1, description: 'commands in flight per relay; one more is refused' }),
+    max_output_bytes: Type.Integer({
+      minimum: 1024,
+      description: 'stdout and stderr kept per command result (the tail)',
+    }),
+    max_pending_commands: Type.Integer({
+      minimum: 1,
+      description: 'commands in flight per relay; one more is refused',
+    }),
   }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),

@@ -162,7 +162,15 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
   const agents = opts.agents ?? unreachableAgents();
   const exec = opts.exec ?? TEST_EXEC_CONFIG;
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => exec.push_concurrency);
-  const runner = new TaskRunner(() => exec, registry, agents, catalog, log, metrics, () => store.relays.servers());
+  const runner = new TaskRunner(
+    () => exec,
+    registry,
+    agents,
+    catalog,
+    log,
+    metrics,
+    () => store.relays.servers(),
+  );
   wireTasks(runner, store);
   const relayHub = new RelayHub({ cfg: TEST_RELAY_CONFIG, store, log, metrics });
   const sse = new SseClients(() => exec.max_sse_clients, metrics);

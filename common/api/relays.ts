@@ -15,7 +15,10 @@ import { type Static, Type } from 'typebox';
 import { HOST_KEY_PATTERN, RELAY_MAX_KEY, RELAY_NAME_PATTERN } from '../relay.js';
 
 /** A relay id or server name. */
-export const RelayNameSchema = Type.String({ pattern: RELAY_NAME_PATTERN, description: 'letters, digits, _ . -; 1..64' });
+export const RelayNameSchema = Type.String({
+  pattern: RELAY_NAME_PATTERN,
+  description: 'letters, digits, _ . -; 1..64',
+});
 
 /** One allowlist entry: an IPv4 or IPv6 address, optionally with a /prefix. */
 export const AllowEntrySchema = Type.String({

@@ -210,18 +210,30 @@ export class RelayHub {
       const id = url.searchParams.get('proxyId') ?? '';
       const key = url.searchParams.get('apiKey') ?? '';
       if (key.length < RELAY_MIN_KEY_LENGTH || key.length > 512) {
-        this.rl.warn(`relay-refused:${peer}`, { peer, relay: id.slice(0, 64) }, 'relay refused: apiKey shorter than 32 characters');
+        this.rl.warn(
+          `relay-refused:${peer}`,
+          { peer, relay: id.slice(0, 64) },
+          'relay refused: apiKey shorter than 32 characters',
+        );
         return this.refuse(socket, 401, 'short_key');
       }
       const row = RELAY_NAME_RE.test(id) ? this.d.store.relays.relay(id) : undefined;
       // A relay that does not exist costs the same compare as a wrong key.
       const ok = relayKeyMatches(key, row?.hash ?? '0'.repeat(64)) && row !== undefined;
       if (!ok || !row) {
-        this.rl.warn(`relay-refused:${peer}`, { peer, relay: id.slice(0, 64) }, 'relay refused: unknown proxyId or wrong apiKey');
+        this.rl.warn(
+          `relay-refused:${peer}`,
+          { peer, relay: id.slice(0, 64) },
+          'relay refused: unknown proxyId or wrong apiKey',
+        );
         return this.refuse(socket, 401, 'bad_key');
       }
       if (!addressAllowed(row.allow, peer)) {
-        this.rl.warn(`relay-refused:${peer}`, { peer, relay: id }, "relay refused: address outside the relay's allowlist");
+        this.rl.warn(
+          `relay-refused:${peer}`,
+          { peer, relay: id },
+          "relay refused: address outside the relay's allowlist",
+        );
         return this.refuse(socket, 403, 'address');
       }
       const instance = (url.searchParams.get('instanceId') ?? '').slice(0, 64);
@@ -242,7 +254,8 @@ export class RelayHub {
   async close(): Promise<void> {
     if (this.pinger) clearInterval(this.pinger);
     for (const s of this.sessions.values()) s.ws.terminate();
-    for (const p of [...this.pending.values()]) this.finish(p, { ok: false, reason: 'unreachable', message: 'the manager is stopping' });
+    for (const p of [...this.pending.values()])
+      this.finish(p, { ok: false, reason: 'unreachable', message: 'the manager is stopping' });
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
 

@@ -30,7 +30,8 @@ export class SecretBox {
     try {
       key = readFileSync(file);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new SecretError(`cannot read ${file}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new SecretError(`cannot read ${file}: ${(err as Error).message}`);
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       key = randomBytes(32);
       writeFileSync(file, key, { mode: 0o600, flag: 'wx' });

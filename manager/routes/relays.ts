@@ -68,8 +68,13 @@ function serverView(r: SshServerRow): ServerView {
 /** Registers the relay and server routes. */
 export const relayRoutes: FastifyPluginAsyncTypebox<RelayRoutesOptions> = async (app, o) => {
   const { store } = o;
-  const record = (who: string, operation: string, node: string | null, args: Record<string, unknown>, message: string) =>
-    store.addHistory({ at: Date.now(), node, kind: 'operation', operation, args, result: 0, message, who });
+  const record = (
+    who: string,
+    operation: string,
+    node: string | null,
+    args: Record<string, unknown>,
+    message: string,
+  ) => store.addHistory({ at: Date.now(), node, kind: 'operation', operation, args, result: 0, message, who });
 
   app.get(
     '/relays',
@@ -132,7 +137,13 @@ export const relayRoutes: FastifyPluginAsyncTypebox<RelayRoutesOptions> = async 
     async (req, reply) => {
       if (!store.relays.removeRelay(req.params.id)) return reply.code(404).send(notFound(`no relay ${req.params.id}`));
       o.relayHub.disconnect(req.params.id);
-      record(whoOf(req), 'relay_remove', null, { id: req.params.id }, `relay ${req.params.id} removed with its servers`);
+      record(
+        whoOf(req),
+        'relay_remove',
+        null,
+        { id: req.params.id },
+        `relay ${req.params.id} removed with its servers`,
+      );
       return reply.code(204).send(null);
     },
   );
@@ -210,8 +221,18 @@ export const relayRoutes: FastifyPluginAsyncTypebox<RelayRoutesOptions> = async 
       if (!store.relays.setHostKey(name, null)) return reply.code(404).send(notFound(`no SSH server ${name}`));
       const node = `${SERVER_PREFIX}${name}`;
       const who = whoOf(req);
-      o.alerts.resolve(alertKey('host_key_changed', node, 'host_key_changed'), Date.now(), `host key trusted again by ${who}`);
-      record(who, 'server_trust', node, { name }, `pinned host key of ${name} forgotten; the next connection pins anew`);
+      o.alerts.resolve(
+        alertKey('host_key_changed', node, 'host_key_changed'),
+        Date.now(),
+        `host key trusted again by ${who}`,
+      );
+      record(
+        who,
+        'server_trust',
+        node,
+        { name },
+        `pinned host key of ${name} forgotten; the next connection pins anew`,
+      );
       return { server: serverView(store.relays.server(name) as SshServerRow) };
     },
   );

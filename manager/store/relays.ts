@@ -69,7 +69,6 @@ export class RelaysTable implements TableModule {
     this.s = statements(core.db);
   }
 
-
   private relayOf(r: RawRelay | undefined): RelayRow | undefined {
     if (!r) return undefined;
     let allow: string[] = [];
@@ -103,8 +102,7 @@ export class RelaysTable implements TableModule {
     return this.core.guard(
       'relay',
       false,
-      () =>
-        rowsChanged(this.s.insert.run(r.id, r.hash, JSON.stringify(r.allow), r.created_by, r.created_at)) === 1,
+      () => rowsChanged(this.s.insert.run(r.id, r.hash, JSON.stringify(r.allow), r.created_by, r.created_at)) === 1,
     );
   }
 
