@@ -12,6 +12,9 @@ pkgs+=(qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64
 # tests/e2e/dashboard.test.ts and bench/dashboard.ts: the dashboard in Debian's Chromium, driven by
 # playwright-core (no browser download).
 pkgs+=(chromium)
+# tests/e2e/relay.test.ts: a real sshd (run by the test on its own config, not as a service) behind
+# the SSH relay.
+pkgs+=(openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
