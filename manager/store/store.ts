@@ -22,8 +22,8 @@ import { type ComponentRow, ComponentsTable, DeploymentsTable } from './deployme
 import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js';
 import { InstancesTable } from './instances.js';
 import { LinkTokensTable } from './links.js';
-import { RelaysTable } from './relays.js';
 import { type NodeRow, NodesTable } from './nodes.js';
+import { RelaysTable } from './relays.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
 import { CommandsTable, TasksTable } from './tasks.js';

@@ -265,12 +265,11 @@ describe(
         ],
         { netns: NS.mgr },
       );
-      await waitFor(
-        'the manager',
-        async () => (await api('GET', '/relays').catch(() => ({ status: 0 }))).status === 200,
-        30_000,
-        500,
-      );
+      try {
+        await waitFor('the manager', async () => (await cli(['relays', 'list'], 20_000)).code === 0, 40_000, 500);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\n${logs()}`);
+      }
       const r = await cli(['relays', 'add', 'r1', '--allow', '198.18.21.0/24', '--json']);
       assert.equal(r.code, 0, r.output);
       const apiKey = (JSON.parse(r.output.trim().split('\n').at(-1) as string) as { apiKey: string }).apiKey;
