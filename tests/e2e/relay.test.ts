@@ -266,16 +266,31 @@ describe(
         { netns: NS.mgr },
       );
       try {
-        await waitFor('the manager', async () => (await cli(['relays', 'list'], 20_000)).code === 0, 40_000, 500);
+        await waitFor(
+          'the manager',
+          async () => {
+            try {
+              run('ip', ['netns', 'exec', NS.mgr, 'curl', '-sf', '-o', '/dev/null', `${base}/healthz`]);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          40_000,
+          300,
+        );
       } catch (err) {
         throw new Error(`${(err as Error).message}\n${logs()}`);
       }
-      const r = await cli(['relays', 'add', 'r1', '--allow', '198.18.21.0/24', '--json']);
-      assert.equal(r.code, 0, r.output);
-      const apiKey = (JSON.parse(r.output.trim().split('\n').at(-1) as string) as { apiKey: string }).apiKey;
+      // r1 through the API (the CLI's `relays add` is used for r2 below), so that the relay
+      // starts while the servers are added with the CLI.
+      const r = await api<{ apiKey: string }>('POST', '/relays', { id: 'r1', allow: ['198.18.21.0/24'] });
+      assert.equal(r.status, 201, JSON.stringify(r.body));
+      const apiKey = r.body.apiKey;
       assert.ok(apiKey.length >= 32);
       relayKeyFile = path.join(tmp, 'relay.key');
       writeFileSync(relayKeyFile, `${apiKey}\n`, { mode: 0o600 });
+      relay = startRelay();
       const added = await Promise.all(
         [
           [
@@ -309,7 +324,6 @@ describe(
         ].map((args) => cli(args)),
       );
       for (const s of added) assert.equal(s.code, 0, s.output);
-      relay = startRelay();
       await waitFor('the relay connected', relayConnected, 20_000, 300);
     });
 
@@ -415,9 +429,8 @@ describe(
         assert.equal((await api('POST', '/servers/key/trust')).status, 200);
         const again = await task('server:pw', 'echo trusted');
         assert.equal(again.state, 'done', JSON.stringify(again));
-        const list = await cli(['servers', 'list', '--json']);
-        const servers = (JSON.parse(list.output) as { servers: { name: string; host_key: string | null }[] }).servers;
-        assert.equal(servers.find((s) => s.name === 'pw')?.host_key, hostKeyFp());
+        const list = await api<{ servers: { name: string; host_key: string | null }[] }>('GET', '/servers');
+        assert.equal(list.body.servers.find((s) => s.name === 'pw')?.host_key, hostKeyFp());
       }));
 
     it('the relay killed mid-command and restarted: the command is reported failed, once', () =>
@@ -454,9 +467,10 @@ describe(
         assert.equal(probe('r1', key.slice(0, 31)), 401);
         assert.equal(probe('r1', `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`), 401);
         assert.equal(probe('nobody', key), 401);
-        const r2 = await api<{ apiKey: string }>('POST', '/relays', { id: 'r2', allow: ['198.18.99.0/24'] });
-        assert.equal(r2.status, 201);
-        assert.equal(probe('r2', r2.body.apiKey), 403);
+        const r2 = await cli(['relays', 'add', 'r2', '--allow', '198.18.99.0/24', '--json']);
+        assert.equal(r2.code, 0, r2.output);
+        const key2 = (JSON.parse(r2.output.trim().split('\n').at(-1) as string) as { apiKey: string }).apiKey;
+        assert.equal(probe('r2', key2), 403);
         const r3 = await api<{ apiKey: string }>('POST', '/relays', { id: 'r3', allow: [`${IP.relayM}/32`] });
         assert.equal(probe('r3', r3.body.apiKey), 101);
         const m = run('ip', ['netns', 'exec', NS.mgr, 'curl', '-s', `${base}/metrics`]);
