@@ -11,8 +11,9 @@
  * - **Concurrency.** At most `ssh.max_concurrent` commands run at once, `ssh.max_queued` wait;
  *   one more fails at once (`failure: busy`).
  * - **Timeout.** At the command's `timeout` (ms; `ssh.default_timeout_ms` when it gives none) the
- *   remote command is signalled (KILL) and its channel closed; the result is a failure
- *   (`failure: timeout`).
+ *   remote command is signalled (KILL; again every 200 ms, 5 times, as sshd ignores a signal that
+ *   comes before the process has started) and its channel closed; the result is a failure
+ *   (`failure: timeout`) at once.
  * - **Host keys.** The fingerprint of the key the server offers (`SHA256:<base64>`, as OpenSSH
  *   prints it) is reported with every result (`hostKey`); when the command carries a pinned one
  *   (`hostKey`) a different key is refused before authenticating (`failure: host_key_changed`).
@@ -28,6 +29,10 @@ import type { RelayConfig } from './config.js';
 
 /** Channels open at once on one SSH connection (below sshd's default MaxSessions, 10). */
 export const PER_CONNECTION = 8;
+
+/** At a timeout the signal is sent this many times, this far apart, before the channel is closed. */
+const KILL_TRIES = 5;
+const KILL_EVERY_MS = 200;
 
 /** The OpenSSH fingerprint of a raw public key blob: `SHA256:` and unpadded base64. */
 export function fingerprintOf(key: Buffer): string {
@@ -386,15 +391,25 @@ export class SshPool {
         const out = new Tail(this.cfg.max_output_bytes);
         const errOut = new Tail(this.cfg.max_output_bytes);
         let done = false;
+        let closed = false;
         const timer = setTimeout(() => {
           if (done) return;
           done = true;
-          try {
-            stream.signal('KILL');
-          } catch {
-            // the channel may be closing already
-          }
-          stream.close();
+          // sshd leaves a command running when only its channel closes, and ignores a signal
+          // that comes before its process is started: the signal is sent again a few times
+          // (KILL_TRIES × KILL_EVERY_MS) until the channel ends, then the channel is closed.
+          let tries = 0;
+          const kill = () => {
+            if (closed) return;
+            try {
+              stream.signal('KILL');
+            } catch {
+              // the channel is closing already
+            }
+            if (++tries < KILL_TRIES) setTimeout(kill, KILL_EVERY_MS).unref();
+            else stream.close();
+          };
+          kill();
           resolve(
             relayFailure(
               d.commandId,
@@ -406,6 +421,7 @@ export class SshPool {
         stream.on('data', (b: Buffer) => out.push(b));
         stream.stderr.on('data', (b: Buffer) => errOut.push(b));
         stream.on('close', (code: number | null | undefined, signal?: string) => {
+          closed = true;
           clearTimeout(timer);
           if (done) return;
           done = true;

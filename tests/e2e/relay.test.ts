@@ -480,7 +480,7 @@ describe(
         assert.doesNotMatch(m, new RegExp(password));
       }));
 
-    it('never shows the password or the private key: logs, outputs, API answers, the database', () =>
+    it('never shows the password or the private key (nor the apiKey in a log): logs, outputs, API answers, the database', () =>
       withLogs(async () => {
         await relay.stop();
         await manager.stop();
@@ -497,6 +497,9 @@ describe(
         const dataDir = path.join(tmp, 'manager');
         for (const f of readdirSync(dataDir, { withFileTypes: true }))
           if (f.isFile()) texts.push([`data ${f.name}`, readFileSync(path.join(dataDir, f.name)).toString('latin1')]);
+        // The apiKey is printed once by relays add (an API answer); never in a daemon's log.
+        const apiKey = readFileSync(relayKeyFile, 'utf8').trim();
+        for (const [what, text] of texts.slice(0, 3)) assert.ok(!text.includes(apiKey), `the apiKey is in ${what}`);
         for (const [what, text] of texts) {
           assert.ok(!text.includes(password), `the password is in ${what}`);
           for (const k of keyBody) assert.ok(!text.includes(k), `the private key is in ${what}`);

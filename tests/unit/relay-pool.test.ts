@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import ssh2, { type AuthContext, type Connection, type ParsedKey } from 'ssh2';
+import ssh2, { type AuthContext, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
 import { fingerprintOf, type PoolConfig, SshPool, Tail } from '../../agent/relay/pool.js';
 import type { RelayExecuteData } from '../../common/relay.js';
 
@@ -56,9 +56,13 @@ function fakeSshd(hostKey: string) {
       client.on('session', (accept) => {
         const session = accept();
         let running: ReturnType<typeof setTimeout> | null = null;
+        let current: ServerChannel | null = null;
         session.on('signal', (_a, _r, info) => {
           state.signals.push(info.name);
           if (running) clearTimeout(running);
+          // Killed: the process ends, and with it the channel.
+          current?.exit(info.name);
+          current?.end();
         });
         session.on('exec', (acc, _rej, info) => {
           const stream = acc();
@@ -75,6 +79,7 @@ function fakeSshd(hostKey: string) {
             stream.exit(0);
             stream.end();
           } else if (info.command.startsWith('sleep')) {
+            current = stream;
             running = setTimeout(() => {
               stream.exit(0);
               stream.end();
@@ -195,7 +200,7 @@ describe('relay SSH pool', () => {
     assert.match(r.result.stderr, /timed out after/);
     // The signal reaches the server.
     for (let i = 0; i < 50 && a.state.signals.length === signals; i++) await new Promise((x) => setTimeout(x, 20));
-    assert.deepEqual(a.state.signals.slice(signals), ['KILL']);
+    assert.equal(a.state.signals[signals], 'KILL');
     // The connection still serves.
     assert.equal((await pool.run(cmd({ serverId: 16 }))).result.exitCode, 0);
     pool.stop();
