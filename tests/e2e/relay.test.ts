@@ -7,7 +7,8 @@
  *
  * - commands with a password and with a key, through `muster exec --target server:NAME` and
  *   `relay:r1`, recorded in the task results; the host key pinned on first use;
- * - a timeout: the remote command is killed (no process left) and the task records `timeout`;
+ * - a timeout: the remote command (of a non-root user: sshd signals only privilege-separated
+ *   sessions) is killed, no process left, and the task records `timeout`;
  * - a wrong host key (sshd's key regenerated after first use) refused, alerted; trusted again;
  * - the relay killed mid-command and restarted: the command is reported failed (interrupted),
  *   exactly one result, never lost silently;
