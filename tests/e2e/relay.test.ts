@@ -232,7 +232,7 @@ describe(
         .join('\n');
       // A non-root user too: OpenSSH delivers a session signal only with post-auth privilege
       // separation, which it skips for root logins (docs/links.md "SSH").
-      writeFileSync(path.join(dir, 'shadow'), `${shadow.trimEnd()}\nmrly:!:19000:0:99999:7:::\n`, { mode: 0o600 });
+      writeFileSync(path.join(dir, 'shadow'), `${shadow.trimEnd()}\nmrly:*:19000:0:99999:7:::\n`, { mode: 0o600 });
       writeFileSync(
         path.join(dir, 'passwd'),
         `${readFileSync('/etc/passwd', 'utf8').trimEnd()}\nmrly:x:4242:4242:relay test:${dir}:/bin/sh\n`,
