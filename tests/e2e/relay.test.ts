@@ -215,7 +215,8 @@ describe(
       }
       // sshd: its own host key, config, and root's password in a private copy of /etc/shadow.
       const dir = path.join(tmp, 'sshd');
-      mkdirSync(dir, { mode: 0o700 });
+      // 0755: sshd reads authorized_keys as the user logging in (the non-root one too).
+      mkdirSync(dir, { mode: 0o755 });
       password = `Rl-${randomBytes(12).toString('hex')}`;
       run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_ed25519')]);
       keyFile = path.join(tmp, 'user_ed25519');
