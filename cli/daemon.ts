@@ -22,7 +22,7 @@ interface Daemon<C> {
  * logged as an error and the running one is kept (the daemon keeps serving).
  */
 export async function runDaemon<C extends { log: { level: string } }>(
-  name: 'agent' | 'manager',
+  name: 'agent' | 'manager' | 'relay',
   load: () => C,
   build: (cfg: C, log: ReturnType<typeof createLogger>) => Daemon<C> | Promise<Daemon<C>>,
 ): Promise<void> {

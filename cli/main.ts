@@ -7,6 +7,7 @@
  *   muster deploy | instance              workloads: one start or stop, business instances
  *   muster files | screen                 files to and from boards, a board's screen (docs/files.md)
  *   muster login | logout | users | tokens access (docs/operations.md "Users and access")
+ *   muster relay | relays | servers       the SSH relay and the servers behind it (docs/links.md)
  *
  * Every verb that calls the API sends a token: --token, --token-file, $MUSTER_TOKEN, else the one
  * `muster login` stored in the CLI config file.
@@ -26,6 +27,7 @@ import { register as instances } from './commands/instances.js';
 import { register as links } from './commands/links.js';
 import { register as nodes } from './commands/nodes.js';
 import { register as query } from './commands/query.js';
+import { register as relays } from './commands/relays.js';
 import { register as screen } from './commands/screen.js';
 import { register as task } from './commands/task.js';
 import { register as version } from './commands/version.js';
@@ -63,6 +65,7 @@ export function program(): Command {
     files,
     screen,
     links,
+    relays,
     version,
   ])
     register(p);

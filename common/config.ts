@@ -23,7 +23,7 @@ export class ConfigError extends Error {
 /** Where to read a daemon's config from. */
 export interface ConfigSources {
   /** Name of the shipped defaults, `config/<name>.yaml` (`agent` or `manager`). */
-  name: 'agent' | 'manager';
+  name: 'agent' | 'manager' | 'relay';
   /** A YAML file merged over the defaults (`--config FILE`). */
   file?: string | undefined;
   /** `path.to.key=value` overrides (`--set`), applied last. */

@@ -8,7 +8,10 @@
  *   (none of). Keys: `box`, `slot`, `cpu` (the position), `state` (online, suspect, offline),
  *   `board_type`, `box_type`, `cpu_arch`, `cpu_type`, `os_type`, `resource_type`, `hostname`,
  *   `host_ip`, `link` (mcast, ws); `label.<name>` or any other key is an agent label;
- * - `all` or `*`: every node.
+ * - `all` or `*`: every node;
+ * - SSH servers behind a relay (docs/links.md "Running commands through a relay"): `server:<glob>`
+ *   (servers by name) and `relay:<glob>` (every server behind the relays named); a target naming
+ *   servers names nothing else ({@link serverTerms}).
  * Matching is case-sensitive except for the attribute keys. Resolution against the registry is
  * the manager's (manager/targets.ts); this module is pure so the CLI can check a target too.
  */
@@ -148,5 +151,42 @@ export function matchesTarget(target: Target, node: TargetNode): boolean {
 export function selectTarget<N extends TargetNode>(target: Target, nodes: Iterable<N>): N[] {
   const out: N[] = [];
   for (const n of nodes) if (matchesTarget(target, n)) out.push(n);
+  return out;
+}
+
+/** An SSH server as a target sees it: its name and the relay it is behind. */
+export interface TargetServer {
+  name: string;
+  relay: string;
+}
+
+/**
+ * Whether `target` names SSH servers (docs/links.md "Running commands through a relay"): null
+ * when none of its terms starts with `server:` or `relay:`, else its terms as lists of
+ * `server:`/`relay:` patterns (each term any of its patterns; all terms must match).
+ * @throws TargetError when a target mixes servers with nodes, attributes or `all`
+ */
+export function serverTerms(target: Target): string[][] | null {
+  const isServer = (p: string) => p.startsWith('server:') || p.startsWith('relay:');
+  const named = target.terms.some((t) => t.kind === 'node' && t.patterns.some(isServer));
+  if (!named) return null;
+  return target.terms.map((t) => {
+    if (t.kind !== 'node' || !t.patterns.every(isServer) || t.patterns.some((p) => p.indexOf(':') === p.length - 1))
+      throw new TargetError('a target naming SSH servers (server:NAME, relay:NAME) names nothing else');
+    return t.patterns;
+  });
+}
+
+/** The servers of `servers` that the server terms `terms` ({@link serverTerms}) select, in their order. */
+export function selectServers<S extends TargetServer>(terms: readonly string[][], servers: Iterable<S>): S[] {
+  const out: S[] = [];
+  for (const s of servers) {
+    const hit = terms.every((ps) =>
+      ps.some((p) =>
+        p.startsWith('server:') ? globToRegExp(p.slice(7)).test(s.name) : globToRegExp(p.slice(6)).test(s.relay),
+      ),
+    );
+    if (hit) out.push(s);
+  }
   return out;
 }

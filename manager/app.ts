@@ -36,6 +36,9 @@ import { NodePruner } from './prune.js';
 import { Querier } from './querier.js';
 import { nodeRow, parseHeartbeat, parseLink } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
+import { RelayAgentClient } from './relay/client.js';
+import { RelayHub } from './relay/hub.js';
+import { SecretBox } from './relay/secrets.js';
 import { QueryRounds } from './rounds.js';
 import { SseClients } from './routes/tasks.js';
 import { Placer, wireScheduler } from './scheduler/placer.js';
@@ -146,6 +149,24 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
   const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, telemetry, log, metrics });
+  // SSH servers behind relays (docs/links.md "The SSH relay"); the credential key file is
+  // created on first use.
+  const relayHub = new RelayHub({ cfg: cfg.relay, store, log, metrics });
+  let box: SecretBox | null = null;
+  const secretBox = () => {
+    box ??= SecretBox.open(cfg.data_dir);
+    return box;
+  };
+  const relayAgents = new RelayAgentClient({
+    hub: relayHub,
+    store,
+    get box() {
+      return secretBox();
+    },
+    alerts,
+    cfg: () => cfg.relay,
+    log,
+  });
   // Per node: the WebSocket link when the node reports over it, else HTTP (docs/links.md).
   const agents = new RoutingAgentClient(
     httpAgents,
@@ -159,6 +180,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     }),
     link,
     registry,
+    relayAgents,
   );
   const deployer = new Deployer(cfg.deploy, registry, agents, log);
   // Files and screens (docs/files.md): uploads staged under data_dir, pushed to the boards.
@@ -207,7 +229,15 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     cfg: cfg.instances,
   });
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => cfg.exec.push_concurrency);
-  const runner = new TaskRunner(() => cfg.exec, registry, agents, catalog, log, metrics);
+  const runner = new TaskRunner(
+    () => cfg.exec,
+    registry,
+    agents,
+    catalog,
+    log,
+    metrics,
+    () => store.relays.servers(),
+  );
   wireTasks(runner, store);
   // After the wiring: a task found under way is recorded as interrupted.
   runner.restore(store.tasks.loadUnfinished());
@@ -270,6 +300,9 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     bodyLimit: cfg.http.body_limit_bytes,
     maxJsonDepth: cfg.http.max_json_depth,
     dashboard: cfg.dashboard,
+    relayHub,
+    secretBox,
+    relayConfig: () => cfg.relay,
     log,
   };
   const split = cfg.http.api.port !== 0;
@@ -280,6 +313,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   const api = split ? buildApiServer(serverOptions, tls) : null;
   // The WebSocket node link on the API listener (docs/links.md).
   link.attach((api ?? http).server);
+  relayHub.attach((api ?? http).server);
 
   return {
     http,
@@ -322,6 +356,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
       staging.stop();
       querier.stop();
       await link.close();
+      await relayHub.close();
       await http.close();
       await api?.close();
       await telemetry.stop();

@@ -142,6 +142,34 @@ export const ManagerConfigSchema = Strict({
     max_output_bytes: Type.Integer({ minimum: 1024, description: 'stdout and stderr kept per command result' }),
     max_pending_commands: Type.Integer({ minimum: 1, description: 'commands in flight per node; one more is refused' }),
   }),
+  relay: Strict({
+    enabled: Type.Boolean({ description: 'serve the SSH relay endpoint on the API listener (/proxy)' }),
+    max_connections: Type.Integer({
+      minimum: 1,
+      description: 'relays connected at once; one more is refused with 503',
+    }),
+    max_relays: Type.Integer({ minimum: 1, description: 'relays that may be added (muster relays add)' }),
+    max_servers: Type.Integer({ minimum: 1, description: 'SSH servers that may be added (muster servers add)' }),
+    max_message_bytes: Type.Integer({
+      minimum: 1024,
+      description: 'largest message from a relay; a bigger one closes the connection (1009)',
+    }),
+    max_messages_per_second: Type.Number({
+      minimum: 0.1,
+      description: 'messages one relay may send per second on average (burst: twice that); over it closes (1008)',
+    }),
+    ping_interval_ms: Millis('WebSocket ping of every relay; no pong by the next ping ends the connection', 100),
+    default_timeout_ms: Millis('time limit of a command whose task gives none', 1000),
+    command_grace_ms: Millis("time past a command's timeout before the manager gives up on its result", 0),
+    max_output_bytes: Type.Integer({
+      minimum: 1024,
+      description: 'stdout and stderr kept per command result (the tail)',
+    }),
+    max_pending_commands: Type.Integer({
+      minimum: 1,
+      description: 'commands in flight per relay; one more is refused',
+    }),
+  }),
   liveness: Strict({
     suspect_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before suspect' }),
     offline_after_rounds: Type.Integer({ minimum: 1, description: 'missed heartbeat rounds before offline' }),

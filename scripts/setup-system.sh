@@ -15,6 +15,9 @@ pkgs+=(chromium)
 # tests/e2e/screen.test.ts: a virtual X display (Xvfb) drawn with xsetroot (x11-xserver-utils)
 # and read with xwd (x11-apps), as the agent does on a board; netpbm to compare conversions.
 pkgs+=(xvfb x11-apps x11-xserver-utils netpbm)
+# tests/e2e/relay.test.ts: a real sshd (run by the test on its own config, not as a service) behind
+# the SSH relay.
+pkgs+=(openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -20,6 +20,8 @@ import { Ingest } from '../manager/ingest.js';
 import { InstanceController } from '../manager/instances/controller.js';
 import { createMetricsRegistry } from '../manager/metrics.js';
 import { NodeRegistry, registryMetrics } from '../manager/registry.js';
+import { RelayHub } from '../manager/relay/hub.js';
+import { SecretBox } from '../manager/relay/secrets.js';
 import { QueryRounds } from '../manager/rounds.js';
 import { SseClients } from '../manager/routes/tasks.js';
 import { Placer, wireScheduler } from '../manager/scheduler/placer.js';
@@ -100,6 +102,21 @@ export function unreachableFileCalls(): AgentFileCalls {
   const lost = async () => ({ ok: false as const, status: 0, error: 'unreachable' as const, message: 'unreachable' });
   return { fileOffset: lost, filePut: lost, fileList: lost, fileGet: lost, fileDelete: lost, screen: lost };
 }
+
+/** The relay config for tests: the shipped defaults (config/manager.yaml). */
+export const TEST_RELAY_CONFIG = {
+  enabled: true,
+  max_connections: 256,
+  max_relays: 256,
+  max_servers: 10000,
+  max_message_bytes: 4 << 20,
+  max_messages_per_second: 200,
+  ping_interval_ms: 30000,
+  default_timeout_ms: 300000,
+  command_grace_ms: 10000,
+  max_output_bytes: 65536,
+  max_pending_commands: 256,
+};
 
 /** Agents that cannot be reached: every exec call fails as unreachable (-1), every file call too. */
 export function unreachableAgents(): AgentClient {
@@ -185,8 +202,17 @@ export function serverDeps(
   const agents = opts.agents ?? unreachableAgents();
   const exec = opts.exec ?? TEST_EXEC_CONFIG;
   const catalog = new CommandCatalog(store, registry, agents, log, metrics, () => exec.push_concurrency);
-  const runner = new TaskRunner(() => exec, registry, agents, catalog, log, metrics);
+  const runner = new TaskRunner(
+    () => exec,
+    registry,
+    agents,
+    catalog,
+    log,
+    metrics,
+    () => store.relays.servers(),
+  );
   wireTasks(runner, store);
+  const relayHub = new RelayHub({ cfg: TEST_RELAY_CONFIG, store, log, metrics });
   const sse = new SseClients(() => exec.max_sse_clients, metrics);
   // Files and screens: a staging directory of its own, boards that cannot be reached.
   const fileAgents = unreachableFileCalls();
@@ -232,6 +258,9 @@ export function serverDeps(
     managerIp: '10.0.0.1',
     managerPort: 3926,
     bodyLimit: 1 << 20,
+    relayHub,
+    secretBox: () => SecretBox.open(dir),
+    relayConfig: () => TEST_RELAY_CONFIG,
     log,
     close: () => {
       store.close();

@@ -1,5 +1,5 @@
 /**
- * `muster manager` and `muster agent`: run a daemon (systemd runs these; docs/operations.md
+ * `muster manager`, `muster agent` and `muster relay`: run a daemon (systemd runs these; docs/operations.md
  * "systemd units"). The daemon's code is loaded with `import()` only when its verb runs, so that
  * the other verbs (`muster nodes`, ...) load no daemon code.
  */
@@ -50,6 +50,28 @@ export function register(p: Command): void {
         'agent',
         () => loadAgentConfig(o.config, o.set),
         (cfg, log) => new AgentDaemon(cfg, log),
+      );
+    });
+
+  p.command('relay')
+    .description('run the SSH relay: connects out to the manager, runs commands over SSH (docs/links.md)')
+    .option('-c, --config <file>', 'YAML config merged over config/relay.yaml')
+    .option(
+      '-s, --set <path=value>',
+      'override one config key (repeatable; not the apiKey: use api_key_file or MUSTER_RELAY_API_KEY)',
+      collect,
+      [],
+    )
+    .action(async (o: { config?: string; set: string[] }) => {
+      const [{ runDaemon }, { loadRelayConfig }, { RelayDaemon }] = await Promise.all([
+        import('../daemon.js'),
+        import('../../agent/relay/config.js'),
+        import('../../agent/relay/daemon.js'),
+      ]);
+      await runDaemon(
+        'relay',
+        () => loadRelayConfig(o.config, o.set),
+        (cfg, log) => new RelayDaemon(cfg, log),
       );
     });
 }

@@ -15,7 +15,14 @@ import { NextSchema, PageQueryFields } from './paging.js';
 import { literalUnion, SeveritySchema } from './primitives.js';
 
 /** What raises an alert. */
-export const ALERT_KINDS = ['node_offline', 'identity_conflict', 'component_failed', 'threshold', 'agent'] as const;
+export const ALERT_KINDS = [
+  'node_offline',
+  'identity_conflict',
+  'component_failed',
+  'threshold',
+  'agent',
+  'host_key_changed',
+] as const;
 /** What raised an alert. */
 export type AlertKind = (typeof ALERT_KINDS)[number];
 /** Schema of {@link AlertKind}. */

@@ -63,8 +63,8 @@ function failure(o: Extract<CallOutcome, { ok: false }>): { ok: false; result: n
   return fail(o.reason === 'timeout' ? MANAGER_RESULT.TIMEOUT : MANAGER_RESULT.UNREACHABLE, o.message);
 }
 
-/** A task on a seed-protocol node, as exec_status reports it. */
-interface SeedTask {
+/** A task on a seed-protocol node (or an SSH server behind a relay), as exec_status reports it. */
+export interface SeedTask {
   name: string;
   state: TaskState;
   begin: string | null;
@@ -263,7 +263,8 @@ export class LinkAgentClient implements AgentClient {
   }
 }
 
-function setResult(t: SeedTask, r: CommandResultData): void {
+/** Records a command's result in its task (state, exit code, output lines). */
+export function setResult(t: SeedTask, r: CommandResultData): void {
   t.exit_code = r.exit_code;
   t.stdout = r.stdout;
   t.stderr = r.stderr;
@@ -280,9 +281,10 @@ function setResult(t: SeedTask, r: CommandResultData): void {
   }
 }
 
-const ended = (s: TaskState) => s !== 'queued' && s !== 'running';
+export const ended = (s: TaskState) => s !== 'queued' && s !== 'running';
 
-function unknownTask(taskId: string): ExecStatusReplyData {
+/** exec_status's answer for a task the node does not know. */
+export function unknownTask(taskId: string): ExecStatusReplyData {
   return {
     task_id: taskId,
     result: 4,
@@ -297,7 +299,8 @@ function unknownTask(taskId: string): ExecStatusReplyData {
   };
 }
 
-function statusOf(taskId: string, t: SeedTask, since: number): ExecStatusReplyData {
+/** exec_status's answer for a one-command task, output lines after `since`. */
+export function statusOf(taskId: string, t: SeedTask, since: number): ExecStatusReplyData {
   const stepState: StepState = t.state === 'queued' ? 'pending' : (t.state as StepState);
   const output = t.lines.filter((l) => l.seq > since);
   return {
@@ -339,9 +342,12 @@ export class RoutingAgentClient implements AgentClient {
     private readonly link: AgentClient,
     private readonly hub: Pick<LinkHub, 'linkOf'>,
     private readonly registry: Pick<NodeRegistry, 'nodes'>,
+    /** SSH servers behind relays (`server:<name>` targets, docs/links.md "The SSH relay"). */
+    private readonly relay?: AgentClient,
   ) {}
 
   private pick(t: AgentTarget): AgentClient {
+    if (this.relay && t.node.startsWith('server:')) return this.relay;
     return this.hub.linkOf(t.node) !== null || this.registry.nodes.get(t.node)?.link ? this.link : this.http;
   }
 

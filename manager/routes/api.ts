@@ -26,6 +26,7 @@ import { type InstanceRoutesOptions, instanceRoutes } from './instances.js';
 import { type LinkRoutesOptions, linkRoutes } from './links.js';
 import { type NodeRoutesOptions, nodeRoutes } from './nodes.js';
 import { type QueryRoutesOptions, queryRoutes } from './query.js';
+import { type RelayRoutesOptions, relayRoutes } from './relays.js';
 import { screenRoutes } from './screen.js';
 import { type StatusRoutesOptions, statusRoutes } from './status.js';
 import { type TaskRoutesOptions, taskRoutes } from './tasks.js';
@@ -44,7 +45,8 @@ export type ApiOptions = NodeRoutesOptions &
   TelemetryRoutesOptions &
   TaskRoutesOptions &
   CommandRoutesOptions &
-  LinkRoutesOptions & {
+  LinkRoutesOptions &
+  Omit<RelayRoutesOptions, 'alerts'> & {
     /** Files and screens (docs/files.md). */
     files: Omit<FileRoutesOptions, 'registry' | 'metrics'>;
     /** The daemon's metrics registry (the file and screen counters, the event hub's metrics). */
@@ -54,7 +56,7 @@ export type ApiOptions = NodeRoutesOptions &
     /** dashboard.events: the live event stream GET /events (absent: the defaults). */
     events?: EventsConfig;
     /** The alert engine as the event hub reads it (open alerts). */
-    alerts: Pick<AlertEngine, 'openAlerts'>;
+    alerts: Pick<AlertEngine, 'openAlerts' | 'resolve'>;
   };
 
 /**
@@ -82,6 +84,13 @@ export const apiRoutes: FastifyPluginAsyncTypebox<ApiOptions> = async (api, o) =
   await api.register(alertRoutes, { alerts: o.alerts, store: o.store });
   await api.register(historyRoutes, { store: o.store });
   await api.register(linkRoutes, { store: o.store });
+  await api.register(relayRoutes, {
+    store: o.store,
+    relayHub: o.relayHub,
+    secretBox: o.secretBox,
+    relayConfig: o.relayConfig,
+    alerts: o.alerts,
+  });
   await api.register(telemetryRoutes, { telemetry: o.telemetry, registry: o.registry });
   await api.register(taskRoutes, { runner: o.runner, store: o.store, sse: o.sse });
   await api.register(commandRoutes, { catalog: o.catalog });

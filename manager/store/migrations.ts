@@ -239,4 +239,31 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE nodes ADD COLUMN link TEXT;
     `,
   },
+  {
+    name: 'SSH relays and the servers behind them (docs/links.md "The SSH relay")',
+    sql: `
+      CREATE TABLE relays (
+        id           TEXT PRIMARY KEY,          -- proxyId
+        hash         TEXT NOT NULL,             -- sha256 of the apiKey, hex (never the key)
+        allow        TEXT NOT NULL,             -- JSON array of CIDRs / addresses; [] = any
+        created_by   TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER
+      );
+
+      CREATE TABLE ssh_servers (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT, -- the serverId sent to the relay
+        name       TEXT NOT NULL UNIQUE,
+        relay      TEXT NOT NULL REFERENCES relays (id) ON DELETE CASCADE,
+        host       TEXT NOT NULL,
+        port       INTEGER NOT NULL,
+        username   TEXT NOT NULL,
+        auth       TEXT NOT NULL,               -- password | key
+        secret     TEXT NOT NULL,               -- the password or private key, AES-256-GCM sealed
+        host_key   TEXT,                        -- pinned fingerprint SHA256:..., NULL until first use
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];

@@ -23,6 +23,7 @@ import { type HistoryFilter, HistoryTable, type NewHistory } from './history.js'
 import { InstancesTable } from './instances.js';
 import { LinkTokensTable } from './links.js';
 import { type NodeRow, NodesTable } from './nodes.js';
+import { RelaysTable } from './relays.js';
 import { Retention } from './retention.js';
 import { SessionsTable } from './sessions.js';
 import { CommandsTable, TasksTable } from './tasks.js';
@@ -76,6 +77,8 @@ export class Store {
   readonly commands: CommandsTable;
   /** Tokens of the WebSocket node link (docs/links.md "Link tokens"). */
   readonly linkTokens: LinkTokensTable;
+  /** SSH relays and the servers behind them (docs/links.md "The SSH relay"). */
+  readonly relays: RelaysTable;
   /** Retention of every table that declares rules. */
   readonly retention: Retention;
 
@@ -94,6 +97,7 @@ export class Store {
     this.tasks = core.register(new TasksTable(core));
     this.commands = core.register(new CommandsTable(core));
     this.linkTokens = core.register(new LinkTokensTable(core));
+    this.relays = core.register(new RelaysTable(core));
     this.retention = new Retention(core);
   }
 

@@ -36,7 +36,8 @@ import type {
 import type { ExecStatusReplyData, StepSpec, StepStatus, TaskState } from '../../common/exec.js';
 import { checkSteps } from '../../common/exec-dag.js';
 import type { Logger } from '../../common/log.js';
-import { TargetError } from '../../common/target.js';
+import { SERVER_PREFIX } from '../../common/relay.js';
+import { parseTarget, selectServers, serverTerms, TargetError, type TargetServer } from '../../common/target.js';
 import type { AgentClient, AgentTarget } from '../agents/client.js';
 import type { ManagerConfig } from '../config.js';
 import { Refused } from '../refused.js';
@@ -156,6 +157,7 @@ export class TaskRunner extends EventEmitter {
   /**
    * @param cfg the exec config now (read at each use, so a test may change it)
    * @param catalog the command-set catalog (entries named by steps; pushed before a run)
+   * @param servers the SSH servers behind relays, read at each submit (absent: no `server:` target matches)
    */
   constructor(
     private readonly cfg: () => ExecConfig,
@@ -164,6 +166,8 @@ export class TaskRunner extends EventEmitter {
     private readonly catalog: Pick<CommandCatalog, 'get' | 'ensure'>,
     private readonly log: Logger,
     metrics: Registry,
+    /** SSH servers behind relays, for `server:` and `relay:` targets (docs/links.md "The SSH relay"). */
+    private readonly servers?: () => readonly (TargetServer & { host: string })[],
   ) {
     super();
     const r = [metrics];
@@ -247,9 +251,25 @@ export class TaskRunner extends EventEmitter {
     let size = 1;
     let batchWait = 0;
     let timeout = cfg.task_timeout_ms;
-    let nodes: ReturnType<typeof resolveTarget> = [];
+    let nodes: { id: string; host_ip: string; target: AgentTarget | null }[] = [];
     try {
-      nodes = resolveTarget(this.registry, body.target);
+      const parsed = parseTarget(body.target);
+      const terms = serverTerms(parsed);
+      nodes = terms
+        ? selectServers(terms, this.servers?.() ?? []).map((sv) => {
+            const node = `${SERVER_PREFIX}${sv.name}`;
+            return { id: node, host_ip: sv.host, target: { node, host_ip: sv.host, port: 0 } };
+          })
+        : resolveTarget(this.registry, parsed).map((n) => {
+            const hb = this.registry.boardOf(n.record)?.heartbeat;
+            // A node on the WebSocket link without a heartbeat body is reached by its id (docs/links.md).
+            const target = hb
+              ? { node: n.id, host_ip: hb.host_ip, port: hb.service_port }
+              : n.record.link
+                ? { node: n.id, host_ip: n.host_ip, port: 0 }
+                : null;
+            return { id: n.id, host_ip: n.host_ip, target };
+          });
     } catch (err) {
       if (err instanceof TargetError) refuse('bad_request', 400, '/target', `target: ${err.message}`);
       throw err;
@@ -291,13 +311,7 @@ export class TaskRunner extends EventEmitter {
     const results: NodeResult[] = [];
     const ctl = new Map<string, NodeCtl>();
     for (const n of nodes) {
-      const hb = this.registry.boardOf(n.record)?.heartbeat;
-      // A node on the WebSocket link without a heartbeat body is reached by its id (docs/links.md).
-      const target = hb
-        ? { node: n.id, host_ip: hb.host_ip, port: hb.service_port }
-        : n.record.link
-          ? { node: n.id, host_ip: n.host_ip, port: 0 }
-          : null;
+      const target = n.target;
       const result: NodeResult = {
         node: n.id,
         host_ip: n.host_ip,

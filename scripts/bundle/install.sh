@@ -86,7 +86,7 @@ wants() {
 }
 
 if [ "$uninstall" -eq 1 ]; then
-  for u in muster-agent muster-manager; do
+  for u in muster-agent muster-manager muster-relay; do
     # A unit of another PREFIX's install is not ours to remove.
     if [ -f "$units_dir/$u.service" ] && ! grep -q "^ExecStart=$prefix/bin/muster " "$units_dir/$u.service"; then
       say "kept $units_dir/$u.service: it runs $(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$units_dir/$u.service")"
@@ -187,7 +187,7 @@ if [ "$live_systemd" -eq 1 ]; then
     systemctl enable --now "$u.service"
     say "enabled and started $u"
   done
-  for u in muster-agent muster-manager; do
+  for u in muster-agent muster-manager muster-relay; do
     case " $units " in *" $u "*) continue ;; esac
     if systemctl is-active --quiet "$u.service"; then say "$u is running the old version: systemctl restart $u"; fi
   done
