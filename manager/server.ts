@@ -48,6 +48,8 @@ export interface DashboardConfig {
   enabled: boolean;
   dir: string;
   console: boolean;
+  /** How long POST /console/exec and /console/file wait for their task or push, ms. */
+  console_wait_ms?: number;
   events: EventsConfig;
 }
 
@@ -56,6 +58,7 @@ export const DASHBOARD_DEFAULTS: DashboardConfig = {
   enabled: true,
   dir: '',
   console: true,
+  console_wait_ms: 60_000,
   events: EVENTS_DEFAULTS,
 };
 
@@ -69,6 +72,8 @@ function registerApi(app: FastifyInstance, o: ServerOptions): void {
       access: o.access,
       registry: o.registry,
       store: o.store,
+      apiPrefix: API_PREFIX,
+      waitMs: d.console_wait_ms ?? DASHBOARD_DEFAULTS.console_wait_ms ?? 60_000,
       prefix: CONSOLE_PREFIX,
     });
   }
