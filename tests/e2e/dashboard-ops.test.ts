@@ -296,6 +296,19 @@ describe(
       await shot(page, 'instances');
     });
 
+    it('an admin creates and revokes a link token on the users page', { timeout: 20_000 }, async () => {
+      await page.goto(`${base}/#/users`);
+      await page.getByLabel('For node').fill(NODE);
+      await page.getByRole('button', { name: 'Create link token' }).click();
+      await page.getByRole('status').filter({ hasText: 'New link token' }).waitFor();
+      const row = page.locator('#link-tokens tbody tr').filter({ hasText: NODE });
+      await row.waitFor();
+      await shot(page, 'users');
+      page.once('dialog', (d) => void d.accept());
+      await row.getByRole('button', { name: 'Revoke' }).click();
+      await row.waitFor({ state: 'detached' });
+    });
+
     it('a viewer sees no operator form, and the API refuses the same calls', { timeout: 30_000 }, async () => {
       const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       const v = await ctx.newPage();
