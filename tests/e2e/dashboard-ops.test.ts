@@ -252,7 +252,7 @@ describe(
       assert.equal(readFileSync(path.join(root, 'drop', 'hello.txt'), 'utf8'), content);
       await shot(page, 'files');
       // Browse the board's directory.
-      await page.getByLabel('Board').fill(NODE);
+      await page.locator('input[name="browse-node"]').fill(NODE);
       await page.locator('input[name="browse-path"]').fill(`${root}/drop`);
       await page.getByRole('button', { name: 'List' }).click();
       const entry = page.locator('#listing tr[data-name="hello.txt"]');
