@@ -166,8 +166,10 @@ describe(
       assert.equal((await row.locator('.exit').textContent())?.trim(), '0');
       await page
         .locator('#task-summary')
-        .filter({ hasText: /ended: 1 boards, 1 done, 0 failed/ })
+        .filter({ hasText: /ended: 1 board, 1 done, 0 failed/ })
         .waitFor();
+      // The recent tasks list is told when the task ends.
+      await page.locator('#tasks tbody tr').first().filter({ hasText: 'done' }).waitFor({ timeout: 3000 });
       await shot(page, 'exec');
       // A failing command: its state and exit code.
       await page.getByLabel('Command', { exact: true }).fill('exit 3');

@@ -48,7 +48,7 @@ function RunBadge({ state }: { state: string }) {
 }
 
 /** One task followed live: its event stream while it runs, its record when it ended. */
-function TaskView({ id }: { id: string }) {
+function TaskView({ id, onEnded }: { id: string; onEnded?: () => void }) {
   const [task, setTask] = useState<TaskRecord | null>(null);
   const [results, setResults] = useState<Record<string, NodeResult>>({});
   const [lines, setLines] = useState<TaskLine[]>([]);
@@ -90,6 +90,7 @@ function TaskView({ id }: { id: string }) {
       setResults(Object.fromEntries((t.results ?? []).map((r) => [r.node, r])));
       setStreamState('ended');
       es.close();
+      onEnded?.();
     });
     es.onerror = () => {
       // The stream ends after the summary; an error before it means the connection was lost: stop
@@ -124,7 +125,7 @@ function TaskView({ id }: { id: string }) {
       task
         ? html`<p class="summary" role="status" id="task-summary" aria-live="polite">
         ${streamState === 'open' ? 'running: ' : streamState === 'lost' ? 'live output stopped (open the task again to follow it): ' : 'ended: '}
-        ${s?.nodes} boards, ${s?.done} done, ${s?.failed} failed, ${s?.skipped} skipped, ${s?.running} running, ${s?.pending} pending
+        ${s?.nodes} board${s?.nodes === 1 ? '' : 's'}, ${s?.done} done, ${s?.failed} failed, ${s?.skipped} skipped, ${s?.running} running, ${s?.pending} pending
         · started <${Time} at=${task.at} />${task.finished_at ? html` · ended <${Time} at=${task.finished_at} />` : ''} · by ${task.who}
         ${task.message ? html` · ${task.message}` : ''}</p>`
         : html`<p>Loading…</p>`
@@ -257,7 +258,7 @@ export function Exec({ task }: { task?: string | undefined }) {
           }} />`
         : html`<p class="note">Running commands needs the operator role; here are the tasks run so far.</p>`
     }
-    ${task ? html`<${TaskView} key=${task} id=${task} />` : ''}
+    ${task ? html`<${TaskView} key=${task} id=${task} onEnded=${list.reload} />` : ''}
     <section aria-labelledby="tasks-h">
       <h2 id="tasks-h">Recent tasks</h2>
       <${ErrorLine} error=${list.error} />

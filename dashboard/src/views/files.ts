@@ -180,7 +180,7 @@ function RemoveForm() {
     <label>Target <input name="rm-target" required value=${f.target} onInput=${set('target')} placeholder="1-1-0" /></label>
     <${TargetPreview} target=${f.target} />
     <label>Paths (one a line) <textarea name="paths" required rows="3" value=${f.paths} onInput=${set('paths')} placeholder="/srv/files/old.tgz"></textarea></label>
-    <label><input type="checkbox" checked=${f.recursive} onChange=${set('recursive')} /> directories with what they hold</label>
+    <label class="check"><input type="checkbox" checked=${f.recursive} onChange=${set('recursive')} /> directories with what they hold</label>
     <button type="submit">Delete</button>
     <${ErrorLine} error=${error} />
     ${
