@@ -221,6 +221,26 @@ export function startMuster(args: string[]): Child {
  * /healthz, then logs in as its first admin (a password file written before the start,
  * docs/operations.md "Users and access") and returns the API token with it.
  */
+/**
+ * `argv` with node's `--cpu-prof` (and `--heapsnapshot-signal=SIGUSR2`) inserted after the node
+ * binary when MUSTER_BENCH_PROFILE_DIR names a directory: every manager (and bare server) the bench starts then
+ * writes a `.cpuprofile` there when it stops (`*.cpuprofile` is git-ignored; bench/RESULTS.md
+ * summarises the top entries). Unchanged when the variable is unset.
+ */
+export function withProfiling(argv: string[]): string[] {
+  const dir = process.env.MUSTER_BENCH_PROFILE_DIR;
+  if (!dir) return argv;
+  mkdirSync(dir, { recursive: true });
+  return [
+    argv[0] as string,
+    '--cpu-prof',
+    `--cpu-prof-dir=${dir}`,
+    '--heapsnapshot-signal=SIGUSR2',
+    `--diagnostic-dir=${dir}`,
+    ...argv.slice(1),
+  ];
+}
+
 export async function startManager(opts: {
   httpPort: number;
   mcastPort: number;
@@ -228,6 +248,8 @@ export async function startManager(opts: {
   extra?: Record<string, string | number>;
   /** The admin password of a data_dir started before (a restart); a new one otherwise. */
   password?: string;
+  /** How long /healthz may take to answer, ms (default 30 s). */
+  readyTimeoutMs?: number;
 }): Promise<{ child: Child; base: string; token: string; password: string }> {
   mkdirSync(opts.dataDir, { recursive: true });
   const password = opts.password ?? randomBytes(18).toString('base64url');
@@ -236,7 +258,7 @@ export async function startManager(opts: {
   const bin = musterBinary();
   const child = startChild(
     [
-      ...bin.argv,
+      ...withProfiling(bin.argv),
       'manager',
       ...sets({
         'http.host': '127.0.0.1',
@@ -251,7 +273,7 @@ export async function startManager(opts: {
     { ...bin.env, MUSTER_MANAGER_AUTH_INITIAL_ADMIN_PASSWORD_FILE: passwordFile },
   );
   const base = `http://127.0.0.1:${opts.httpPort}`;
-  await waitHttp(`${base}/healthz`, child);
+  await waitHttp(`${base}/healthz`, child, opts.readyTimeoutMs);
   const res = await fetch(`${base}/api/v1/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -537,7 +559,7 @@ export function isMain(metaUrl: string): boolean {
 /** Starts the baseline server (bench/bare-server.ts) on 127.0.0.1:`port`; waits until it answers. */
 export async function startBare(port: number): Promise<{ child: Child; base: string }> {
   const child = startChild([
-    process.execPath,
+    ...withProfiling([process.execPath]),
     '--import',
     'tsx',
     path.join(ROOT, 'bench', 'bare-server.ts'),

@@ -1,6 +1,6 @@
 /**
  * Manager scale: memory (RSS, V8 heap used) and CPU of a real manager holding N boards, for
- * N = 100, 1,000 and 5,000 simulated boards (bench/fleet.ts) reporting on the default intervals
+ * N = 100, 1,000, 5,000 and 10,000 simulated boards (bench/fleet.ts) reporting on the default intervals
  * (heartbeat every 2 s, resource every 5 s, the reply window the manager suggests). A fresh
  * manager per N; once every board is online with a resource report, a window of `seconds`
  * (default 20) measures:
@@ -10,12 +10,16 @@
  *   - reports stored (ingested counter deltas) against reports the fleet had answered 200
  * Reported per 1,000 boards and as growth against the 100-board figure: the ratio X(N) / X(100),
  * and the marginal cost (X(N) − X(100)) per 1,000 extra boards.
- *   node --import tsx bench/manager-scale.ts [--sizes 100,1000,5000] [--seconds 20]
+ *   node --import tsx bench/manager-scale.ts [--sizes 100,1000,5000,10000] [--seconds 20]
+ * (MUSTER_BENCH_PROFILE_DIR=dir: each manager also writes a CPU profile there, bench/common.ts withProfiling.)
  */
+import { readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   contentionMeter,
   cpuMeter,
+  cpuSeconds,
   ensureOpenFiles,
   freeMulticastPort,
   freePort,
@@ -29,11 +33,13 @@ import {
   progress,
   removeDir,
   rssSampler,
+  selfCpuMeter,
   sleep,
   startManager,
   tempDir,
 } from './common.js';
 import { startFleet } from './fleet.js';
+import { formatHeap, summariseHeap } from './heap-top.js';
 
 /** The manager's default heartbeat round (query.heartbeat_interval_ms), ms. */
 const HEARTBEAT_INTERVAL_MS = 2000;
@@ -72,6 +78,15 @@ export interface ScalePoint {
    * board's heartbeat and resource report stored by it, and the fleet failures meanwhile. */
   restartMs: number;
   restartFailed: number;
+  /** The restart's fleet failures by kind. */
+  restartFailures?: Record<string, number>;
+  /** From the process start to every board online: the manager's CPU and the fleet process's CPU
+   * (% of one core) and the fleet's event-loop delay p99 (ms): which side ran out first. */
+  startupManagerCpu: number;
+  startupFleetCpu: number;
+  startupFleetLoopP99: number;
+  /** With --profile (MUSTER_BENCH_PROFILE_DIR): the top of a heap snapshot taken after the window (bench/heap-top.ts). */
+  heap?: string;
   /** Fleet-side failures by kind (error code or HTTP status). */
   failures: Record<string, number>;
   /** jitter_ms of the latest heartbeat query. */
@@ -86,6 +101,33 @@ export interface ScaleResult {
   points: ScalePoint[];
 }
 
+/**
+ * With MUSTER_BENCH_PROFILE_DIR set (the manager runs with --heapsnapshot-signal=SIGUSR2 and its
+ * --diagnostic-dir there): asks manager `pid` for a heap snapshot and summarises it; undefined otherwise
+ * or when none came within 120 s.
+ */
+async function heapSnapshot(pid: number): Promise<string | undefined> {
+  const dir = process.env.MUSTER_BENCH_PROFILE_DIR;
+  if (!dir) return undefined;
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  let last = -1;
+  for (const until = Date.now() + 120_000; Date.now() < until; ) {
+    await sleep(1000);
+    const f = readdirSync(dir).find((x) => x.endsWith('.heapsnapshot') && !before.has(x) && x.includes(`.${pid}.`));
+    if (!f) continue;
+    const size = statSync(path.join(dir, f)).size;
+    if (size > 0 && size === last) {
+      await sleep(1000);
+      const h = summariseHeap(path.join(dir, f));
+      rmSync(path.join(dir, f)); // hundreds of MB: the summary is what is kept
+      return formatHeap(h, 12);
+    }
+    last = size;
+  }
+  return undefined;
+}
+
 async function measure(n: number, seconds: number, seed: number): Promise<ScalePoint> {
   const mcastPort = await freeMulticastPort();
   const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
@@ -93,7 +135,10 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
     const started = performance.now();
+    fleet.eventLoop(true);
+    const fleetCpu = selfCpuMeter();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir });
+    const startCpu = cpuSeconds(mgr.child.pid);
     const base = mgr.base;
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -104,6 +149,9 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       await sleep(250);
     }
     const startupMs = performance.now() - started;
+    const startupManagerCpu = ((cpuSeconds(mgr.child.pid) - startCpu) / (startupMs / 1000)) * 100;
+    const startupFleetCpu = fleetCpu.stop();
+    const startupFleetLoopP99 = fleet.eventLoop(true).p99;
     const startupFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     await sleep(1000);
     const failedBefore = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
@@ -123,6 +171,10 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     // Reports already answered are stored; let the ones under way finish before comparing.
     await fleet.idle(10_000).catch(() => undefined);
     const m1 = ingested(await getText(`${base}/metrics`));
+    // Compared with m1: the restart below adds answers of the next manager.
+    const answered = fleet.counters.ok['/heartbeat'] + fleet.counters.ok['/resource'];
+    const failedBeforeRestart = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+    const heap = await heapSnapshot(mgr.child.pid);
     // The same fleet, now known: the manager restarted on its data_dir.
     const jitterMs = fleet.counters.last['/heartbeat']?.jitter_ms ?? 0;
     const password = mgr.password;
@@ -132,6 +184,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     await sleep(jitterMs + 500);
     await fleet.idle(10_000).catch(() => undefined);
     const failedStop = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+    const errorsStop = new Map(fleet.counters.errors);
     const restarted = performance.now();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir, password });
     let restartMs = Number.NaN;
@@ -147,18 +200,26 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       await sleep(100);
     }
     const restartFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedStop;
+    const restartFailures: Record<string, number> = {};
+    for (const [k, v] of fleet.counters.errors)
+      if (v > (errorsStop.get(k) ?? 0)) restartFailures[k] = v - (errorsStop.get(k) ?? 0);
     return {
       n,
       startupTargetMs: 2 * HEARTBEAT_INTERVAL_MS + jitterMs + 1000,
       startupFailed,
+      startupManagerCpu,
+      startupFleetCpu,
+      startupFleetLoopP99,
+      ...(heap ? { heap } : {}),
       restartMs,
       restartFailed,
+      restartFailures,
       rss: r.mean,
       heapUsed: heaps.reduce((a, b) => a + b, 0) / Math.max(1, heaps.length),
       cpuPercent,
       stored: m1,
-      answered: fleet.counters.ok['/heartbeat'] + fleet.counters.ok['/resource'],
-      failed: fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'],
+      answered,
+      failed: failedBeforeRestart,
       failedInWindow,
       startupMs,
       failures: Object.fromEntries(fleet.counters.errors),
@@ -174,7 +235,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
 
 /** Runs the scale benchmark. */
 export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
-  const sizes = o.sizes ?? [100, 1000, 5000];
+  const sizes = o.sizes ?? [100, 1000, 5000, 10_000];
   const seconds = o.seconds ?? 20;
   const seed = o.seed ?? 1;
   const points: ScalePoint[] = [];
@@ -199,6 +260,9 @@ export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
         startupMs: Number.NaN,
         startupTargetMs: Number.NaN,
         startupFailed: 0,
+        startupManagerCpu: Number.NaN,
+        startupFleetCpu: Number.NaN,
+        startupFleetLoopP99: Number.NaN,
         restartMs: Number.NaN,
         restartFailed: 0,
         failures: {},
@@ -243,17 +307,19 @@ export function formatScale(r: ScaleResult): string {
         `(target ≤ ${fx(p.startupTargetMs / 1000, 1)} s = 2 heartbeat rounds + ${p.jitterMs} ms window + 1 s, 0 failures: ` +
         `${p.startupMs <= p.startupTargetMs && p.startupFailed === 0 ? 'met' : 'NOT met'}); ` +
         `restart with ${p.n} known boards: every board stored ${fx(p.restartMs / 1000, 1)} s after the process start, ` +
-        `${p.restartFailed} failures (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'})`,
+        `${p.restartFailed} failures${p.restartFailed ? ` ${JSON.stringify(p.restartFailures ?? {})}` : ''} (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
+        `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
     );
+    if (p.heap) lines.push(...p.heap.split('\n').map((l) => `    ${l}`));
   }
   return lines.join('\n');
 }
 
 if (isMain(import.meta.url)) {
   const { values } = parseArgs({
-    options: { sizes: { type: 'string', default: '100,1000,5000' }, seconds: { type: 'string', default: '20' } },
+    options: { sizes: { type: 'string', default: '100,1000,5000,10000' }, seconds: { type: 'string', default: '20' } },
   });
   runScale({ sizes: values.sizes.split(',').map(Number), seconds: Number(values.seconds) })
     .then((r) => {

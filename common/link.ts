@@ -147,3 +147,26 @@ export type MusterReplyData = Static<typeof MusterReplyData>;
 export function linkMessage<D>(type: string, data: D, id: string = randomUUID()): LinkMessage<D> {
   return { type, id, timestamp: new Date().toISOString(), data };
 }
+
+/**
+ * The bound of the reconnect delay before attempt `attempt` (0 = the first reconnect after a
+ * connection is lost): `min(maxMs, baseMs × 2^attempt)`, ms (docs/links.md "A muster agent on the
+ * link", exponential backoff, capped).
+ */
+export function reconnectWindow(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(0, attempt), 30));
+}
+
+/**
+ * A reconnect delay with full jitter: uniform in `[0, reconnectWindow(attempt, baseMs, maxMs))`,
+ * whole ms, so that a fleet that lost its manager at one instant does not come back at one instant.
+ * @param random a uniform number in [0, 1) (Math.random by default; tests pass their own)
+ */
+export function reconnectDelay(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
+  return Math.floor(random() * reconnectWindow(attempt, baseMs, maxMs));
+}

@@ -34,7 +34,7 @@ import type { Transition } from './liveness.js';
 import { createMetricsRegistry } from './metrics.js';
 import { NodePruner } from './prune.js';
 import { Querier } from './querier.js';
-import { nodeRow, parseHeartbeat } from './records.js';
+import { nodeRow, parseHeartbeat, parseLink } from './records.js';
 import { NodeRegistry, registryMetrics } from './registry.js';
 import { QueryRounds } from './rounds.js';
 import { SseClients } from './routes/tasks.js';
@@ -121,7 +121,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
     );
   }
   registry.restore(
-    rows.map((r) => ({ ...r, heartbeat: parseHeartbeat(r.heartbeat) })),
+    rows.map((r) => ({ ...r, heartbeat: parseHeartbeat(r.heartbeat), link: parseLink(r.link) })),
     transitions,
   );
   const { open, rules } = alerts.restore();
@@ -145,7 +145,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
-  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, log, metrics });
+  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, telemetry, log, metrics });
   // Per node: the WebSocket link when the node reports over it, else HTTP (docs/links.md).
   const agents = new RoutingAgentClient(
     httpAgents,

@@ -349,6 +349,19 @@ export const ManagerConfigSchema = Strict({
       }),
       timeout_ms: Millis('time limit of one write', 100),
       retry_max_ms: Millis('longest wait between retries while InfluxDB is down', 100),
+      query: Strict({
+        max_points: Type.Integer({
+          minimum: 10,
+          maximum: 10000,
+          description: 'most buckets per line of GET /nodes/:id/series (InfluxDB aggregates to fit)',
+        }),
+        timeout_ms: Millis('time limit of one series query to InfluxDB', 100),
+        max_concurrent: Type.Integer({ minimum: 1, maximum: 64, description: 'most series queries in flight' }),
+        max_reply_bytes: Type.Integer({
+          minimum: 1024,
+          description: "most bytes read of InfluxDB's answer to a series query",
+        }),
+      }),
     }),
   }),
   log: Strict({ level: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))) }),

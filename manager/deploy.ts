@@ -21,6 +21,7 @@ import type { DeployReplyData, DeployRequestData, Require } from '../common/prot
 import { redactText, redactUrl } from '../common/redact.js';
 import type { AgentClient, AgentTarget } from './agents/client.js';
 import type { ManagerConfig } from './config.js';
+import { Refused } from './refused.js';
 import type { NodeRegistry } from './registry.js';
 
 export { type DeploymentRecord, MANAGER_RESULT };
@@ -54,17 +55,7 @@ export interface StopInput {
 }
 
 /** A refused operation: HTTP status, error code and message for the REST API. */
-export class DeployRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'DeployRefused';
-  }
-}
+export class DeployRefused extends Refused {}
 
 /** An operation accepted: its record (updated in place) and a promise of the finished record. */
 export interface Submitted {

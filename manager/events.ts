@@ -2,7 +2,9 @@
  * The live event hub behind `GET /api/v1/events` (docs/dashboard.md "Live updates"): one timer
  * (dashboard.events.interval_ms) builds the node summaries and the open alerts once, compares them
  * with the previous tick, and writes what changed to every subscriber as Server-Sent Events
- * (common/api/events.ts). A new subscriber gets a full snapshot at once. The work per tick is one
+ * (common/api/events.ts): new nodes whole, known nodes as patches of the fields that changed
+ * ({@link diffSummaries}). A new subscriber gets a full snapshot at once, of the same state the
+ * next diff is computed against. The work per tick is one
  * pass over the registry whatever the number of subscribers; nothing runs while none is connected.
  *
  * Bounds: at most dashboard.events.max_clients subscribers (a further one gets 503, counted in
@@ -12,7 +14,7 @@
  */
 
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { AlertsEvent, EventName, NodesEvent } from '../common/api/events.js';
+import type { AlertsEvent, EventName, NodeSummaryPatch, NodesEvent } from '../common/api/events.js';
 import type { NodeSummary } from '../common/api/nodes.js';
 import type { AlertEngine } from './alerts/engine.js';
 import type { NodeRegistry } from './registry.js';
@@ -52,6 +54,52 @@ export function frame(name: EventName, data: unknown): string {
   return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
+/** What changed between two looks at the nodes: the body of a non-full `nodes` event. */
+export interface NodesDiff {
+  /** Nodes not in the previous look, whole. */
+  changed: NodeSummary[];
+  /** Nodes in both looks whose summary differs: the id and only the fields that differ. */
+  patched: NodeSummaryPatch[];
+  /** Ids in the previous look and not in this one. */
+  removed: string[];
+}
+
+/** Whether two values of a summary field are the same (scalars by ===, `conflict` lists by value). */
+function sameField(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The diff of `next` against `prev` (docs/dashboard.md "Live updates"): a new node whole, a known
+ * one as `{ id, ...fields that differ }` (none when nothing differs), the ids gone. Applying it to
+ * `prev` (`{ ...old, ...patch }`, then deleting `removed`) gives `next`. O(nodes × fields).
+ */
+export function diffSummaries(prev: ReadonlyMap<string, NodeSummary>, next: readonly NodeSummary[]): NodesDiff {
+  const changed: NodeSummary[] = [];
+  const patched: NodeSummaryPatch[] = [];
+  const ids = new Set<string>();
+  for (const n of next) {
+    ids.add(n.id);
+    const old = prev.get(n.id);
+    if (!old) {
+      changed.push(n);
+      continue;
+    }
+    let patch: Record<string, unknown> | null = null;
+    for (const k of Object.keys(n) as (keyof NodeSummary)[]) {
+      if (sameField(old[k], n[k])) continue;
+      patch ??= { id: n.id };
+      patch[k] = n[k];
+    }
+    if (patch) patched.push(patch as NodeSummaryPatch);
+  }
+  const removed: string[] = [];
+  for (const id of prev.keys()) if (!ids.has(id)) removed.push(id);
+  return { changed, patched, removed };
+}
+
 /** The hub's metrics (docs/operations.md "Prometheus metrics"). */
 function eventMetrics(registry?: Registry) {
   const registers = registry ? [registry] : [];
@@ -78,8 +126,8 @@ export class EventHub {
   private readonly sinks = new Set<EventSink>();
   private timer: NodeJS.Timeout | undefined;
   private pinger: NodeJS.Timeout | undefined;
-  /** JSON of each node's last sent summary, by id. */
-  private last = new Map<string, string>();
+  /** Each node's summary as last sent (the state the next diff is computed against), by id, in list order. */
+  private last = new Map<string, NodeSummary>();
   private lastAlerts = '';
   private lastAlertsJson = '';
   private readonly metrics: ReturnType<typeof eventMetrics>;
@@ -122,11 +170,18 @@ export class EventHub {
       this.metrics.refused.inc({ reason: 'too_many' });
       return false;
     }
-    if (this.sinks.size === 0) this.refresh(false);
+    // Bring `last` up to date (sending the diff to the pages already open), then send it whole:
+    // the next diff is computed against exactly what this subscriber got.
+    this.refresh(this.sinks.size > 0);
     this.sinks.add(sink);
     this.metrics.clients.set(this.sinks.size);
-    const nodes = listNodes(this.registry);
-    const full: NodesEvent = { round: this.registry.round, full: true, changed: nodes, removed: [] };
+    const full: NodesEvent = {
+      round: this.registry.round,
+      full: true,
+      changed: [...this.last.values()],
+      patched: [],
+      removed: [],
+    };
     sink.write(frame('nodes', full));
     sink.write(`event: alerts\ndata: ${this.lastAlertsJson}\n\n`);
     this.start();
@@ -171,17 +226,10 @@ export class EventHub {
   refresh(send = true): string[] {
     const out: string[] = [];
     const nodes = listNodes(this.registry);
-    const seen = new Map<string, string>();
-    const changed: NodeSummary[] = [];
-    for (const n of nodes) {
-      const json = JSON.stringify(n);
-      seen.set(n.id, json);
-      if (this.last.get(n.id) !== json) changed.push(n);
-    }
-    const removed = [...this.last.keys()].filter((id) => !seen.has(id));
-    this.last = seen;
-    if (send && (changed.length > 0 || removed.length > 0)) {
-      const ev: NodesEvent = { round: this.registry.round, full: false, changed, removed };
+    const diff = diffSummaries(this.last, nodes);
+    this.last = new Map(nodes.map((n) => [n.id, n]));
+    if (send && (diff.changed.length > 0 || diff.patched.length > 0 || diff.removed.length > 0)) {
+      const ev: NodesEvent = { round: this.registry.round, full: false, ...diff };
       out.push(frame('nodes', ev));
     }
     const open = this.alerts.openAlerts();

@@ -116,10 +116,14 @@ export class Ingest {
   private readonly m: ReturnType<typeof ingestMetrics>;
   private readonly rl: RateLimitedLog;
   private readonly watchers = new Set<ReportWatcher>();
+  /** The per-url children of the counter and histogram every stored report updates (no label lookup per report). */
+  private readonly per: Record<ReportUrl, { ingested: Counter.Internal; seconds: Histogram.Internal<'url'> }>;
 
   constructor(private readonly d: IngestDeps) {
     this.m = ingestMetrics(d.metrics);
     this.rl = new RateLimitedLog(d.log);
+    const child = (url: ReportUrl) => ({ ingested: this.m.ingested.labels(url), seconds: this.m.seconds.labels(url) });
+    this.per = { '/heartbeat': child('/heartbeat'), '/resource': child('/resource') };
   }
 
   /** Calls `w` for every report stored from now on; returns the function that stops it. */
@@ -182,8 +186,9 @@ export class Ingest {
       h,
       Date.now(),
     );
-    this.m.ingested.inc({ url: '/heartbeat' });
-    this.m.seconds.observe({ url: '/heartbeat' }, (performance.now() - t0) / 1000);
+    const m = this.per['/heartbeat'];
+    m.ingested.inc();
+    m.seconds.observe((performance.now() - t0) / 1000);
     for (const w of this.watchers) w('/heartbeat', { node, host_ip: h.host_ip });
     return null;
   }
@@ -205,8 +210,9 @@ export class Ingest {
         if (tags) telemetry.resource(tags, r, at);
       }
     }
-    this.m.ingested.inc({ url: '/resource' });
-    this.m.seconds.observe({ url: '/resource' }, (performance.now() - t0) / 1000);
+    const m = this.per['/resource'];
+    m.ingested.inc();
+    m.seconds.observe((performance.now() - t0) / 1000);
     for (const w of this.watchers) w('/resource', { node, host_ip: r.host_ip });
   }
 

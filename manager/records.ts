@@ -4,8 +4,8 @@
  * composition root.
  */
 import type { HeartbeatData } from '../common/protocol.js';
-import type { NodeRecord, NodeRegistry } from './registry.js';
-import type { NodeRow } from './store/store.js';
+import type { LinkState, NodeRecord, NodeRegistry } from './registry.js';
+import type { NodeRow, StoredLink } from './store/store.js';
 import type { NodeTags } from './telemetry/index.js';
 
 /** The store row of node `id` as it is now; undefined for an unknown node. */
@@ -20,13 +20,38 @@ export function nodeRow(registry: NodeRegistry, id: string): NodeRow | undefined
     cpu_id: n.cpu_id,
     host_ip: n.primary,
     claimants: [...n.claimants],
-    hostname: b?.heartbeat?.hostname ?? null,
+    hostname: b?.heartbeat?.hostname ?? n.link?.hostname ?? null,
     heartbeat: b?.heartbeat ? JSON.stringify(b.heartbeat) : null,
     state: n.state,
     state_since: n.since,
     first_seen: n.first_seen,
-    last_seen: b?.heartbeatAt || n.since,
+    last_seen: n.link?.last_at || b?.heartbeatAt || n.since,
+    link: n.link ? JSON.stringify(storedLink(n.link)) : null,
   };
+}
+
+/** What the store keeps of a node's link state (docs/links.md "Linked nodes"). */
+function storedLink(l: LinkState): StoredLink {
+  return {
+    interval_ms: l.interval_ms,
+    ...(l.hostname !== undefined ? { hostname: l.hostname } : {}),
+    ...(l.os_info !== undefined ? { os_info: l.os_info } : {}),
+    metrics: l.metrics,
+  };
+}
+
+/**
+ * A stored link state (JSON text of the nodes table's `link` column), or null when there is none
+ * or it cannot be read (the node is then put back as a multicast board).
+ */
+export function parseLink(text: string | null | undefined): StoredLink | null {
+  if (!text) return null;
+  try {
+    const v = JSON.parse(text) as StoredLink;
+    return typeof v === 'object' && v !== null && Number.isFinite(v.interval_ms) && v.interval_ms > 0 ? v : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The telemetry tags of a node, from its shown board's heartbeat (undefined before one). */

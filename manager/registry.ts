@@ -283,7 +283,10 @@ export class NodeRegistry extends EventEmitter {
    * Puts back what a previous run knew (manager/store): the nodes with their state, boards and
    * latest heartbeats, and their recent transitions. Restored boards count as having answered
    * round 0, so a node that does not report after the restart goes suspect, then offline, as
-   * rounds pass; one that reports stays or comes online. Emits nothing.
+   * rounds pass; one that reports stays or comes online. A node stored with a link state is put
+   * back linked (docs/links.md "Linked nodes"): shown `ws`, its commands routed to the link, and its
+   * liveness counted in its own intervals from the restart (it has that long to reconnect, as a
+   * multicast board has its rounds). Emits nothing.
    */
   restore(
     nodes: Iterable<{
@@ -298,10 +301,17 @@ export class NodeRegistry extends EventEmitter {
       state_since: number;
       first_seen: number;
       last_seen: number;
+      link?: {
+        interval_ms: number;
+        hostname?: string;
+        os_info?: string;
+        metrics?: LinkMetrics | null;
+      } | null;
     }>,
     transitions: Map<string, Transition[]> = new Map(),
   ): void {
     this.generation++;
+    const now = this.now();
     for (const r of nodes) {
       const claimants = new Set(r.claimants.includes(r.host_ip) ? r.claimants : [r.host_ip, ...r.claimants]);
       this.nodes.set(r.id, {
@@ -315,6 +325,17 @@ export class NodeRegistry extends EventEmitter {
         primary: r.host_ip,
         claimants,
         transitions: (transitions.get(r.id) ?? []).slice(-TRANSITIONS_KEPT),
+        ...(r.link
+          ? {
+              link: {
+                interval_ms: Math.min(3_600_000, Math.max(1000, r.link.interval_ms)),
+                last_at: now,
+                hostname: r.link.hostname,
+                os_info: r.link.os_info,
+                metrics: r.link.metrics ?? null,
+              },
+            }
+          : {}),
       });
       // Only ever heard once before the restart: any heartbeat from now on confirms it.
       if (r.last_seen <= r.first_seen) this.unconfirmed.set(r.id, { round: -1, at: r.first_seen });
@@ -467,6 +488,7 @@ export class NodeRegistry extends EventEmitter {
       const tr: Transition = { node: id, from: null, to: 'online', at: new Date(at).toISOString(), reason: 'linked' };
       n.transitions.push(tr);
       this.nodes.set(id, n);
+      this.generation++;
       this.emit('transition', tr);
     } else if (n.primary !== hostIp && !n.link) {
       // A node known from multicast (or a previous run) now on the link: the link's address is shown.
@@ -474,11 +496,13 @@ export class NodeRegistry extends EventEmitter {
       n.claimants.delete(from);
       n.claimants.add(hostIp);
       n.primary = hostIp;
+      this.generation++;
       this.emit('moved', { node: id, from, to: hostIp });
     } else if (n.primary !== hostIp) {
       n.claimants.delete(n.primary);
       n.claimants.add(hostIp);
       n.primary = hostIp;
+      this.generation++;
     }
     const prev = n.link;
     n.link = {

@@ -12,7 +12,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import { CONSOLE_PREFIX } from '../common/api/console.js';
-import { createHttpServer, installJsonParser } from '../common/http.js';
+import { AJV_OPTIONS, createHttpServer, installJsonParser } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Access } from './auth/access.js';
 import { EVENTS_DEFAULTS, type EventsConfig } from './events.js';
@@ -22,6 +22,7 @@ import { consoleRoutes } from './routes/console.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { type OpsRoutesOptions, opsRoutes } from './routes/ops.js';
 import { type ReportRoutesOptions, reportRoutes } from './routes/reports.js';
+import { leanReportServerFactory } from './routes/reports-lean.js';
 import { installErrorHandlers } from './routes/shared.js';
 
 /** The prefix of the REST API. */
@@ -31,7 +32,7 @@ export const API_PREFIX = '/api/v1';
 export type ServerOptions = ApiOptions &
   ReportRoutesOptions &
   OpsRoutesOptions & {
-    ingest: Pick<Ingest, 'heartbeat' | 'resource' | 'refused'>;
+    ingest: Pick<Ingest, 'heartbeat' | 'resource' | 'refused'> & Partial<Pick<Ingest, 'checkSource'>>;
     /** http.body_limit_bytes: larger bodies get 413. */
     bodyLimit: number;
     /** http.max_json_depth: bodies nested deeper get 400 before they are parsed (default 32). */
@@ -116,9 +117,25 @@ function withErrors(app: FastifyInstance, o: ServerOptions): FastifyInstance {
 
 const metricsAccess = (o: ServerOptions): Access | undefined => (o.metricsAuth ? o.access : undefined);
 
+/**
+ * A fastify app on a node:http server that answers POST /heartbeat and /resource on the lean
+ * report path (manager/routes/reports-lean.ts) and passes every other request to fastify.
+ */
+function reportListener(o: ServerOptions): FastifyInstance {
+  const tooDeep = tooDeepCounter(o.metrics);
+  const factory = leanReportServerFactory({
+    ingest: o.ingest,
+    bodyLimit: o.bodyLimit,
+    maxJsonDepth: depthOf(o),
+    onTooDeep: () => tooDeep.inc(),
+    log: o.log,
+  });
+  return withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o), factory), o);
+}
+
 /** Builds the one fastify app serving reports, operations and the API (not listening yet). */
 export function buildServer(o: ServerOptions): FastifyInstance {
-  const app = withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
+  const app = reportListener(o);
   void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
   void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
   registerApi(app, o);
@@ -127,7 +144,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
 
 /** Builds the report listener of a split setup: reports, /healthz and /metrics only. */
 export function buildReportServer(o: ServerOptions): FastifyInstance {
-  const app = withErrors(createHttpServer(o.log, o.bodyLimit, depthOf(o)), o);
+  const app = reportListener(o);
   void app.register(reportRoutes, { ingest: o.ingest, alerts: o.alerts });
   void app.register(opsRoutes, { metrics: o.metrics, metricsAccess: metricsAccess(o) });
   return app;
@@ -153,7 +170,7 @@ function httpsServer(log: Logger, bodyLimit: number, maxJsonDepth: number, tls: 
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: { ...AJV_OPTIONS } },
   }) as unknown as FastifyInstance;
   installJsonParser(app, maxJsonDepth);
   return app;

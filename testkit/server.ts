@@ -58,6 +58,7 @@ export const TEST_TELEMETRY_CONFIG = {
     buffer_points: 100,
     timeout_ms: 100,
     retry_max_ms: 100,
+    query: { max_points: 1000, timeout_ms: 1000, max_concurrent: 2, max_reply_bytes: 1 << 20 },
   },
 };
 
@@ -131,9 +132,17 @@ export const TEST_FILES_CONFIG = {
 /**
  * Every dependency of the server (and `close`, which closes the store and removes its directory), built as the composition root does (manager/app.ts).
  * @param opts maxNodes: registry.max_nodes (default no cap); agents: the AgentClient of the task
- *   runner and the catalog (default: unreachable); exec: the exec config (default TEST_EXEC_CONFIG)
+ *   runner and the catalog (default: unreachable); exec: the exec config (default TEST_EXEC_CONFIG);
+ *   reports: the `reports` config section (default none: no report source check)
  */
-export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec?: ExecConfig } = {}) {
+export function serverDeps(
+  opts: {
+    maxNodes?: number;
+    agents?: AgentClient;
+    exec?: ExecConfig;
+    reports?: { require_source_match: boolean };
+  } = {},
+) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'muster-routes-'));
   const metrics = createMetricsRegistry();
   const store = Store.open(dir, TEST_STORE_CONFIG, log, metrics);
@@ -144,7 +153,16 @@ export function serverDeps(opts: { maxNodes?: number; agents?: AgentClient; exec
   registryMetrics(metrics, registry);
   const telemetry = new Telemetry(TEST_TELEMETRY_CONFIG, log, metrics);
   const access = new Access(store, AUTH_DEFAULTS, log, metrics);
-  const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics });
+  const ingest = new Ingest({
+    registry,
+    store,
+    components,
+    alerts,
+    telemetry,
+    log,
+    metrics,
+    ...(opts.reports ? { reports: opts.reports } : {}),
+  });
   const unreachable = async (): Promise<DeployOutcome> => ({ ok: false, result: -1, message: 'unreachable' });
   const deployer = new Deployer(
     { progress_poll_ms: 50 },

@@ -2,13 +2,15 @@
  * A task's steps checked and turned into a plan before anything runs (docs/exec.md "Task format",
  * "Run modes"): names given to unnamed steps (`<task id>-<n>`), duplicate names, unknown
  * dependencies and cycles refused naming them, the command type or command-set entry resolved,
- * env_vars checked, timeouts parsed. Pure but for the interpreter lookup (cached) and the
+ * env_vars checked, timeouts parsed. Cycles are found by common/exec-dag.ts, as the manager finds
+ * them before sending. Pure but for the interpreter lookup (cached) and the
  * command-set entry reads.
  */
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import type { CommandEntry } from '../../common/exec.js';
 import { LINUX_COMMAND_TYPES, type StepSpec } from '../../common/exec.js';
+import { findCycle } from '../../common/exec-dag.js';
 import { parseStepTimeout } from './duration.js';
 
 /** How a task's steps are ordered. */
@@ -119,38 +121,12 @@ export function planTask(taskId: string, steps: readonly StepSpec[], async: bool
   if (unknown.length > 0) throw new PlanError(`unknown dependencies: ${unknown.join(', ')}`);
   const dag = steps.some((s) => (s.depends_on ?? []).length > 0);
   if (dag) {
-    const cyc = cycleOf(deps);
-    if (cyc.length > 0) throw new PlanError(`dependency cycle: ${cyc.map((i) => names[i]).join(' → ')}`);
+    const cyc = findCycle(deps);
+    if (cyc) throw new PlanError(`dependency cycle: ${[...cyc, cyc[0] as number].map((i) => names[i]).join(' → ')}`);
   }
 
   const planned = steps.map((s, i) => planStep(s, i, names[i] as string, deps[i] as number[], ctx));
   return { mode: dag ? 'dag' : async ? 'async' : 'sequence', steps: planned };
-}
-
-/** A cycle of the graph (`deps[i]` = what i waits for) as step indexes, first repeated last; [] when none. */
-function cycleOf(deps: number[][]): number[] {
-  const state = new Array<number>(deps.length).fill(0); // 0 new, 1 on stack, 2 done
-  const stack: number[] = [];
-  const visit = (i: number): number[] => {
-    state[i] = 1;
-    stack.push(i);
-    for (const d of deps[i] as number[]) {
-      if (state[d] === 1) return [...stack.slice(stack.indexOf(d)), d];
-      if (state[d] === 0) {
-        const c = visit(d);
-        if (c.length > 0) return c;
-      }
-    }
-    stack.pop();
-    state[i] = 2;
-    return [];
-  };
-  for (let i = 0; i < deps.length; i++) {
-    if (state[i] !== 0) continue;
-    const c = visit(i);
-    if (c.length > 0) return c.reverse();
-  }
-  return [];
 }
 
 function planStep(s: StepSpec, i: number, name: string, deps: number[], ctx: PlanContext): PlannedStep {

@@ -79,3 +79,54 @@ export const TelemetryStatusSchema = Type.Object({
 });
 /** GET /api/v1/telemetry. */
 export type TelemetryStatus = Static<typeof TelemetryStatusSchema>;
+
+/**
+ * The ranges of GET /api/v1/nodes/:id/series (docs/telemetry.md "Reading it back"), in seconds:
+ * an allow-list, nothing else is accepted.
+ */
+export const SERIES_RANGES = { '1h': 3600, '24h': 86_400, '7d': 604_800 } as const;
+/** A range of GET /api/v1/nodes/:id/series. */
+export type SeriesRange = keyof typeof SERIES_RANGES;
+
+/** Query string of GET /api/v1/nodes/:id/series. */
+export const SeriesQuerySchema = Type.Object({
+  range: Type.Union(
+    (Object.keys(SERIES_RANGES) as SeriesRange[]).map((r) => Type.Literal(r)),
+    { description: 'how far back from now: 1h, 24h or 7d' },
+  ),
+});
+/** Query string of GET /api/v1/nodes/:id/series. */
+export type SeriesQuery = Static<typeof SeriesQuerySchema>;
+
+/** One line of a series answer: a field of a measurement (of one GPU, interface or mount point). */
+export const SeriesLineSchema = Type.Object({
+  measurement: Type.String({ description: 'cpu, memory, gpu, network or disk (docs/telemetry.md "Schema")' }),
+  field: Type.String({
+    description: 'the field (network: rx_rate / tx_rate, bytes per second from the rx_bytes / tx_bytes counters)',
+  }),
+  tag: Type.Union([Type.String(), Type.Null()], {
+    description: 'the GPU index, interface or mount point; null for cpu and memory',
+  }),
+  unit: Type.String({ description: '%, °C, W, V, A, B/s or "" (load)' }),
+  values: Type.Array(Type.Union([Type.Number(), Type.Null()]), {
+    description: 'one per entry of `times`: the bucket aggregate (mean; disk: last; network: rate), null when empty',
+  }),
+});
+/** One line of a series answer. */
+export type SeriesLine = Static<typeof SeriesLineSchema>;
+
+/** Answer of GET /api/v1/nodes/:id/series: a node's figures from InfluxDB, aggregated in buckets. */
+export const SeriesReplySchema = Type.Object({
+  node: NodeIdSchema,
+  range: Type.String(),
+  from: Type.String({ description: 'ISO time of the first bucket' }),
+  to: Type.String({ description: 'ISO time the last bucket ends' }),
+  step_s: Type.Integer({
+    minimum: 1,
+    description: 'bucket width, s: the range over telemetry.influxdb.query.max_points, rounded up to a round step',
+  }),
+  times: Type.Array(Type.Integer(), { description: 'start of each bucket, s since the epoch, oldest first' }),
+  lines: Type.Array(SeriesLineSchema),
+});
+/** Answer of GET /api/v1/nodes/:id/series. */
+export type SeriesReply = Static<typeof SeriesReplySchema>;

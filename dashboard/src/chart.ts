@@ -1,7 +1,9 @@
 /**
  * A time-series chart (uPlot, drawn on a canvas): x in seconds since the epoch, shown in the
  * browser's zone; each series with its label and the chart's unit on the axis. The container
- * carries `data-points` (the samples drawn) for tests and a text summary for screen readers.
+ * carries `data-points` (the samples drawn) for tests and a text summary for screen readers;
+ * `onDrawn` is called after each time uPlot has drawn the canvas (the board page times its ranges
+ * with it, docs/dashboard.md "Performance").
  */
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
@@ -16,9 +18,23 @@ export interface Line {
 const COLOURS = ['#2a7de1', '#e0662a', '#2aa36b', '#b04ad6', '#d6b32a', '#d62a5e', '#2ab8c8', '#7a7a7a'];
 
 /** A chart of `lines` over `times` (s); recreated when the set of lines changes. */
-export function Chart({ title, unit, times, lines }: { title: string; unit: string; times: number[]; lines: Line[] }) {
+export function Chart({
+  title,
+  unit,
+  times,
+  lines,
+  onDrawn,
+}: {
+  title: string;
+  unit: string;
+  times: number[];
+  lines: Line[];
+  onDrawn?: (title: string) => void;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const drawn = useRef(onDrawn);
+  drawn.current = onDrawn;
   const shape = lines.map((l) => l.label).join('|');
   useEffect(() => {
     if (!box.current) return;
@@ -29,6 +45,7 @@ export function Chart({ title, unit, times, lines }: { title: string; unit: stri
       legend: { show: true },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true } },
+      hooks: { draw: [() => drawn.current?.(title)] },
       axes: [
         {
           stroke: 'currentColor',
@@ -44,7 +61,7 @@ export function Chart({ title, unit, times, lines }: { title: string; unit: stri
         {
           stroke: 'currentColor',
           grid: { stroke: 'rgba(128,128,128,0.2)' },
-          size: 60,
+          size: 70,
           values: (_u, vals) => vals.map((v) => `${v}${unit ? ` ${unit}` : ''}`),
         },
       ],
@@ -64,12 +81,13 @@ export function Chart({ title, unit, times, lines }: { title: string; unit: stri
       plot.current?.destroy();
       plot.current = null;
     };
-  }, [shape, unit]);
+  }, [shape, unit, title]);
   useEffect(() => {
     plot.current?.setData([times, ...lines.map((l) => l.values)] as uPlot.AlignedData);
   }, [times, lines]);
   const last = lines.map((l) => `${l.label} ${l.values.at(-1)?.toFixed(1) ?? '–'} ${unit}`).join(', ');
-  return html`<figure class="chart" data-points=${times.length}>
+  const values = lines.reduce((a, l) => a + l.values.reduce((k: number, v) => (v === null ? k : k + 1), 0), 0);
+  return html`<figure class="chart" data-points=${times.length} data-values=${values}>
     <figcaption>${title}</figcaption>
     <div ref=${box} role="img" aria-label=${`${title}: ${times.length} samples; latest ${last}`}></div>
   </figure>`;

@@ -4,11 +4,21 @@
  * The stream is reopened by itself with a growing delay (1 s up to 10 s) whenever it drops — a
  * manager restart, a network cut — and the page shows "not live" until it is back; each reconnect
  * begins with a full snapshot, so nothing is missed for long.
+ *
+ * After the snapshot, `nodes` events are diffs: new nodes whole, known ones as patches of the
+ * fields that changed (`{ ...old, ...patch }`). Views are told in tasks of their own: first the
+ * page-wide listeners ({@link LiveStore.subscribe}), then the watchers of single nodes
+ * ({@link LiveStore.watch}, one per chassis cell) in slices of {@link WATCH_SLICE} nodes, one slice
+ * per frame, so that 1,000 changed boards are several short tasks and frames, never one long one (docs/dashboard.md
+ * "Performance").
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { AlertView } from '../../common/api/alerts.js';
-import type { AlertsEvent, NodesEvent } from '../../common/api/events.js';
+import type { AlertsEvent, NodeSummaryPatch, NodesEvent } from '../../common/api/events.js';
 import type { NodeSummary } from '../../common/api/nodes.js';
+
+/** Node watchers called per task and frame: each re-renders one small view (a chassis cell). */
+export const WATCH_SLICE = 100;
 
 /** Whether the page is receiving live updates. */
 export type LiveState = 'connecting' | 'live' | 'down';
@@ -24,9 +34,16 @@ export class LiveStore {
   round = 0;
   /** Bumped on every change; views memoize on it. */
   version = 0;
+  /** Bumped when the set of nodes changes (a node added or removed, a snapshot): the chassis layout. */
+  layout = 0;
+  /** Bumped when the set of alerting nodes changes. */
+  alertsVersion = 0;
   /** When the last event arrived (ms). */
   lastEventAt = 0;
   private readonly listeners = new Set<() => void>();
+  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Nodes changed and not yet told to their watchers. */
+  private dirty = new Set<string>();
   private source: EventSource | null = null;
   private retryMs = 1000;
   private retryTimer: number | undefined;
@@ -51,8 +68,10 @@ export class LiveStore {
     window.clearTimeout(this.retryTimer);
     window.clearInterval(this.watchdog);
     this.nodes.clear();
+    this.dirty.clear();
     this.open = [];
     this.alerting = new Set();
+    this.layout++;
     this.setState('connecting');
   }
 
@@ -60,6 +79,23 @@ export class LiveStore {
   subscribe(fn: () => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Calls `fn` when node `id` changed (in a task shared with at most WATCH_SLICE other nodes'
+   * watchers); returns the unsubscribe.
+   */
+  watch(id: string, fn: () => void): () => void {
+    let set = this.watchers.get(id);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(id, set);
+    }
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0 && this.watchers.get(id) === set) this.watchers.delete(id);
+    };
   }
 
   /** Nodes by box, slot, cpu. */
@@ -76,7 +112,10 @@ export class LiveStore {
     this.source = es;
     es.addEventListener('nodes', (e) => {
       this.retryMs = 1000;
+      const first = this.nodes.size === 0;
+      if (first) performance.mark('muster:nodes-received');
       this.applyNodes(JSON.parse((e as MessageEvent<string>).data) as NodesEvent);
+      if (first) performance.mark('muster:nodes-applied');
     });
     es.addEventListener('alerts', (e) => {
       this.applyAlerts(JSON.parse((e as MessageEvent<string>).data) as AlertsEvent);
@@ -99,18 +138,45 @@ export class LiveStore {
 
   private applyNodes(ev: NodesEvent): void {
     this.lastEventAt = Date.now();
-    if (ev.full) this.nodes.clear();
-    for (const n of ev.changed) this.nodes.set(n.id, n);
-    for (const id of ev.removed) this.nodes.delete(id);
+    if (ev.full) {
+      this.nodes.clear();
+      this.layout++;
+      for (const id of this.watchers.keys()) this.dirty.add(id);
+    }
+    if (!ev.full && (ev.changed.length > 0 || ev.removed.length > 0)) this.layout++;
+    for (const n of ev.changed) {
+      this.nodes.set(n.id, n);
+      this.dirty.add(n.id);
+    }
+    for (const p of ev.patched ?? []) this.patch(p);
+    for (const id of ev.removed) {
+      this.nodes.delete(id);
+      this.dirty.add(id);
+    }
     this.round = ev.round;
     this.state = 'live';
     this.changed();
   }
 
+  /** A patch of a known node: a new object with the changed fields (a patch of an unknown node is ignored). */
+  private patch(p: NodeSummaryPatch): void {
+    const old = this.nodes.get(p.id);
+    if (!old) return;
+    this.nodes.set(p.id, { ...old, ...p });
+    this.dirty.add(p.id);
+  }
+
   private applyAlerts(ev: AlertsEvent): void {
     this.lastEventAt = Date.now();
     this.open = ev.open;
-    this.alerting = new Set(ev.open.map((a) => a.node).filter((n): n is string => n !== null));
+    const next = new Set(ev.open.map((a) => a.node).filter((n): n is string => n !== null));
+    const same = next.size === this.alerting.size && [...next].every((id) => this.alerting.has(id));
+    if (!same) {
+      for (const id of next) if (!this.alerting.has(id)) this.dirty.add(id);
+      for (const id of this.alerting) if (!next.has(id)) this.dirty.add(id);
+      this.alertsVersion++;
+    }
+    this.alerting = next;
     this.changed();
   }
 
@@ -123,8 +189,9 @@ export class LiveStore {
   private pending = false;
 
   /**
-   * Tells the views, in a task of its own: reading a large event (1,000 boards) and rendering
-   * it are then two shorter tasks instead of one long one (docs/dashboard.md "Live updates").
+   * Tells the views, in tasks of their own: reading a large event (1,000 boards) and rendering
+   * it are then several short tasks instead of one long one (docs/dashboard.md "Performance"):
+   * the page-wide listeners first, then the node watchers WATCH_SLICE at a time.
    */
   private changed(): void {
     this.version++;
@@ -133,7 +200,33 @@ export class LiveStore {
     window.setTimeout(() => {
       this.pending = false;
       for (const fn of this.listeners) fn();
+      this.flushWatchers();
     }, 0);
+  }
+
+  private flushing = false;
+
+  /** Calls the watchers of up to WATCH_SLICE dirty nodes, then again in a later task while any are left. */
+  private flushWatchers(): void {
+    if (this.flushing) return;
+    const step = () => {
+      let n = 0;
+      for (const id of this.dirty) {
+        this.dirty.delete(id);
+        const set = this.watchers.get(id);
+        if (!set) continue;
+        for (const fn of set) fn();
+        if (++n >= WATCH_SLICE) break;
+      }
+      if (this.dirty.size === 0) this.flushing = false;
+      // The next slice after the next frame: each frame lays out and paints one slice of cells
+      // (1,000 changed cells in one frame are ~85 ms of layout and paint). A hidden page has no
+      // frames: plain tasks then.
+      else if (document.hidden) window.setTimeout(step, 0);
+      else requestAnimationFrame(() => window.setTimeout(step, 0));
+    };
+    this.flushing = true;
+    step();
   }
 }
 

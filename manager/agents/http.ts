@@ -144,65 +144,18 @@ export class HttpAgentClient implements AgentClient {
   }
 
   async deploy(target: AgentTarget, data: DeployRequestData): Promise<DeployOutcome> {
-    const base = `http://${target.host_ip}:${target.port}`;
-    const timeout = this.opts.timeout_ms;
-    const max = this.opts.max_reply_bytes;
-    let status: number;
-    let read: Bounded;
-    try {
-      const res = await request(`${base}/deploy`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...this.auth(target.node) },
-        body: JSON.stringify({ api_version: API_VERSION, data }),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal: AbortSignal.timeout(timeout),
-      });
-      status = res.statusCode;
-      read = await readBounded(res.body, res.headers['content-length'], max);
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      const timedOut =
-        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
-      return timedOut
-        ? {
-            ok: false,
-            result: MANAGER_RESULT.TIMEOUT,
-            message: `agent ${base} did not answer within ${timeout} ms (deploy.timeout_ms); the operation may still complete on the board`,
-          }
-        : {
-            ok: false,
-            result: MANAGER_RESULT.UNREACHABLE,
-            message: `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
-          };
-    }
-    if (!read.ok) {
-      this.refused.inc({ reason: 'too_large' });
-      return {
-        ok: false,
-        result: MANAGER_RESULT.BAD_REPLY,
-        message: `agent ${base} answered HTTP ${status} with a reply over ${max} bytes (deploy.max_reply_bytes); refused after ${read.bytes} bytes`,
-      };
-    }
-    const text = read.text;
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch {
-      this.refused.inc({ reason: 'not_json' });
-      return {
-        ok: false,
-        result: MANAGER_RESULT.BAD_REPLY,
-        message: `agent ${base} answered HTTP ${status} with a body that is not JSON: ${JSON.stringify(text.slice(0, 200))}`,
-      };
-    }
-    const checked = checkReply.check(doc);
+    const posted = await this.post(target, 'deploy', data, this.opts.timeout_ms, this.opts.max_reply_bytes, {
+      timeout: 'deploy.timeout_ms; the operation may still complete on the board',
+      max: 'deploy.max_reply_bytes',
+    });
+    if (!posted.ok) return posted;
+    const checked = checkReply.check(posted.doc);
     if (!checked.ok) {
       this.refused.inc({ reason: 'not_a_reply' });
       return {
         ok: false,
         result: MANAGER_RESULT.BAD_REPLY,
-        message: `agent ${base} answered HTTP ${status} with a body that is not a deploy reply: ${checked.error.field} ${checked.error.message}`,
+        message: `agent ${posted.base} answered HTTP ${posted.status} with a body that is not a deploy reply: ${checked.error.field} ${checked.error.message}`,
       };
     }
     return { ok: true, reply: checked.value.data };
@@ -226,6 +179,72 @@ export class HttpAgentClient implements AgentClient {
       return typeof doc === 'object' && doc !== null ? (doc as AgentProgress) : null;
     } catch {
       return null;
+    }
+  }
+
+  /**
+   * POSTs `{ api_version, data }` to `/<name>` with the node's token and reads the reply within
+   * `max` bytes, parsed as JSON: `{ ok, status, doc }`, or the failure as an outcome —
+   * UNREACHABLE, TIMEOUT (naming `keys.timeout`), BAD_REPLY for a reply over `max` (naming
+   * `keys.max`, counted `too_large`) or one that is not JSON (counted `not_json`). Never throws.
+   */
+  private async post(
+    target: AgentTarget,
+    name: string,
+    data: unknown,
+    timeout: number,
+    max: number,
+    keys: { timeout: string; max: string },
+  ): Promise<
+    { ok: true; base: string; status: number; doc: unknown } | { ok: false; result: number; message: string }
+  > {
+    const base = `http://${target.host_ip}:${target.port}`;
+    let status: number;
+    let read: Bounded;
+    try {
+      const res = await request(`${base}/${name}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...this.auth(target.node) },
+        body: JSON.stringify({ api_version: API_VERSION, data }),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: AbortSignal.timeout(timeout),
+      });
+      status = res.statusCode;
+      read = await readBounded(res.body, res.headers['content-length'], max);
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      const timedOut =
+        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+      return timedOut
+        ? {
+            ok: false,
+            result: MANAGER_RESULT.TIMEOUT,
+            message: `agent ${base} did not answer ${name} within ${timeout} ms (${keys.timeout})`,
+          }
+        : {
+            ok: false,
+            result: MANAGER_RESULT.UNREACHABLE,
+            message: `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
+          };
+    }
+    if (!read.ok) {
+      this.refused.inc({ reason: 'too_large' });
+      return {
+        ok: false,
+        result: MANAGER_RESULT.BAD_REPLY,
+        message: `agent ${base} answered ${name} (HTTP ${status}) with a reply over ${max} bytes (${keys.max}); refused after ${read.bytes} bytes`,
+      };
+    }
+    try {
+      return { ok: true, base, status, doc: JSON.parse(read.text) as unknown };
+    } catch {
+      this.refused.inc({ reason: 'not_json' });
+      return {
+        ok: false,
+        result: MANAGER_RESULT.BAD_REPLY,
+        message: `agent ${base} answered ${name} (HTTP ${status}) with a body that is not JSON: ${JSON.stringify(read.text.slice(0, 200))}`,
+      };
     }
   }
 
@@ -264,8 +283,8 @@ export class HttpAgentClient implements AgentClient {
   }
 
   /**
-   * POSTs `{ api_version, data }` to `/<name>` with the node's token and reads the reply within
-   * exec.max_reply_bytes (or `max`): the reply's `data` when it matches `check`; the agent's own
+   * Agent command `name` through {@link post} within exec.max_reply_bytes (or `max`): the reply's
+   * `data` when it matches `check`; the agent's own
    * refusal (a reply whose `data` has a non-zero `result` and a `message`: unauthorized, bad
    * request) as a failure with that result; anything else a failure with a MANAGER_RESULT.
    */
@@ -277,55 +296,12 @@ export class HttpAgentClient implements AgentClient {
     timeout: number,
     max = this.execOpts.max_reply_bytes,
   ): Promise<AgentOutcome<T>> {
-    const base = `http://${target.host_ip}:${target.port}`;
-    let status: number;
-    let read: Bounded;
-    try {
-      const res = await request(`${base}/${name}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...this.auth(target.node) },
-        body: JSON.stringify({ api_version: API_VERSION, data }),
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal: AbortSignal.timeout(timeout),
-      });
-      status = res.statusCode;
-      read = await readBounded(res.body, res.headers['content-length'], max);
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      const timedOut =
-        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
-      return timedOut
-        ? {
-            ok: false,
-            result: MANAGER_RESULT.TIMEOUT,
-            message: `agent ${base} did not answer ${name} within ${timeout} ms`,
-          }
-        : {
-            ok: false,
-            result: MANAGER_RESULT.UNREACHABLE,
-            message: `cannot reach agent ${base} (${e.code ?? e.name}: ${e.message})`,
-          };
-    }
-    if (!read.ok) {
-      this.refused.inc({ reason: 'too_large' });
-      return {
-        ok: false,
-        result: MANAGER_RESULT.BAD_REPLY,
-        message: `agent ${base} answered ${name} with a reply over ${max} bytes (exec.max_reply_bytes); refused after ${read.bytes} bytes`,
-      };
-    }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(read.text);
-    } catch {
-      this.refused.inc({ reason: 'not_json' });
-      return {
-        ok: false,
-        result: MANAGER_RESULT.BAD_REPLY,
-        message: `agent ${base} answered ${name} (HTTP ${status}) with a body that is not JSON: ${JSON.stringify(read.text.slice(0, 200))}`,
-      };
-    }
+    const posted = await this.post(target, name, data, timeout, max, {
+      timeout: 'exec.call_timeout_ms',
+      max: 'exec.max_reply_bytes',
+    });
+    if (!posted.ok) return posted;
+    const doc = posted.doc;
     const checked = check.check(doc);
     if (checked.ok) return { ok: true, reply: checked.value.data };
     const refusal = REPLY_CHECKS.refusal.check(doc);
@@ -336,7 +312,7 @@ export class HttpAgentClient implements AgentClient {
     return {
       ok: false,
       result: MANAGER_RESULT.BAD_REPLY,
-      message: `agent ${base} answered ${name} (HTTP ${status}) with a body that is not its reply: ${checked.error.field} ${checked.error.message}`,
+      message: `agent ${posted.base} answered ${name} (HTTP ${posted.status}) with a body that is not its reply: ${checked.error.field} ${checked.error.message}`,
     };
   }
 

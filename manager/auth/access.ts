@@ -24,6 +24,7 @@ import {
   type UserView,
 } from '../../common/api/auth.js';
 import type { Logger } from '../../common/log.js';
+import { Refused } from '../refused.js';
 import type { SessionsTable } from '../store/sessions.js';
 import type { TokenRow, TokensTable } from '../store/tokens.js';
 import type { UserRow, UsersTable } from '../store/users.js';
@@ -57,17 +58,7 @@ export function whoIs(p: Principal): string {
 }
 
 /** Why a login or a change was refused. */
-export class AccessError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'AccessError';
-  }
-}
+export class AccessError extends Refused {}
 
 /** The result of a login: a new session, or why not. */
 export type LoginResult =

@@ -15,6 +15,7 @@ import { Transform } from 'node:stream';
 import type { PushNode, PushRecord, RemoveReply } from '../../common/api/files.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentClient, AgentTarget, FileCall } from '../agents/client.js';
+import { Refused } from '../refused.js';
 import type { NodeRegistry } from '../registry.js';
 import type { Store } from '../store/store.js';
 import { resolveTarget } from '../targets.js';
@@ -30,17 +31,7 @@ export interface PushLimits {
 }
 
 /** A request the manager refuses: HTTP status, code, message, the field at fault. */
-export class FilesRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'FilesRefused';
-  }
-}
+export class FilesRefused extends Refused {}
 
 /** What the pusher counts (prom-client counters, see manager/files/metrics in routes). */
 export interface PushMetrics {

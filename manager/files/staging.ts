@@ -15,6 +15,7 @@ import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Upload } from '../../common/api/files.js';
 import type { Logger } from '../../common/log.js';
+import { Refused } from '../refused.js';
 
 /** The staging limits (manager `files.*`). */
 export interface StagingLimits {
@@ -24,16 +25,7 @@ export interface StagingLimits {
 }
 
 /** A refused upload: HTTP status, error code, message. */
-export class UploadRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'UploadRefused';
-  }
-}
+export class UploadRefused extends Refused {}
 
 interface Held extends Upload {
   file: string;

@@ -17,6 +17,7 @@ import { type Constraint, parseConstraints } from '../../common/constraints.js';
 import type { Logger } from '../../common/log.js';
 import type { ComponentState, ResourceData } from '../../common/protocol.js';
 import { type Deployer, DeployRefused } from '../deploy.js';
+import { Refused } from '../refused.js';
 import type { NodeRegistry } from '../registry.js';
 import { AGENT_INSUFFICIENT_RESOURCES } from '../scheduler/placer.js';
 import type { Scheduler } from '../scheduler/scheduler.js';
@@ -45,17 +46,7 @@ export interface InstancesConfig {
 }
 
 /** An apply or plan that cannot be taken: HTTP status, code and message. */
-export class InstanceRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'InstanceRefused';
-  }
-}
+export class InstanceRefused extends Refused {}
 
 /** What the controller uses. */
 export interface ControllerDeps {

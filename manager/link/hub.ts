@@ -45,6 +45,7 @@ import type { Ingest } from '../ingest.js';
 import { peerIPv4 } from '../ingest.js';
 import { type NodeRegistry, nodeIdOf } from '../registry.js';
 import type { Store } from '../store/store.js';
+import type { Telemetry } from '../telemetry/index.js';
 
 /** The link's config section (docs/configuration.md "link"). */
 export type LinkConfig = ManagerConfig['link'];
@@ -172,7 +173,9 @@ export interface LinkHubDeps {
   cfg: LinkConfig;
   registry: NodeRegistry;
   ingest: Pick<Ingest, 'heartbeat' | 'resource'>;
-  store: Pick<Store, 'linkTokens' | 'addHistory'>;
+  store: Pick<Store, 'linkTokens' | 'addHistory' | 'touchNode'>;
+  /** Where a link-specification heartbeat's metrics go (the recent history, InfluxDB). */
+  telemetry: Pick<Telemetry, 'linkMetrics'>;
   log: Logger;
   metrics: Registry;
 }
@@ -455,6 +458,8 @@ export class LinkHub {
         msg.id,
       );
     }
+    // Its row (link state, last seen) is written at the next store flush: O(1) here.
+    this.d.store.touchNode(regId);
     const old = this.byNode.get(regId);
     if (old && old !== s) {
       this.m.closed.inc({ reason: 'replaced' });
@@ -507,6 +512,25 @@ export class LinkHub {
       ...(r.value.metrics ? { metrics: r.value.metrics } : {}),
     });
     if (got === null) return this.error(s, 'DATABASE_ERROR', 'the node cannot be recorded', 'registry full', msg.id);
+    this.d.store.touchNode(s.regId);
+    const metrics = r.value.metrics;
+    if (metrics) {
+      const n = this.d.registry.nodes.get(s.regId);
+      if (n) {
+        this.d.telemetry.linkMetrics(
+          {
+            node: n.id,
+            box: n.box_id,
+            slot: n.slot_id,
+            cpu: n.cpu_id,
+            hostname: n.link?.hostname ?? '',
+            host_ip: n.primary,
+          },
+          metrics,
+          Date.now(),
+        );
+      }
+    }
     this.send(s, linkMessage('heartbeat_ack', { received: true, node_id: s.nodeId }, msg.id));
   }
 

@@ -14,8 +14,8 @@ import {
   CommandParamsSchema,
   CommandReplySchema,
 } from '../../common/api/commands.js';
-import { CatalogRefused, type CommandCatalog } from '../tasks/catalog.js';
-import { type ApiError, ERROR_RESPONSES, notFound, whoOf } from './shared.js';
+import type { CommandCatalog } from '../tasks/catalog.js';
+import { ERROR_RESPONSES, notFound, whoOf } from './shared.js';
 
 /** What the catalog routes use. */
 export interface CommandRoutesOptions {
@@ -37,18 +37,8 @@ export const commandRoutes: FastifyPluginAsyncTypebox<CommandRoutesOptions> = as
       schema: { body: CommandBodySchema, response: { 201: CommandReplySchema, ...ERROR_RESPONSES } },
     },
     async (req, reply) => {
-      try {
-        return reply.code(201).send({ command: catalog.add(req.body, whoOf(req)) });
-      } catch (err) {
-        if (err instanceof CatalogRefused) {
-          return reply.code(err.status).send({
-            error: err.code,
-            ...(err.field ? { field: err.field } : {}),
-            message: err.message,
-          } satisfies ApiError);
-        }
-        throw err;
-      }
+      // A CatalogRefused is answered by the error handler (manager/refused.ts).
+      return reply.code(201).send({ command: catalog.add(req.body, whoOf(req)) });
     },
   );
 

@@ -20,7 +20,7 @@ import {
 } from '../../common/api/deploy.js';
 import { ComponentListReplySchema, NodeFilterSchema } from '../../common/api/nodes.js';
 import { type Constraint, parseConstraints } from '../../common/constraints.js';
-import { type Deployer, DeployRefused } from '../deploy.js';
+import type { Deployer } from '../deploy.js';
 import type { NodeRegistry } from '../registry.js';
 import { PlacementFailed, type Placer } from '../scheduler/placer.js';
 import { listComponents } from '../views.js';
@@ -82,14 +82,7 @@ export const deployRoutes: FastifyPluginAsyncTypebox<DeployRoutesOptions> = asyn
         if (err instanceof PlacementFailed) {
           return reply.code(409).send({ error: 'placement_failed', message: err.message } satisfies ApiError);
         }
-        if (err instanceof DeployRefused) {
-          return reply.code(err.status).send({
-            error: err.code,
-            ...(err.field ? { field: err.field } : {}),
-            message: err.message,
-          } satisfies ApiError);
-        }
-        throw err;
+        throw err; // a DeployRefused is answered by the error handler (manager/refused.ts)
       }
     },
   );

@@ -22,8 +22,8 @@ import {
   InstanceSpecSchema,
 } from '../../common/api/instances.js';
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../common/api/paging.js';
-import { type InstanceController, InstanceRefused } from '../instances/controller.js';
-import { type ApiError, badRequest, ERROR_RESPONSES, notFound, whoOf } from './shared.js';
+import type { InstanceController } from '../instances/controller.js';
+import { badRequest, ERROR_RESPONSES, notFound, whoOf } from './shared.js';
 
 /** What the instance routes use. */
 export interface InstanceRoutesOptions {
@@ -32,12 +32,6 @@ export interface InstanceRoutesOptions {
     'apply' | 'plan' | 'list' | 'get' | 'has' | 'history' | 'stopInstance' | 'remove'
   >;
 }
-
-const refusal = (err: InstanceRefused): ApiError => ({
-  error: err.code,
-  ...(err.field ? { field: err.field } : {}),
-  message: err.message,
-});
 
 /** Registers the instance routes. */
 export const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = async (app, { instances }) => {
@@ -51,13 +45,8 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = 
         response: { 200: InstanceApplyReplySchema, ...ERROR_RESPONSES },
       },
     },
-    async (req, reply) => {
-      try {
-        return instances.apply(req.params.id, req.body, whoOf(req));
-      } catch (err) {
-        if (err instanceof InstanceRefused) return reply.code(err.status).send(refusal(err));
-        throw err;
-      }
+    async (req) => {
+      return instances.apply(req.params.id, req.body, whoOf(req));
     },
   );
 
@@ -71,13 +60,8 @@ export const instanceRoutes: FastifyPluginAsyncTypebox<InstanceRoutesOptions> = 
         response: { 200: InstancePlanReplySchema, ...ERROR_RESPONSES },
       },
     },
-    async (req, reply) => {
-      try {
-        return { plan: instances.plan(req.params.id, req.body) };
-      } catch (err) {
-        if (err instanceof InstanceRefused) return reply.code(err.status).send(refusal(err));
-        throw err;
-      }
+    async (req) => {
+      return { plan: instances.plan(req.params.id, req.body) };
     },
   );
 

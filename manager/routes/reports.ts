@@ -9,10 +9,11 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { AgentAlertReplySchema } from '../../common/api/reports.js';
+import type { ReportUrl } from '../../common/constants.js';
 import { AgentAlertBody, HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import { type AlertEngine, alertKey } from '../alerts/engine.js';
 import type { Ingest } from '../ingest.js';
-import { badRequest, ERROR_RESPONSES } from './shared.js';
+import { type ApiError, badRequest, ERROR_RESPONSES } from './shared.js';
 
 /** What the report routes use. */
 export interface ReportRoutesOptions {
@@ -21,21 +22,43 @@ export interface ReportRoutesOptions {
   alerts: Pick<AlertEngine, 'raise' | 'resolve'>;
 }
 
+/** What a report route answers: the status and, unless 200, the error body. */
+export interface ReportAnswer {
+  status: 200 | 400 | 503;
+  body?: ApiError;
+}
+
+/**
+ * The answer to a validated report (docs/protocol.md "4. The manager's answers to reports"): the
+ * source check, then the ingest; shared by the fastify routes below and the lean report path
+ * (manager/routes/reports-lean.ts), so both answer alike.
+ * @param peer the TCP peer address (`socket.remoteAddress`)
+ */
+export function answerReport(
+  ingest: ReportRoutesOptions['ingest'],
+  url: ReportUrl,
+  body: HeartbeatBody | ResourceBody,
+  peer: string | undefined,
+): ReportAnswer {
+  const bad = ingest.checkSource?.(url, body.data.host_ip, peer);
+  if (bad) return { status: 400, body: badRequest(bad.field, bad.message) };
+  if (url === '/heartbeat') {
+    const full = ingest.heartbeat((body as HeartbeatBody).data);
+    if (full) return { status: 503, body: { error: 'registry_full', field: full.field, message: full.message } };
+  } else ingest.resource((body as ResourceBody).data);
+  return { status: 200 };
+}
+
 /** Registers POST /heartbeat, POST /resource and POST /alert. */
 export const reportRoutes: FastifyPluginAsyncTypebox<ReportRoutesOptions> = async (app, { ingest, alerts }) => {
   app.post('/heartbeat', { schema: { body: HeartbeatBody } }, async (req, reply) => {
-    const bad = ingest.checkSource?.('/heartbeat', req.body.data.host_ip, req.socket.remoteAddress);
-    if (bad) return reply.code(400).send(badRequest(bad.field, bad.message));
-    const full = ingest.heartbeat(req.body.data);
-    if (full) return reply.code(503).send({ error: 'registry_full', field: full.field, message: full.message });
-    return reply.code(200).send();
+    const a = answerReport(ingest, '/heartbeat', req.body, req.socket.remoteAddress);
+    return a.body ? reply.code(a.status).send(a.body) : reply.code(200).send();
   });
 
   app.post('/resource', { schema: { body: ResourceBody } }, async (req, reply) => {
-    const bad = ingest.checkSource?.('/resource', req.body.data.host_ip, req.socket.remoteAddress);
-    if (bad) return reply.code(400).send(badRequest(bad.field, bad.message));
-    ingest.resource(req.body.data);
-    return reply.code(200).send();
+    const a = answerReport(ingest, '/resource', req.body, req.socket.remoteAddress);
+    return a.body ? reply.code(a.status).send(a.body) : reply.code(200).send();
   });
 
   // The node is the position the body names; it need not have reported yet.

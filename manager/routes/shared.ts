@@ -15,6 +15,7 @@ import { parseSince } from '../../common/time.js';
 import { describeErrors, type RawError } from '../../common/validate.js';
 import { whoIs } from '../auth/access.js';
 import type {} from '../auth/guard.js';
+import { Refused } from '../refused.js';
 
 export { ERROR_RESPONSES } from '../../common/api/errors.js';
 export type { ApiError };
@@ -90,7 +91,7 @@ export interface ErrorHandlerOptions {
 
 /**
  * Installs the error and not-found handlers on `app` (they cover every plugin registered in it):
- * a validation error is 400 naming the field (`/data/box_id`, `params/id`, `querystring/limit`),
+ * a {@link Refused} (a subsystem's refusal) is its status and code, a validation error is 400 naming the field (`/data/box_id`, `params/id`, `querystring/limit`),
  * a body that is not JSON 400 with field `/`, an oversized body 413, an unknown route 404, and
  * anything else 500 `internal` (logged). Bodies are {@link ApiError}.
  */
@@ -101,7 +102,11 @@ export function installErrorHandlers(app: FastifyInstance, o: ErrorHandlerOption
     let status = err.statusCode ?? 500;
     let body: ApiError;
     let reason: RefusalReason | undefined;
-    if (err.validation) {
+    const refusal: unknown = err;
+    if (refusal instanceof Refused) {
+      status = refusal.status;
+      body = { error: refusal.code, ...(refusal.field ? { field: refusal.field } : {}), message: refusal.message };
+    } else if (err.validation) {
       status = 400;
       const e = describeErrors(err.validation as unknown as RawError[]);
       const field =

@@ -109,13 +109,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (
       schema: { body: TaskBodySchema, response: { 202: TaskReplySchema, ...ERROR_RESPONSES } },
     },
     async (req, reply) => {
-      try {
-        const task = runner.submit(req.body, whoOf(req));
-        return reply.code(202).send({ task });
-      } catch (err) {
-        if (err instanceof TaskRefused) return reply.code(err.status).send(refused(err));
-        throw err;
-      }
+      const task = runner.submit(req.body, whoOf(req)); // a TaskRefused is answered by the error handler
+      return reply.code(202).send({ task });
     },
   );
 

@@ -6,6 +6,9 @@
 import type { StatementSync } from 'node:sqlite';
 import { rowsChanged, type StoreCore, type TableModule } from './core.js';
 
+/** A token's last use is written at most this often, ms. */
+const TOUCH_EVERY_MS = 60_000;
+
 /** A stored link token; times in ms since the epoch. */
 export interface LinkTokenRow {
   /** Public id (`lt_` + 8 hex), shown by `muster links tokens list`. */
@@ -27,6 +30,8 @@ export class LinkTokensTable implements TableModule {
   private readonly insertStmt: StatementSync;
   private readonly deleteStmt: StatementSync;
   private readonly usedStmt: StatementSync;
+  /** When each token's last use was last written, ms. */
+  private readonly touched = new Map<string, number>();
 
   constructor(private readonly core: StoreCore) {
     const db = core.db;
@@ -63,8 +68,17 @@ export class LinkTokensTable implements TableModule {
     return this.core.guard('link_token', false, () => rowsChanged(this.deleteStmt.run(id)) === 1);
   }
 
-  /** Records that token `id` was used at `at` (ms). */
+  /**
+   * Records that token `id` was used at `at` (ms), through the store's write queue (a reconnecting
+   * fleet does not wait on SQLite); the same token is written at most once a minute.
+   */
   touch(id: string, at: number): void {
-    this.core.guard('link_token', undefined, () => this.usedStmt.run(at, id));
+    const prev = this.touched.get(id);
+    if (prev !== undefined && at - prev < TOUCH_EVERY_MS) return;
+    this.touched.set(id, at);
+    if (this.touched.size > 100_000) this.touched.clear();
+    this.core.enqueue('link_token', () => {
+      this.usedStmt.run(at, id);
+    });
   }
 }

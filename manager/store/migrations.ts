@@ -231,4 +231,12 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    name: 'the link state of nodes on the WebSocket node link (docs/links.md "Linked nodes")',
+    sql: `
+      -- JSON {interval_ms, hostname?, os_info?, metrics?} while the node reports over the link;
+      -- NULL for a multicast board. Put back at a restart, so a linked node is known as one at once.
+      ALTER TABLE nodes ADD COLUMN link TEXT;
+    `,
+  },
 ];

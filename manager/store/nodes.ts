@@ -5,6 +5,7 @@
  * next flush (docs/configuration.md#data_dir-and-store-the-managers-database).
  */
 import type { StatementSync } from 'node:sqlite';
+import type { LinkMetrics } from '../../common/link.js';
 import type { NodeState } from '../liveness.js';
 import type { FlushSource, StoreCore, TableModule } from './core.js';
 
@@ -23,6 +24,21 @@ export interface NodeRow {
   state_since: number;
   first_seen: number;
   last_seen: number;
+  /**
+   * The node's link state (JSON text of {@link StoredLink}) while it reports over the WebSocket
+   * node link (docs/links.md "Linked nodes"); null (or absent) for a multicast board.
+   */
+  link?: string | null;
+}
+
+/** What a linked node's `link` column holds (docs/links.md "Linked nodes"). */
+export interface StoredLink {
+  /** Its heartbeat cadence, ms. */
+  interval_ms: number;
+  hostname?: string;
+  os_info?: string;
+  /** Its latest heartbeat metrics (link specification `metrics`), null before one. */
+  metrics?: LinkMetrics | null;
 }
 
 /** The nodes table: writes now or at the next flush, reads at start. */
@@ -40,11 +56,11 @@ export class NodesTable implements TableModule {
     // Positional parameters: this statement runs for every dirty node at each flush, and
     // node:sqlite binds positional values about 3x faster than a row object's named ones.
     this.upsert = core.db.prepare(
-      `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO nodes (id, box_id, slot_id, cpu_id, host_ip, claimants, hostname, heartbeat, state, state_since, first_seen, last_seen, link)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET host_ip = excluded.host_ip, claimants = excluded.claimants,
          hostname = excluded.hostname, heartbeat = excluded.heartbeat, state = excluded.state,
-         state_since = excluded.state_since, last_seen = excluded.last_seen`,
+         state_since = excluded.state_since, last_seen = excluded.last_seen, link = excluded.link`,
     );
     this.all = core.db.prepare('SELECT * FROM nodes ORDER BY box_id, slot_id, cpu_id');
     this.del = core.db.prepare('DELETE FROM nodes WHERE id = ?');
@@ -85,6 +101,7 @@ export class NodesTable implements TableModule {
       r.state_since,
       r.first_seen,
       r.last_seen,
+      r.link ?? null,
     );
   }
 

@@ -42,7 +42,7 @@ export type { ComponentRow } from './deployments.js';
 export type { HistoryFilter, NewHistory } from './history.js';
 export type { AllocRow, InstanceRow, NewInstanceEvent } from './instances.js';
 export type { LinkTokenRow } from './links.js';
-export type { NodeRow } from './nodes.js';
+export type { NodeRow, StoredLink } from './nodes.js';
 export type { SessionRow } from './sessions.js';
 export type { CommandRow, TaskFileRow } from './tasks.js';
 export type { TokenRow } from './tokens.js';

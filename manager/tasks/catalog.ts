@@ -15,21 +15,12 @@ import { type CommandBody, type CommandView, MAX_COMMAND_BYTES } from '../../com
 import type { CommandSetRequestData } from '../../common/exec.js';
 import type { Logger } from '../../common/log.js';
 import type { AgentClient, AgentTarget } from '../agents/client.js';
+import { Refused } from '../refused.js';
 import type { NodeRegistry } from '../registry.js';
 import type { CommandRow, Store } from '../store/store.js';
 
 /** A refused catalog change: HTTP status, error code, field and message. */
-export class CatalogRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'CatalogRefused';
-  }
-}
+export class CatalogRefused extends Refused {}
 
 /** The API view of a stored entry (no content). */
 export function commandView(c: CommandRow): CommandView {

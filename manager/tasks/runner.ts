@@ -39,6 +39,7 @@ import type { Logger } from '../../common/log.js';
 import { TargetError } from '../../common/target.js';
 import type { AgentClient, AgentTarget } from '../agents/client.js';
 import type { ManagerConfig } from '../config.js';
+import { Refused } from '../refused.js';
 import type { NodeRegistry } from '../registry.js';
 import { resolveTarget } from '../targets.js';
 import { batchSize, durationMs, SpecError } from './batch.js';
@@ -51,17 +52,7 @@ export type ExecConfig = ManagerConfig['exec'];
 export type ExecAgent = Pick<AgentClient, 'exec' | 'execStatus' | 'execKill' | 'execFile'>;
 
 /** A refused submit or kill: HTTP status, error code, field and message for the REST API. */
-export class TaskRefused extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'TaskRefused';
-  }
-}
+export class TaskRefused extends Refused {}
 
 /** What a live reader of a task gets. */
 export type TaskEvent =

@@ -10,12 +10,14 @@
  */
 import type { Registry } from 'prom-client';
 import type { TelemetryStatus } from '../../common/api/telemetry.js';
+import type { LinkMetrics } from '../../common/link.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { HeartbeatData, ResourceData } from '../../common/protocol.js';
 import type { ManagerConfig } from '../config.js';
 import { InfluxWriter, redactUrl } from './influx.js';
 import {
   heartbeatPoint,
+  linkMetricsPoints,
   type NodeStateName,
   type NodeTags,
   nodeStatePoint,
@@ -24,6 +26,7 @@ import {
   toLine,
 } from './points.js';
 import { RecentHistory, type RecentView } from './recent.js';
+import { type FetchLike, SeriesReader, seriesMetrics } from './series.js';
 import { influxMetrics, PointShipper, type PointWriter } from './shipper.js';
 
 export type { NodeTags } from './points.js';
@@ -38,6 +41,7 @@ const STOP_FLUSH_MAX_MS = 3000;
 type Entry =
   | { kind: 'heartbeat'; tags: NodeTags; h: HeartbeatData; at: number }
   | { kind: 'resource'; tags: NodeTags; r: ResourceData; at: number }
+  | { kind: 'link'; tags: NodeTags; m: LinkMetrics; at: number }
   | { kind: 'state'; tags: NodeTags; state: NodeStateName; missed: number; at: number; reason: string };
 
 /** The manager's telemetry: InfluxDB points and the recent history. */
@@ -52,12 +56,15 @@ export class Telemetry {
   private drainTimer: NodeJS.Immediate | null = null;
   private readonly rl: RateLimitedLog;
   private readonly url: string;
+  /** Reads nodes' series back from InfluxDB (GET /api/v1/nodes/:id/series); null when InfluxDB is off. */
+  readonly series: SeriesReader | null;
 
   /**
    * @param cfg the telemetry section of the manager config
    * @param registry Prometheus registry for the muster_manager_influx_* metrics
    * @param now the clock (ms since the epoch): the window of the recent history
    * @param writer where points go instead of InfluxDB (tests)
+   * @param queryFetch the fetch of series queries instead of the real one (tests)
    */
   constructor(
     private readonly cfg: ManagerConfig['telemetry'],
@@ -65,12 +72,14 @@ export class Telemetry {
     registry: Registry,
     private readonly now: () => number = Date.now,
     writer?: PointWriter<string>,
+    queryFetch?: FetchLike,
   ) {
     this.rl = new RateLimitedLog(log);
     this.url = redactUrl(cfg.influxdb.url);
     this.history = new RecentHistory(cfg.recent.window_ms, cfg.recent.max_samples, now);
     const metrics = influxMetrics(registry, () => this.buffered());
     const i = cfg.influxdb;
+    this.series = i.enabled ? new SeriesReader(i, i.query, seriesMetrics(registry), queryFetch) : null;
     this.shipper = i.enabled
       ? new PointShipper(
           {
@@ -123,6 +132,15 @@ export class Telemetry {
   /** A resource report of node `tags` arrived at `at` (ms since the epoch): points and a recent sample. O(1). */
   resource(tags: NodeTags, r: ResourceData, at: number): void {
     this.enqueue({ kind: 'resource', tags, r, at }, this.shipper ? resourcePointCount(r) : 0);
+  }
+
+  /**
+   * The `metrics` of a link-specification heartbeat of node `tags` at `at` (docs/links.md "Linked
+   * nodes"): a recent-history sample (cpu, memory and disk usage) and, with InfluxDB, the points
+   * of linkMetricsPoints. O(1).
+   */
+  linkMetrics(tags: NodeTags, m: LinkMetrics, at: number): void {
+    this.enqueue({ kind: 'link', tags, m, at }, this.shipper ? 4 : 0);
   }
 
   /**
@@ -196,6 +214,18 @@ export class Telemetry {
         if (e.kind === 'resource') {
           this.history.add(e.tags.node, e.r, e.at);
           if (this.shipper) for (const p of resourcePoints(e.tags, e.r, e.at)) lines.push(toLine(p));
+        } else if (e.kind === 'link') {
+          const m = e.m;
+          this.history.addFigures(e.tags.node, e.at, [
+            m.cpu_usage ?? null,
+            null,
+            m.memory_usage ?? null,
+            null,
+            null,
+            null,
+            m.disk_usage ?? null,
+          ]);
+          if (this.shipper) for (const p of linkMetricsPoints(e.tags, m, e.at)) lines.push(toLine(p));
         } else if (e.kind === 'heartbeat') {
           lines.push(toLine(heartbeatPoint(e.tags, e.h, e.at)));
         } else {

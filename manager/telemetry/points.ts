@@ -14,6 +14,7 @@
  * as 0; a point left with no field at all is not written (InfluxDB refuses one).
  */
 import { FieldType } from 'influx';
+import type { LinkMetrics } from '../../common/link.js';
 import type { HeartbeatData, ResourceData } from '../../common/protocol.js';
 
 /** The identity of a node as the tags every point carries. */
@@ -298,6 +299,29 @@ export function heartbeatPoint(tags: NodeTags, _h: HeartbeatData, at: number): P
     fields: { state: 'online', state_code: STATE_CODES.online, missed_rounds: 0 },
     timestamp: ms(at),
   };
+}
+
+/**
+ * The points of a link-specification heartbeat's `metrics` (docs/links.md "Linked nodes"): `cpu`
+ * (usage_percent, load_avg_1m), `memory` (usage_percent), `disk` (usage_percent, no device
+ * tags: the specification names no disk), and the heartbeat's `node_state`; a metric not sent is
+ * left out, a point left without a field is not written.
+ * @param at arrival time, ms since the epoch
+ */
+export function linkMetricsPoints(tags: NodeTags, m: LinkMetrics, at: number): Point[] {
+  const t = ms(at);
+  const base = nodeTagSet(tags);
+  const out: Point[] = [];
+  push(out, 'cpu', base, { usage_percent: m.cpu_usage, load_avg_1m: m.load_average }, t);
+  push(out, 'memory', base, { usage_percent: m.memory_usage }, t);
+  push(out, 'disk', base, { usage_percent: m.disk_usage }, t);
+  out.push({
+    measurement: 'node_state',
+    tags: base,
+    fields: { state: 'online', state_code: STATE_CODES.online, missed_rounds: 0 },
+    timestamp: t,
+  });
+  return out;
 }
 
 /**

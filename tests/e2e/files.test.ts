@@ -14,7 +14,6 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, wr
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { PushRecord } from '../../common/api/files.js';
 import { type Proc, runMuster, sets, startMuster, watchDaemons } from '../helpers/daemons.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 import { createLan, type Lan } from '../helpers/netns.js';

@@ -12,7 +12,11 @@
  * - PARSE_ERROR (bad JSON), UNKNOWN_MESSAGE_TYPE, NODE_NOT_FOUND (heartbeat before registering),
  *   DATABASE_ERROR (a node beyond registry.max_nodes);
  * - bounds: a message over link.max_message_bytes closes 1009, a flood closes 1008;
- * - liveness: a node that stops heartbeating goes suspect, then offline, in its own intervals.
+ * - liveness: a node that stops heartbeating goes suspect, then offline, in its own intervals;
+ * - a link cut in the middle of a command: the result sent on the next connection completes the
+ *   task, once;
+ * - a manager restart: the node is listed LINK ws before it reconnects, a task for it fails as
+ *   "not connected to the link" (not over HTTP), and it is online again once it reconnects.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -105,6 +109,7 @@ describe('the WebSocket node link, from its specification alone', () => {
   let base: string;
   let wsBase: string;
   let token: string;
+  let cfg: string;
   const clients: SpecClient[] = [];
   const connect = (q: string) => {
     const c = new SpecClient(`${wsBase}/api/v1/ws?${q}`);
@@ -117,7 +122,7 @@ describe('the WebSocket node link, from its specification alone', () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     wsBase = `ws://127.0.0.1:${port}`;
-    const cfg = path.join(tmp, 'manager.yaml');
+    cfg = path.join(tmp, 'manager.yaml');
     writeFileSync(
       cfg,
       YAML.stringify({
@@ -127,7 +132,8 @@ describe('the WebSocket node link, from its specification alone', () => {
         liveness: { suspect_after_rounds: 2, offline_after_rounds: 5 },
         registry: { max_nodes: 4 },
         link: {
-          heartbeat_interval_ms: 1000,
+          // The specification's cadence: a node is not suspect before 2 × 30 s (a busy machine cannot flake it).
+          heartbeat_interval_ms: 30000,
           max_message_bytes: 65536,
           max_messages_per_second: 20,
           command_grace_ms: 500,
@@ -137,7 +143,7 @@ describe('the WebSocket node link, from its specification alone', () => {
       }),
     );
     manager = startMuster(['manager', '--config', cfg]);
-    await waitFor('the manager', () => getJson(`${base}/api/v1/status`), 20_000);
+    await waitFor('the manager', () => getJson(`${base}/api/v1/status`), 60_000);
     const r = await runMuster(['--manager', base, 'links', 'tokens', 'create', '--json']);
     assert.equal(r.code, 0, r.output);
     const created = JSON.parse(r.output.trim().split('\n').at(-1) as string) as {
@@ -209,6 +215,11 @@ describe('the WebSocket node link, from its specification alone', () => {
     const ack = await c.next((m) => m.type === 'heartbeat_ack');
     assert.equal(ack.id, hbId);
     assert.deepEqual(ack.data, { received: true, node_id: 'node-001' });
+    // A heartbeat for a node this connection is not: unknown here.
+    c.send('heartbeat', { node_id: 'node-999', status: 'online' });
+    const nf = await c.next((m) => m.type === 'error');
+    assert.equal(nf.data.error_code, 'NODE_NOT_FOUND');
+    assert.match(String(nf.data.details), /node-999/);
 
     // Bad JSON, an unknown type.
     c.ws.send('{"type": "heartbeat", ');
@@ -350,7 +361,8 @@ describe('the WebSocket node link, from its specification alone', () => {
   it("liveness in the node's own intervals: suspect, then offline, when its heartbeats stop", async () => {
     const c = connect(`token=${encodeURIComponent(token)}&node_id=node-001`);
     await c.opened();
-    c.send('node_register', { node_id: 'node-001' });
+    // A 1 s cadence (the heartbeat_interval_s extension), so that liveness moves within the test.
+    c.send('node_register', { node_id: 'node-001', heartbeat_interval_s: 1 });
     await c.next((m) => m.type === 'register_response');
     for (let i = 0; i < 3; i++) {
       c.send('heartbeat', { node_id: 'node-001', status: 'online', metrics: { cpu_usage: 2 } });
@@ -364,5 +376,109 @@ describe('the WebSocket node link, from its specification alone', () => {
     c.send('heartbeat', { node_id: 'node-001', status: 'online' });
     await c.next((m) => m.type === 'heartbeat_ack');
     assert.equal(await state(), 'online');
+  });
+
+  // The registry is full (registry.max_nodes 4, filled above): these reuse nodes registered there.
+  it('a link cut in the middle of a command: the result sent on the next connection completes the task once', async () => {
+    const first = connect(`token=${encodeURIComponent(token)}&node_id=filler-0`);
+    await first.opened();
+    first.send('node_register', { node_id: 'filler-0' });
+    await first.next((m) => m.type === 'register_response');
+    const submit = await apiFetch(`${base}/api/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: 'filler-0', steps: [{ command_content: 'echo cut' }], timeout: '30s' }),
+    });
+    assert.equal(submit.status, 202);
+    const taskId = ((await submit.json()) as { task: { id: string } }).task.id;
+    const cmd = await first.next((m) => m.type === 'execute_command');
+    first.send('command_started', { command_id: cmd.data.command_id }, cmd.id);
+    first.ws.terminate();
+    await first.closed;
+    const second = connect(`token=${encodeURIComponent(token)}&node_id=filler-0`);
+    await second.opened();
+    second.send('node_register', { node_id: 'filler-0' });
+    await second.next((m) => m.type === 'register_response');
+    const result = {
+      command_id: cmd.data.command_id,
+      exit_code: 0,
+      stdout: 'delivered-after-reconnect\n',
+      stderr: '',
+      execution_time_ms: 3,
+    };
+    const r1 = second.send('command_result', result);
+    assert.equal((await second.next((m) => m.type === 'command_received')).id, r1);
+    // The node did not see the ack in time and sends it once more: acknowledged, not recorded again.
+    const r2 = second.send('command_result', { ...result, stdout: 'a second copy\n' });
+    assert.equal((await second.next((m) => m.type === 'command_received')).id, r2);
+    const task = await waitFor(
+      'the task to end',
+      async () => {
+        const t = await getJson<{ task: { state: string; results: { state: string; steps: unknown[] }[] } }>(
+          `${base}/api/v1/tasks/${taskId}`,
+        );
+        return t.task.state === 'running' ? null : t.task;
+      },
+      10_000,
+    );
+    assert.equal(task.results.length, 1);
+    assert.equal(task.results[0]?.state, 'done', JSON.stringify(task));
+    const steps = JSON.stringify(task.results[0]?.steps);
+    assert.equal((steps.match(/delivered-after-reconnect/g) ?? []).length, 1, steps);
+    assert.doesNotMatch(steps, /a second copy/);
+  });
+
+  it('after a manager restart a linked node is listed LINK ws before it reconnects, and online once it has', async () => {
+    const c = connect(`token=${encodeURIComponent(token)}&node_id=filler-1`);
+    await c.opened();
+    c.send('node_register', {
+      node_id: 'filler-1',
+      hostname: 'restart-host',
+      os_info: 'Debian',
+      heartbeat_interval_s: 60,
+    });
+    await c.next((m) => m.type === 'register_response');
+    c.send('heartbeat', { node_id: 'filler-1', status: 'online', metrics: { cpu_usage: 33.5 } });
+    await c.next((m) => m.type === 'heartbeat_ack');
+    await manager.stop();
+    assert.ok((await c.closed).code > 0);
+    manager = startMuster(['manager', '--config', cfg]);
+    await waitFor('the restarted manager', () => getJson(`${base}/api/v1/status`), 60_000);
+    const before = await getJson<{ link: string; hostname: string; state: string; cpu_percent: number }>(
+      `${base}/api/v1/nodes/filler-1`,
+    );
+    assert.equal(before.link, 'ws', JSON.stringify(before));
+    assert.equal(before.hostname, 'restart-host');
+    assert.equal(before.cpu_percent, 33.5);
+    const nodes = await runMuster(['--manager', base, 'nodes']);
+    assert.match(nodes.output, /^filler-1\s.*\bws$/m, nodes.output);
+    // Not connected yet: a task for it is refused by the link, not tried over HTTP.
+    const submit = await apiFetch(`${base}/api/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ target: 'filler-1', steps: [{ command_content: 'true' }], timeout: '10s' }),
+    });
+    assert.equal(submit.status, 202, await submit.clone().text());
+    const taskId = ((await submit.json()) as { task: { id: string } }).task.id;
+    const task = await waitFor(
+      'the task to end',
+      async () => {
+        const t = await getJson<{ task: { state: string; results: { state: string; message: string }[] } }>(
+          `${base}/api/v1/tasks/${taskId}`,
+        );
+        return t.task.state === 'running' ? null : t.task;
+      },
+      20_000,
+    );
+    assert.match(JSON.stringify(task.results), /not connected to the link/, JSON.stringify(task));
+    const again = connect(`token=${encodeURIComponent(token)}&node_id=filler-1`);
+    await again.opened();
+    again.send('node_register', { node_id: 'filler-1' });
+    await again.next((m) => m.type === 'register_response');
+    again.send('heartbeat', { node_id: 'filler-1', status: 'online' });
+    await again.next((m) => m.type === 'heartbeat_ack');
+    const after = await getJson<{ link: string; state: string }>(`${base}/api/v1/nodes/filler-1`);
+    assert.equal(after.link, 'ws');
+    assert.equal(after.state, 'online');
   });
 });

@@ -133,7 +133,7 @@ async function readEvents(res: Response, until: (events: { name: string; data: u
 }
 
 describe('GET /api/v1/events', () => {
-  it('needs a login; sends a full snapshot, then the changed nodes only; max_clients bites with 503', async () => {
+  it('needs a login; sends a full snapshot, then patches of the changed nodes only; max_clients bites with 503', async () => {
     const d = serverDeps();
     const app = buildServer({ ...d, dashboard: { enabled: false, dir: '', console: false, events: EVENTS } });
     await app.listen({ host: '127.0.0.1', port: 0 });
@@ -157,8 +157,9 @@ describe('GET /api/v1/events', () => {
     assert.equal(nodes[0]!.changed.length, 2);
     assert.ok(events.some((e) => e.name === 'alerts'));
     assert.equal(nodes[1]!.full, false);
+    assert.equal(nodes[1]!.changed.length, 0);
     assert.deepEqual(
-      nodes[1]!.changed.map((n) => n.id),
+      nodes[1]!.patched.map((n) => n.id),
       [`${fleetHeartbeat(1).data.box_id}-${fleetHeartbeat(1).data.slot_id}-${fleetHeartbeat(1).data.cpu_id}`],
     );
     c.abort();

@@ -315,6 +315,7 @@ describe('the InfluxDB writer against a stand-in server', () => {
     buffer_points: 1000,
     timeout_ms: 2000,
     retry_max_ms: 1000,
+    query: { max_points: 1000, timeout_ms: 1000, max_concurrent: 2, max_reply_bytes: 1 << 20 },
     ...over,
   });
 

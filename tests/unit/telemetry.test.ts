@@ -33,6 +33,7 @@ function cfg(enabled: boolean, over: Partial<ManagerConfig['telemetry']['influxd
       buffer_points: 10_000,
       timeout_ms: 1000,
       retry_max_ms: 100,
+      query: { max_points: 1000, timeout_ms: 1000, max_concurrent: 2, max_reply_bytes: 1 << 20 },
       ...over,
     },
   };
@@ -54,6 +55,39 @@ class Collect implements PointWriter<string> {
 const silent = pino({ level: 'silent' });
 
 describe('telemetry', () => {
+  it('a link-specification heartbeat: its metrics as a recent sample and cpu, memory, disk, node_state points', async () => {
+    const w = new Collect();
+    const now = T0;
+    const t = new Telemetry(cfg(true), silent, new Registry(), () => now, w);
+    await t.start();
+    const tags: NodeTags = {
+      node: 'node-001',
+      box: -1,
+      slot: -1,
+      cpu: -1,
+      hostname: 'server-01',
+      host_ip: '192.168.1.100',
+    };
+    t.linkMetrics(tags, { cpu_usage: 45.2, memory_usage: 68.5, disk_usage: 34.1, load_average: 1.23 }, T0);
+    t.linkMetrics(tags, { cpu_usage: 10 }, T0 + 30_000);
+    await waitFor('points written', () => w.points.length === 6, 5000, 5);
+    assert.deepEqual(
+      w.points.map((p) => p.measurement),
+      ['cpu', 'memory', 'disk', 'node_state', 'cpu', 'node_state'],
+    );
+    assert.equal(
+      w.points[0]?.line,
+      `cpu,box=-1,cpu=-1,host_ip=192.168.1.100,hostname=server-01,node=node-001,slot=-1 load_avg_1m=1.23,usage_percent=45.2 ${T0}`,
+    );
+    const view = t.recent('node-001');
+    assert.equal(view?.samples.length, 2);
+    assert.equal(view?.samples[0]?.cpu_usage_percent, 45.2);
+    assert.equal(view?.samples[0]?.memory_usage_percent, 68.5);
+    assert.equal(view?.samples[0]?.disk_usage_percent_max, 34.1);
+    assert.equal(view?.samples[1]?.memory_usage_percent, null);
+    await t.stop();
+  });
+
   it('only enqueues on the ingest path; points are made on the next turn and written in order', async () => {
     const w = new Collect();
     let now = T0;

@@ -8,11 +8,23 @@
  * new resource report (GET /nodes/:id, polled every 2 s) adds a sample with every figure: load,
  * CPU voltage / current / power, per-GPU usage / memory / temperature / power, network rx/tx rates
  * per interface (from the byte counters), per-mount disk use.
+ *
+ * With InfluxDB on (GET /telemetry says so), buttons choose 1 h, 24 h or 7 d instead: the charts
+ * then show GET /nodes/:id/series?range= (aggregated by the manager's InfluxDB query to at most
+ * telemetry.influxdb.query.max_points buckets). The page times each choice from the click to the
+ * last chart drawn: the `muster:range` performance measure, and `data-drawn-ms` on the charts
+ * section (docs/dashboard.md "Performance").
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { DeploymentListReply, DeploymentReply } from '../../../common/api/deploy.js';
 import type { NodeDetail } from '../../../common/api/nodes.js';
-import type { RecentView } from '../../../common/api/telemetry.js';
+import type {
+  RecentView,
+  SeriesLine,
+  SeriesRange,
+  SeriesReply,
+  TelemetryStatus,
+} from '../../../common/api/telemetry.js';
 import type { ResourceData } from '../../../common/protocol.js';
 import { api, get, qs } from '../api.js';
 import { Chart, type Line } from '../chart.js';
@@ -58,7 +70,94 @@ function pointOf(t: number, r: Res): Point {
 /** Most points kept on the page (30 min of 2 s samples). */
 const MAX_POINTS = 900;
 
+/** A chart of the board page: a title, the unit of its axis, its lines. */
+interface ChartSpec {
+  title: string;
+  unit: string;
+  lines: Line[];
+}
+
+/** The charts of an InfluxDB series answer, in the order and with the titles of the live charts. */
+function seriesCharts(s: SeriesReply): ChartSpec[] {
+  const of = (m: string, f: string) => s.lines.filter((l) => l.measurement === m && l.field === f);
+  const line = (l: SeriesLine, label: string, scale = 1): Line => ({
+    label,
+    values: scale === 1 ? l.values : l.values.map((v) => (v === null ? null : v / scale)),
+  });
+  const one = (m: string, f: string, label: string) => of(m, f).map((l) => line(l, label));
+  const perGpu = (f: string) => of('gpu', f).map((l) => line(l, `gpu${l.tag}`));
+  return [
+    {
+      title: 'CPU and memory',
+      unit: '%',
+      lines: [...one('cpu', 'usage_percent', 'cpu'), ...one('memory', 'usage_percent', 'memory')],
+    },
+    {
+      title: 'Load average',
+      unit: '',
+      lines: [
+        ...one('cpu', 'load_avg_1m', '1 min'),
+        ...one('cpu', 'load_avg_5m', '5 min'),
+        ...one('cpu', 'load_avg_15m', '15 min'),
+      ],
+    },
+    { title: 'Temperature', unit: '°C', lines: [...one('cpu', 'temperature', 'cpu'), ...perGpu('temperature')] },
+    { title: 'CPU power', unit: 'W', lines: one('cpu', 'power', 'power') },
+    {
+      title: 'CPU voltage and current',
+      unit: '',
+      lines: [...one('cpu', 'voltage', 'V'), ...one('cpu', 'current', 'A')],
+    },
+    { title: 'GPU usage', unit: '%', lines: perGpu('compute_usage') },
+    { title: 'GPU memory', unit: '%', lines: perGpu('mem_usage') },
+    { title: 'GPU power', unit: 'W', lines: perGpu('power') },
+    {
+      title: 'Network',
+      unit: 'KiB/s',
+      lines: [
+        ...of('network', 'rx_rate').map((l) => line(l, `${l.tag} rx`, 1024)),
+        ...of('network', 'tx_rate').map((l) => line(l, `${l.tag} tx`, 1024)),
+      ],
+    },
+    { title: 'Disk use', unit: '%', lines: of('disk', 'usage_percent').map((l) => line(l, l.tag ?? 'disk')) },
+  ];
+}
+
+const RANGES: SeriesRange[] = ['1h', '24h', '7d'];
+const RANGE_TEXT: Record<SeriesRange, string> = { '1h': '1 h', '24h': '24 h', '7d': '7 d' };
+
 function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
+  const influx = useLoad(() => get<TelemetryStatus>('/telemetry'), []);
+  const [range, setRange] = useState<SeriesRange | 'live'>('live');
+  const [series, setSeries] = useState<SeriesReply | null>(null);
+  const [seriesError, setSeriesError] = useState<unknown>(null);
+  const [drawnMs, setDrawnMs] = useState<number | null>(null);
+  /** The range being timed: the charts not drawn yet since its answer arrived. */
+  const timing = useRef<{ range: string; waiting: Set<string> | null } | null>(null);
+  const choose = (r: SeriesRange | 'live') => {
+    performance.clearMarks('muster:range-start');
+    performance.mark('muster:range-start');
+    timing.current = { range: r, waiting: null };
+    setDrawnMs(null);
+    setRange(r);
+    setSeriesError(null);
+    if (r === 'live') {
+      setSeries(null);
+      return;
+    }
+    get<SeriesReply>(`/nodes/${id}/series${qs({ range: r })}`)
+      .then((s) => {
+        performance.mark('muster:range-data');
+        if (timing.current?.range === r) setSeries(s);
+      })
+      .catch((e) => {
+        if (timing.current?.range === r) setSeriesError(e);
+      });
+  };
+  useEffect(() => {
+    setRange('live');
+    setSeries(null);
+  }, [id]);
   const [points, setPoints] = useState<Point[]>([]);
   const lastAt = useRef<string | null>(null);
   useEffect(() => {
@@ -89,12 +188,12 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
     setPoints((ps) => (ps.length && ps.at(-1)!.t >= p.t ? ps : [...ps, p].slice(-MAX_POINTS)));
   }, [detail?.resource_at]);
 
-  const charts = useMemo(() => {
+  const liveCharts = useMemo(() => {
     const times = points.map((p) => p.t);
     const col = (f: (p: Point) => number | null | undefined) => points.map((p) => f(p) ?? null);
     const liveOnly = points.filter((p) => p.r);
     const lastR = liveOnly.at(-1)?.r;
-    const out: { title: string; unit: string; lines: Line[] }[] = [
+    const out: ChartSpec[] = [
       {
         title: 'CPU and memory',
         unit: '%',
@@ -178,16 +277,59 @@ function Charts({ id, detail }: { id: string; detail: NodeDetail | null }) {
           }))
         : [{ label: 'fullest', values: col((p) => p.disk) }],
     });
-    // A figure this board never reported (null in every sample) gets no chart: a note says so.
-    const drawn = out.filter((c) => c.lines.some((l) => l.values.some((v) => v !== null)));
-    const missing = out.filter((c) => !drawn.includes(c)).map((c) => c.title);
-    return { times, out: drawn, missing };
+    return { times, all: out };
   }, [points]);
 
-  return html`<section aria-labelledby="charts-h" class="charts-section">
-    <h2 id="charts-h">Charts <small>(the manager's recent window, then live every report; ${points.length} samples)</small></h2>
-    ${charts.missing.length && points.length ? html`<p class="note">Not reported by this board: ${charts.missing.join(', ')}.</p>` : ''}
-    <div class="charts">${charts.out.map((c) => html`<${Chart} key=${c.title} title=${c.title} unit=${c.unit} times=${charts.times} lines=${c.lines} />`)}</div>
+  const charts = useMemo(() => {
+    const src = range !== 'live' && series ? { times: series.times, all: seriesCharts(series) } : liveCharts;
+    // A figure this board never reported (null in every sample) gets no chart: a note says so.
+    const drawn = src.all.filter((c) => c.lines.some((l) => l.values.some((v) => v !== null)));
+    const missing = src.all.filter((c) => !drawn.includes(c)).map((c) => c.title);
+    return { times: src.times, out: drawn, missing };
+  }, [liveCharts, series, range]);
+
+  // Timing a range choice: from the click to the last of its charts drawn (with its data).
+  useEffect(() => {
+    const t = timing.current;
+    // Wait for the chosen range's answer (the previous range stays drawn meanwhile).
+    if (!t || t.waiting || (t.range !== 'live' && series?.range !== t.range)) return;
+    t.waiting = new Set(charts.out.map((c) => c.title));
+    if (t.waiting.size === 0) finish();
+  }, [charts]);
+  const finish = () => {
+    const t = timing.current;
+    if (!t) return;
+    timing.current = null;
+    const m = performance.measure('muster:range', 'muster:range-start');
+    setDrawnMs(Math.round(m.duration));
+  };
+  const onDrawn = (title: string) => {
+    const w = timing.current?.waiting;
+    if (!w?.delete(title)) return;
+    if (w.size === 0) finish();
+  };
+
+  const enabled = influx.data?.influxdb.enabled === true;
+  const samples =
+    range === 'live'
+      ? `${points.length} samples`
+      : series
+        ? `${series.times.length} buckets of ${series.step_s} s from InfluxDB`
+        : 'loading…';
+  return html`<section aria-labelledby="charts-h" class="charts-section" data-range=${range} data-drawn-ms=${drawnMs ?? ''}>
+    <h2 id="charts-h">Charts <small>(${range === 'live' ? "the manager's recent window, then live every report" : `the last ${RANGE_TEXT[range]}`}; ${samples})</small></h2>
+    ${
+      enabled
+        ? html`<div class="ranges" role="group" aria-label="time range">
+      <button type="button" aria-pressed=${range === 'live'} onClick=${() => choose('live')}>live</button>
+      ${RANGES.map((r) => html`<button type="button" key=${r} aria-pressed=${range === r} onClick=${() => choose(r)}>${RANGE_TEXT[r]}</button>`)}
+      ${drawnMs !== null ? html`<small class="drawn">drawn in ${drawnMs} ms</small>` : ''}
+    </div>`
+        : ''
+    }
+    <${ErrorLine} error=${seriesError} />
+    ${charts.missing.length && charts.times.length ? html`<p class="note">Not reported by this board${range === 'live' ? '' : ` in the last ${RANGE_TEXT[range]}`}: ${charts.missing.join(', ')}.</p>` : ''}
+    <div class="charts">${charts.out.map((c) => html`<${Chart} key=${c.title} title=${c.title} unit=${c.unit} times=${charts.times} lines=${c.lines} onDrawn=${onDrawn} />`)}</div>
   </section>`;
 }
 
