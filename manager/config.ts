@@ -49,6 +49,7 @@ export const ManagerConfigSchema = Strict({
     enabled: Type.Boolean({ description: 'serve the web dashboard at / on the API listener' }),
     dir: Type.String({ description: 'the built dashboard files; "" = dist/dashboard of this installation' }),
     console: Type.Boolean({ description: 'serve the web console API of the original specification at /console/' }),
+    console_wait_ms: Millis('how long POST /console/exec and /console/file wait for their task or push to end', 100),
     events: Strict({
       interval_ms: Millis('how often GET /api/v1/events looks for node and alert changes and sends them', 100),
       ping_ms: Millis('how often an idle event stream gets a ping', 1000),

@@ -49,6 +49,8 @@ export interface DashboardConfig {
   enabled: boolean;
   dir: string;
   console: boolean;
+  /** How long POST /console/exec and /console/file wait for their task or push, ms. */
+  console_wait_ms?: number;
   events: EventsConfig;
 }
 
@@ -57,6 +59,7 @@ export const DASHBOARD_DEFAULTS: DashboardConfig = {
   enabled: true,
   dir: '',
   console: true,
+  console_wait_ms: 60_000,
   events: EVENTS_DEFAULTS,
 };
 
@@ -70,6 +73,8 @@ function registerApi(app: FastifyInstance, o: ServerOptions): void {
       access: o.access,
       registry: o.registry,
       store: o.store,
+      apiPrefix: API_PREFIX,
+      waitMs: d.console_wait_ms ?? DASHBOARD_DEFAULTS.console_wait_ms ?? 60_000,
       prefix: CONSOLE_PREFIX,
     });
   }

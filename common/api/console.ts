@@ -10,10 +10,13 @@
  *   GET  /console/status        → {@link ConsoleStatusSchema}
  *   GET  /console/node_history  ?node=&limit=&before= → {@link ConsoleNodeRecordSchema}[] newest first
  *   GET  /console/alert_history ?node=&limit=&before= → {@link ConsoleAlertRecordSchema}[] newest first
- *   POST /console/exec          {@link ConsoleExecBodySchema} → "OK" | "NG"
- *   POST /console/screen        {@link ConsoleScreenBodySchema} → "OK" | "NG"
+ *   POST /console/exec          {@link ConsoleExecBodySchema} → "OK" | "NG" (a task, waited for)
+ *   POST /console/screen        {@link ConsoleScreenBodySchema} → "OK" | "NG" (or the PNG on Accept: image/png)
  *   POST /console/command_set   {@link ConsoleCommandSetBodySchema} → "OK" | "NG"
- *   POST /console/file          {@link ConsoleFileBodySchema} → "OK" | "NG"
+ *   POST /console/file          {@link ConsoleFileBodySchema} → "OK" | "NG" (a push or a remove, waited for)
+ *
+ * The headers `X-Muster-Task` / `X-Muster-Push` name the task or push an exec or a file made, so
+ * its details can be read from /api/v1.
  */
 import { type Static, Type } from 'typebox';
 import { MAX_PASSWORD, MAX_USERNAME } from './auth.js';
@@ -29,6 +32,10 @@ export type ConsoleAnswer = Static<typeof ConsoleAnswerSchema>;
 
 /** The header carrying why an answer is "NG". */
 export const CONSOLE_ERROR_HEADER = 'x-muster-error';
+/** The header naming the task a POST /console/exec started (GET /api/v1/tasks/:id). */
+export const CONSOLE_TASK_HEADER = 'x-muster-task';
+/** The header naming the push a POST /console/file started (GET /api/v1/files/pushes/:id). */
+export const CONSOLE_PUSH_HEADER = 'x-muster-push';
 
 /** Body of POST /console/login. */
 export const ConsoleLoginBodySchema = Type.Object(
@@ -119,8 +126,16 @@ export const ConsoleCommandSetBodySchema = Type.Object(
   {
     operation: Type.Union([Type.Literal('add'), Type.Literal('delete')]),
     exec: Word('the command name'),
-    argument_count: Type.Optional(Type.Integer({ minimum: 0, maximum: CONSOLE_MAX_ARGS })),
+    argument_count: Type.Optional(
+      Type.Integer({ minimum: -1, maximum: 256, description: 'positional arguments it takes; -1 or absent = any' }),
+    ),
     generate_file: Type.Optional(Type.String({ maxLength: 4096, description: 'the file the command writes' })),
+    content_b64: Type.Optional(
+      Type.String({
+        maxLength: 1_400_000,
+        description: 'muster extension, needed by add: the script (an executable with its #! line), base64',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -132,6 +147,19 @@ export const ConsoleFileBodySchema = Type.Object(
     node: Type.Array(NodeIdSchema, { minItems: 1, maxItems: 10_000 }),
     file_num: Type.Integer({ minimum: 0, maximum: 10_000 }),
     target_dir: Type.String({ minLength: 1, maxLength: 4096 }),
+    uploads: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        maxItems: 1000,
+        description: 'muster extension, needed by add: the files (ids of POST /api/v1/files/uploads), file_num of them',
+      }),
+    ),
+    names: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^/\\x00]+$' }), {
+        maxItems: 1000,
+        description:
+          'muster extension for delete: the file names in target_dir, file_num of them; absent = target_dir itself',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -134,6 +134,11 @@ export const NodeListReplySchema = Type.Object({
   round: Type.Integer({ minimum: 0, description: 'number of the heartbeat round under way' }),
   nodes: Type.Array(NodeSummarySchema),
 });
+/** Query string of GET /api/v1/nodes: `target` keeps the nodes a target selects (docs/exec.md "Targets"). */
+export const NodeListQuerySchema = Type.Object(
+  { target: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'only the nodes it selects' })) },
+  { additionalProperties: false },
+);
 /** Answer of GET /api/v1/nodes. */
 export type NodeListReply = Static<typeof NodeListReplySchema>;
 

@@ -1,7 +1,8 @@
 /**
  * The muster dashboard (docs/dashboard.md): the login form, then the shell — navigation, the live
  * indicator, the user and role, light/dark, logout — around the page the URL's hash names:
- * #/ (chassis), #/nodes, #/node/<id>, #/alerts, #/history, #/users (admin).
+ * #/ (chassis), #/nodes, #/node/<id>, #/node/<id>/screen, #/exec[/<task>], #/files, #/deploy,
+ * #/instances[/<id>], #/alerts, #/history, #/users (admin).
  */
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
@@ -15,8 +16,12 @@ import { ErrorLine, html } from './ui.js';
 import { Alerts } from './views/alerts.js';
 import { Board } from './views/board.js';
 import { Chassis } from './views/chassis.js';
+import { Exec } from './views/exec.js';
+import { Files } from './views/files.js';
 import { History } from './views/history.js';
+import { Deploy, Instances } from './views/instances.js';
 import { Nodes } from './views/nodes.js';
+import { Screen } from './views/screen.js';
 import { Users } from './views/users.js';
 
 function Login({ onLogin }: { onLogin: (s: Session) => void }) {
@@ -54,7 +59,17 @@ function route(hash: string) {
   const path = hash.replace(/^#/, '') || '/';
   const board = /^\/node\/([^/]+)$/.exec(path);
   if (board) return html`<${Board} id=${decodeURIComponent(board[1]!)} />`;
+  const screen = /^\/node\/([^/]+)\/screen$/.exec(path);
+  if (screen) return html`<${Screen} id=${decodeURIComponent(screen[1]!)} />`;
+  const exec = /^\/exec(?:\/([A-Za-z0-9_-]{1,64}))?$/.exec(path);
+  if (exec) return html`<${Exec} task=${exec[1]} />`;
+  const inst = /^\/instances(?:\/([^/]+))?$/.exec(path);
+  if (inst) return html`<${Instances} selected=${inst[1] ? decodeURIComponent(inst[1]) : undefined} />`;
   switch (path) {
+    case '/files':
+      return html`<${Files} />`;
+    case '/deploy':
+      return html`<${Deploy} />`;
     case '/nodes':
       return html`<${Nodes} />`;
     case '/alerts':
@@ -98,6 +113,10 @@ function Shell({ s, onLogout }: { s: Session; onLogout: () => void }) {
   const nav: [string, string][] = [
     ['#/', 'Chassis'],
     ['#/nodes', 'Nodes'],
+    ['#/exec', 'Exec'],
+    ['#/files', 'Files'],
+    ...(can('operator') ? ([['#/deploy', 'Deploy']] as [string, string][]) : []),
+    ['#/instances', 'Instances'],
     ['#/alerts', 'Alerts'],
     ['#/history', 'History'],
     ...(can('admin') ? ([['#/users', 'Users']] as [string, string][]) : []),

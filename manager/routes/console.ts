@@ -6,16 +6,22 @@
  *
  * Every refusal — a bad body, no or bad credentials, a role too small, an unknown path, a feature
  * this manager does not have — answers the seed's `"NG"` with the HTTP status that says why and
- * the reason in the `X-Muster-Error` header. exec, screen, command_set and file need the remote
- * execution, file and screen services: until the manager has them they validate the body and
- * answer `"NG"` with 501.
+ * the reason in the `X-Muster-Error` header.
+ *
+ * exec, screen, command_set and file are mapped onto /api/v1 (POST /tasks, GET /nodes/:id/screen,
+ * POST and DELETE /commands, POST /files/pushes and /files/remove) by calling those routes inside
+ * the server with the caller's own credentials, so the roles, bounds, history and metrics are the
+ * API's. exec and file wait for the task or push to end, at most `dashboard.console_wait_ms`.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import type { AlertView } from '../../common/api/alerts.js';
 import { LOGIN_BODY_LIMIT } from '../../common/api/auth.js';
 import {
   CONSOLE_ERROR_HEADER,
+  CONSOLE_PUSH_HEADER,
+  CONSOLE_TASK_HEADER,
   type ConsoleAlertRecord,
   ConsoleAlertRecordSchema,
   ConsoleAnswerSchema,
@@ -29,8 +35,10 @@ import {
   ConsoleScreenBodySchema,
   ConsoleStatusSchema,
 } from '../../common/api/console.js';
+import type { PushRecord, RemoveReply } from '../../common/api/files.js';
 import type { HistoryEntry } from '../../common/api/history.js';
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../common/api/paging.js';
+import type { TaskRecord } from '../../common/api/tasks.js';
 import type { Access } from '../auth/access.js';
 import { installAccessGuard, sessionCookie } from '../auth/guard.js';
 import type { NodeRegistry } from '../registry.js';
@@ -42,6 +50,12 @@ export interface ConsoleRoutesOptions {
   access: Access;
   registry: NodeRegistry;
   store: Pick<Store, 'listHistory' | 'listAlerts'>;
+  /** The prefix of muster's own API the console calls (`/api/v1`). */
+  apiPrefix: string;
+  /** dashboard.console_wait_ms: how long exec and file wait for their task or push to end. */
+  waitMs: number;
+  /** How often exec and file look whether their task or push ended, ms (default 200). */
+  pollMs?: number;
 }
 
 const two = (n: number) => String(n).padStart(2, '0');
@@ -93,14 +107,10 @@ export function alertRecord(a: AlertView): ConsoleAlertRecord {
 /** Header-safe text: printable ASCII only, at most 300 characters. */
 const headerText = (s: string) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
 
-/** The NG answer of a feature this manager does not have yet. */
-const NOT_AVAILABLE = (what: string) =>
-  `${what} needs the manager's remote execution and file services, which this manager does not have yet (docs/dashboard.md "Console API")`;
-
 /** Registers the /console routes (register with `prefix: '/console'`). */
 export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = async (
   app,
-  { access, registry, store },
+  { access, registry, store, apiPrefix, waitMs, pollMs = 200 },
 ) => {
   installAccessGuard(app, access);
 
@@ -225,27 +235,173 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<ConsoleRoutesOptions> = as
     },
   );
 
-  const unavailable = (what: string) => async (_req: unknown, reply: import('fastify').FastifyReply) =>
-    reply.code(501).send({ error: 'not_implemented', message: NOT_AVAILABLE(what) });
+  /** The headers of the caller that carry its credentials and its CSRF proof, for the inner call. */
+  const FORWARDED = ['cookie', 'authorization', 'sec-fetch-site', 'origin', 'host', 'user-agent', 'accept'] as const;
+
+  /**
+   * Calls muster's own API inside the server as the caller (its cookie or token), so the API's
+   * role checks, bounds, history and metrics apply.
+   * @returns the status, the parsed JSON body (null when not JSON), the raw bytes and the content type
+   */
+  const call = async (req: FastifyRequest, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: unknown) => {
+    const headers: Record<string, string> = {};
+    for (const h of FORWARDED) {
+      const v = req.headers[h];
+      if (typeof v === 'string') headers[h] = v;
+    }
+    const r = await app.inject({
+      method,
+      url: `${apiPrefix}${url}`,
+      headers,
+      remoteAddress: req.ip,
+      ...(payload === undefined ? {} : { payload: payload as object }),
+    });
+    let body: unknown = null;
+    try {
+      body = r.json();
+    } catch {
+      body = null;
+    }
+    return { status: r.statusCode, body, raw: r.rawPayload, type: String(r.headers['content-type'] ?? '') };
+  };
+  type Answer = Awaited<ReturnType<typeof call>>;
+  /** Passes a refusal of the API on: its status and message (the onSend hook makes it "NG"). */
+  const refuse = (reply: FastifyReply, r: Answer) => {
+    const b = (r.body ?? {}) as { error?: string; message?: string };
+    return reply
+      .code(r.status)
+      .send({ error: b.error ?? 'error', message: b.message ?? `the API answered HTTP ${r.status}` });
+  };
+  /** Reads `url` every pollMs until `done` says so or console_wait_ms passed; the last answer. */
+  const waitFor = async <T>(req: FastifyRequest, url: string, done: (x: T) => boolean): Promise<Answer> => {
+    const until = Date.now() + waitMs;
+    for (;;) {
+      const r = await call(req, 'GET', url);
+      if (r.status !== 200 || done(r.body as T) || Date.now() >= until) return r;
+      await new Promise((res) => setTimeout(res, pollMs));
+    }
+  };
 
   app.post(
     '/exec',
     { config: { role: 'operator' }, schema: { body: ConsoleExecBodySchema, response: answer } },
-    unavailable('exec'),
+    async (req, reply) => {
+      const { exec, args, kwargs, target } = req.body;
+      const started = await call(req, 'POST', '/tasks', {
+        target: target ?? 'all',
+        steps: [{ command: exec, args, kwargs }],
+      });
+      if (started.status !== 202) return refuse(reply, started);
+      const id = (started.body as { task: TaskRecord }).task.id;
+      void reply.header(CONSOLE_TASK_HEADER, id);
+      const r = await waitFor<{ task: TaskRecord }>(req, `/tasks/${id}`, (x) => x.task.finished_at !== null);
+      if (r.status !== 200) return refuse(reply, r);
+      const task = (r.body as { task: TaskRecord }).task;
+      if (task.finished_at === null)
+        return reply.code(504).send({
+          error: 'timeout',
+          message: `task ${id} still running after ${waitMs} ms (dashboard.console_wait_ms); see /api/v1/tasks/${id}`,
+        });
+      if (task.state === 'done' && task.summary.failed === 0) return 'OK' as const;
+      const bad = (task.results ?? []).find((n) => n.state !== 'done' && n.state !== 'skipped');
+      const why = bad
+        ? `${bad.node}: ${bad.state}${bad.exit_code !== null ? ` exit ${bad.exit_code}` : ''} ${bad.message}`
+        : task.message;
+      return reply.code(502).send({
+        error: 'task_failed',
+        message: `task ${id} ${task.state}: ${task.summary.failed} of ${task.summary.nodes} nodes failed (${why.trim()})`,
+      });
+    },
   );
+
   app.post(
     '/screen',
-    { config: { role: 'operator' }, schema: { body: ConsoleScreenBodySchema, response: answer } },
-    unavailable('screen'),
+    { config: { role: 'viewer' }, schema: { body: ConsoleScreenBodySchema, response: answer } },
+    async (req, reply) => {
+      const url = `/nodes/${encodeURIComponent(req.body.node)}/screen`;
+      const r = await call(req, 'GET', url);
+      if (r.status !== 200) return refuse(reply, r);
+      if (/\bimage\/png\b/.test(String(req.headers.accept ?? '')))
+        return reply.header('content-type', 'image/png').send(r.raw as never);
+      void reply.header('location', `${apiPrefix}${url}`);
+      return 'OK' as const;
+    },
   );
+
   app.post(
     '/command_set',
     { config: { role: 'admin' }, schema: { body: ConsoleCommandSetBodySchema, response: answer } },
-    unavailable('command_set'),
+    async (req, reply) => {
+      const b = req.body;
+      if (b.operation === 'delete') {
+        const r = await call(req, 'DELETE', `/commands/${encodeURIComponent(b.exec)}`);
+        return r.status === 200 ? ('OK' as const) : refuse(reply, r);
+      }
+      if (b.content_b64 === undefined)
+        return reply.code(400).send({
+          error: 'bad_request',
+          field: 'content_b64',
+          message: 'add needs the script: content_b64 (base64 of an executable with its #! line)',
+        });
+      const r = await call(req, 'POST', '/commands', {
+        exec: b.exec,
+        argument_count: b.argument_count ?? -1,
+        ...(b.generate_file ? { generate_file: b.generate_file } : {}),
+        content_b64: b.content_b64,
+      });
+      return r.status === 201 || r.status === 200 ? ('OK' as const) : refuse(reply, r);
+    },
   );
+
   app.post(
     '/file',
     { config: { role: 'operator' }, schema: { body: ConsoleFileBodySchema, response: answer } },
-    unavailable('file'),
+    async (req, reply) => {
+      const b = req.body;
+      const bad = (field: string, message: string) => reply.code(400).send({ error: 'bad_request', field, message });
+      const unknown = b.node.find((n) => !registry.nodes.has(n));
+      if (unknown !== undefined) return reply.code(404).send({ error: 'not_found', message: `no node ${unknown}` });
+      const target = [...new Set(b.node)].join(',');
+      if (b.operation === 'add') {
+        if (!b.uploads) return bad('uploads', 'add needs uploads: the ids of files sent to POST /api/v1/files/uploads');
+        if (b.uploads.length !== b.file_num)
+          return bad('file_num', `file_num is ${b.file_num} but ${b.uploads.length} uploads are named`);
+        if (b.file_num === 0) return bad('file_num', 'add needs at least one file');
+        const started = await call(req, 'POST', '/files/pushes', {
+          target,
+          files: b.uploads.map((upload) => ({ upload })),
+          to: b.target_dir,
+        });
+        if (started.status !== 202) return refuse(reply, started);
+        const id = (started.body as { push: PushRecord }).push.id;
+        void reply.header(CONSOLE_PUSH_HEADER, id);
+        const r = await waitFor<{ push: PushRecord }>(req, `/files/pushes/${id}`, (x) => x.push.finished_at !== null);
+        if (r.status !== 200) return refuse(reply, r);
+        const push = (r.body as { push: PushRecord }).push;
+        if (push.finished_at === null)
+          return reply.code(504).send({
+            error: 'timeout',
+            message: `push ${id} still under way after ${waitMs} ms (dashboard.console_wait_ms); see /api/v1/files/pushes/${id}`,
+          });
+        if (push.failed === 0) return 'OK' as const;
+        const f = push.nodes.find((n) => n.state === 'failed');
+        return reply.code(502).send({
+          error: 'push_failed',
+          message: `push ${id}: ${push.failed} of ${push.nodes.length} boards failed${f ? ` (${f.node}: ${f.message ?? ''})` : ''}`,
+        });
+      }
+      if (b.names && b.names.length !== b.file_num)
+        return bad('file_num', `file_num is ${b.file_num} but ${b.names.length} names are given`);
+      const dir = b.target_dir.replace(/\/+$/, '') || '/';
+      const paths = b.names ? b.names.map((n) => `${dir === '/' ? '' : dir}/${n}`) : [b.target_dir];
+      const r = await call(req, 'POST', '/files/remove', { target, paths });
+      if (r.status !== 200) return refuse(reply, r);
+      const failed = (r.body as RemoveReply).results.filter((x) => !x.ok);
+      if (failed.length === 0) return 'OK' as const;
+      return reply.code(502).send({
+        error: 'remove_failed',
+        message: `${failed.length} removals failed (${failed[0]!.node} ${failed[0]!.path}: ${failed[0]!.message})`,
+      });
+    },
   );
 };

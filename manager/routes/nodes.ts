@@ -1,7 +1,8 @@
 /**
  * The nodes (docs/operations.md "REST API"), under the API prefix:
  *
- *   GET /nodes → `{ round, nodes: NodeSummary[] }`, by box, slot, cpu
+ *   GET /nodes?target= → `{ round, nodes: NodeSummary[] }`, by box, slot, cpu; with `target` only the
+ *     nodes it selects (the dashboard's preview of a task's or a push's boards); 400 for a bad target
  *   GET /nodes/:id → NodeDetail; 404 for an unknown node, 400 for an id that is not box-slot-cpu
  *   DELETE /nodes/:id (admin) → `{ node, alerts_resolved }`: forgets the node (registry and store
  *     row), resolves its open alerts, records `node.rm` in the history with who (manager/removal.ts,
@@ -10,14 +11,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   NodeDetailSchema,
+  NodeListQuerySchema,
   NodeListReplySchema,
   NodeParamsSchema,
   NodeRemovedReplySchema,
 } from '../../common/api/nodes.js';
+import { TargetError } from '../../common/target.js';
 import type { NodeRegistry } from '../registry.js';
 import { type RemovalDeps, removeNode } from '../removal.js';
+import { resolveTarget } from '../targets.js';
 import { detail, listNodes } from '../views.js';
-import { ERROR_RESPONSES, notFound, whoOf } from './shared.js';
+import { badRequest, ERROR_RESPONSES, notFound, whoOf } from './shared.js';
 
 /** What the node routes use. */
 export interface NodeRoutesOptions {
@@ -30,11 +34,24 @@ export interface NodeRoutesOptions {
 export const nodeRoutes: FastifyPluginAsyncTypebox<NodeRoutesOptions> = async (app, { registry, alerts, store }) => {
   app.get(
     '/nodes',
-    { config: { role: 'viewer' }, schema: { response: { 200: NodeListReplySchema, ...ERROR_RESPONSES } } },
-    async () => ({
-      round: registry.round,
-      nodes: listNodes(registry),
-    }),
+    {
+      config: { role: 'viewer' },
+      schema: { querystring: NodeListQuerySchema, response: { 200: NodeListReplySchema, ...ERROR_RESPONSES } },
+    },
+    async (req, reply) => {
+      let nodes = listNodes(registry);
+      if (req.query.target !== undefined) {
+        let ids: Set<string>;
+        try {
+          ids = new Set(resolveTarget(registry, req.query.target).map((n) => n.id));
+        } catch (err) {
+          if (err instanceof TargetError) return reply.code(400).send(badRequest('/target', `target: ${err.message}`));
+          throw err;
+        }
+        nodes = nodes.filter((n) => ids.has(n.id));
+      }
+      return { round: registry.round, nodes };
+    },
   );
 
   app.get(

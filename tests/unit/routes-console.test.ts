@@ -218,18 +218,19 @@ describe('console API /console/', () => {
     ng(await req('GET', '/alert_history?before=abc', viewer), 400);
   });
 
-  it('exec, screen, command_set, file: bodies validated, roles checked, NG 501 until the services exist', async () => {
-    const good: [string, unknown, Record<string, string>][] = [
-      ['/exec', { exec: 'cmd', args: ['a', 'b', 'c'], kwargs: { A: '1', B: '2', C: '3' } }, operator],
-      ['/screen', { node: '1-1-0' }, operator],
-      ['/command_set', { operation: 'add', exec: 'screenshot', argument_count: 1, generate_file: 'c:\\result' }, admin],
-      ['/file', { operation: 'add', node: ['1-1-0', '1-2-0'], file_num: 3, target_dir: 'c:\\files' }, operator],
+  it('exec, screen, command_set, file: bodies validated, roles checked before anything runs', async () => {
+    const good: [string, unknown, Record<string, string>, number][] = [
+      ['/exec', { exec: 'cmd', args: ['a', 'b', 'c'], kwargs: { A: '1', B: '2', C: '3' } }, operator, 403],
+      [
+        '/command_set',
+        { operation: 'add', exec: 'screenshot', argument_count: 1, generate_file: 'c:\\result' },
+        admin,
+        403,
+      ],
+      ['/file', { operation: 'add', node: ['1-1-0', '1-2-0'], file_num: 3, target_dir: 'c:\\files' }, operator, 403],
     ];
-    for (const [url, body, who] of good) {
-      ng(await req('POST', url, viewer, body), 403, /cannot POST/);
-      ng(await req('POST', url, who, body), 501, /not have yet/);
-    }
-    ng(await req('POST', '/command_set', operator, good[2]![1]), 403);
+    for (const [url, body] of good) ng(await req('POST', url, viewer, body), 403, /cannot POST/);
+    ng(await req('POST', '/command_set', operator, good[1]![1]), 403);
     const bad: [string, unknown][] = [
       ['/exec', { exec: 'cmd', args: 'a,b', kwargs: {} }],
       ['/exec', { exec: '', args: [], kwargs: {} }],
@@ -238,12 +239,113 @@ describe('console API /console/', () => {
       ['/screen', {}],
       ['/screen', { node: 'no such/node' }],
       ['/command_set', { operation: 'rename', exec: 'x' }],
-      ['/command_set', { operation: 'add', exec: 'x', argument_count: -1 }],
+      ['/command_set', { operation: 'add', exec: 'x', argument_count: -2 }],
+      ['/command_set', { operation: 'add', exec: 'x', content_b64: 5 }],
       ['/file', { operation: 'add', node: [], file_num: 1, target_dir: '/x' }],
       ['/file', { operation: 'add', node: ['1-1-0'], file_num: 1 }],
+      ['/file', { operation: 'delete', node: ['1-1-0'], file_num: 1, target_dir: '/x', names: ['a/b'] }],
     ];
     for (const [url, body] of bad) ng(await req('POST', url, admin, body), 400);
     ng(await req('POST', '/exec', admin, '{'.repeat(100)), 400);
+  });
+
+  it('command_set: add and delete map onto /api/v1/commands; add needs the script', async () => {
+    const script = Buffer.from('#!/bin/sh\necho "$@"\n').toString('base64');
+    // The seed's body alone has no script: NG 400 naming the extension field.
+    ng(
+      await req('POST', '/command_set', admin, {
+        operation: 'add',
+        exec: 'screenshot',
+        argument_count: 1,
+        generate_file: '/tmp/r',
+      }),
+      400,
+      /content_b64/,
+    );
+    const add = await req('POST', '/command_set', admin, {
+      operation: 'add',
+      exec: 'echoer',
+      argument_count: 1,
+      generate_file: '/tmp/result',
+      content_b64: script,
+    });
+    assert.equal(add.statusCode, 200, add.body);
+    assert.equal(add.body, '"OK"');
+    const list = (await app.inject({ method: 'GET', url: '/api/v1/commands', headers: admin })).json();
+    const entry = list.commands.find((c: { name: string }) => c.name === 'echoer');
+    assert.equal(entry?.argument_count, 1);
+    assert.equal(entry?.generate_file, '/tmp/result');
+    // A bad name or script is the API's refusal, passed on.
+    ng(await req('POST', '/command_set', admin, { operation: 'add', exec: '../x', content_b64: script }), 400);
+    ng(await req('POST', '/command_set', admin, { operation: 'delete', exec: 'nothing' }), 404, /nothing/);
+    const del = await req('POST', '/command_set', admin, { operation: 'delete', exec: 'echoer' });
+    assert.equal(del.body, '"OK"');
+    assert.ok(!(await app.inject({ method: 'GET', url: '/api/v1/commands', headers: admin })).json().commands.length);
+  });
+
+  it('exec: a task of the command on the target, waited for; NG with the task id when a board fails', async () => {
+    const script = Buffer.from('#!/bin/sh\necho hi\n').toString('base64');
+    assert.equal(
+      (await req('POST', '/command_set', admin, { operation: 'add', exec: 'hello', content_b64: script })).body,
+      '"OK"',
+    );
+    // An unknown command, a target matching nothing, a bad target: the API's 400.
+    ng(await req('POST', '/exec', operator, { exec: 'nope', args: [], kwargs: {} }), 400, /no command nope/);
+    ng(
+      await req('POST', '/exec', operator, { exec: 'hello', args: [], kwargs: {}, target: '9-9-9' }),
+      400,
+      /matches no node/,
+    );
+    ng(await req('POST', '/exec', operator, { exec: 'hello', args: [], kwargs: {}, target: 'box=' }), 400, /target/);
+    // These boards cannot be reached: the task runs and fails, "NG" 502 with its id.
+    const r = await req('POST', '/exec', operator, { exec: 'hello', args: ['a'], kwargs: { A: '1' }, target: '1-1-0' });
+    ng(r, 502, /task .* failed: 1 of 1 nodes failed \(1-1-0/);
+    const id = String(r.headers['x-muster-task']);
+    const task = (await app.inject({ method: 'GET', url: `/api/v1/tasks/${id}`, headers: viewer })).json().task;
+    assert.deepEqual(task.nodes, ['1-1-0']);
+    assert.deepEqual(task.steps, [{ command: 'hello', args: ['a'], kwargs: { A: '1' } }]);
+    assert.match(task.who, /^otto\//, 'run as the caller');
+  });
+
+  it('screen: the node in the body; the API refusal passed on as NG', async () => {
+    ng(await req('POST', '/screen', viewer, { node: '9-9-9' }), 404);
+    // The board cannot be reached.
+    ng(await req('POST', '/screen', viewer, { node: '1-1-0' }), 502, /unreachable/);
+    ng(await req('POST', '/screen', {}, { node: '1-1-0' }), 401);
+  });
+
+  it('file: add pushes uploads to the nodes, delete removes names in target_dir; counts checked', async () => {
+    const up = await app.inject({
+      method: 'POST',
+      url: '/api/v1/files/uploads?name=a.txt',
+      headers: { ...operator, 'content-type': 'application/octet-stream' },
+      payload: Buffer.from('hello\n'),
+    });
+    assert.equal(up.statusCode, 201, up.body);
+    const upload = up.json().upload.id as string;
+    const body = { operation: 'add', node: ['1-1-0'], file_num: 1, target_dir: '/srv/files', uploads: [upload] };
+    ng(await req('POST', '/file', operator, { ...body, file_num: 2 }), 400, /file_num/);
+    ng(await req('POST', '/file', operator, { ...body, node: ['7-7-7'] }), 404, /no node 7-7-7/);
+    ng(await req('POST', '/file', operator, { ...body, uploads: ['nope'] }), 400, /upload/);
+    ng(await req('POST', '/file', operator, { ...body, target_dir: 'c:\\files' }), 400, /to/);
+    // The board cannot be reached: the push ends failed, NG 502 naming it.
+    const r = await req('POST', '/file', operator, body);
+    ng(r, 502, /1 of 1 boards failed \(1-1-0/);
+    const push = (
+      await app.inject({ method: 'GET', url: `/api/v1/files/pushes/${r.headers['x-muster-push']}`, headers: viewer })
+    ).json().push;
+    assert.equal(push.to, '/srv/files');
+    assert.equal(push.target, '1-1-0');
+    const del = {
+      operation: 'delete',
+      node: [...d.registry.nodes.keys()].sort(),
+      file_num: 1,
+      target_dir: '/srv/files',
+      names: ['a.txt'],
+    };
+    ng(await req('POST', '/file', operator, { ...del, file_num: 3 }), 400, /file_num/);
+    ng(await req('POST', '/file', operator, del), 502, /2 removals failed \(1-1-0 \/srv\/files\/a.txt/);
+    ng(await req('POST', '/file', viewer, del), 403);
   });
 
   it('an unknown console path is NG 404', async () => {

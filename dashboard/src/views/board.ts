@@ -397,6 +397,7 @@ export function Board({ id }: { id: string }) {
   const r = d.resource;
   return html`<section aria-labelledby="board-h" class="board">
     <h1 id="board-h">Board ${d.id} <${StateBadge} state=${d.state} conflict=${d.conflict !== null} /></h1>
+    <p class="toolbar"><a href=${`#/node/${d.id}/screen`} id="screen-link">Screen</a> <a href=${`#/exec`}>Run a command</a> <a href=${`#/files`}>Files</a></p>
     <${ErrorLine} error=${error} />
     <div class="cards">
       <div class="card"><h2>Identity</h2><dl>

@@ -7,6 +7,7 @@ import { useState } from 'preact/hooks';
 import type { TokenCreateReply, TokenView, UserView } from '../../../common/api/auth.js';
 import { api, get } from '../api.js';
 import { ErrorLine, html, Time, useLoad } from '../ui.js';
+import { LinkTokens } from './link-tokens.js';
 
 const ROLES = ['viewer', 'operator', 'admin'];
 
@@ -81,5 +82,6 @@ export function Users() {
       <label>Expires in (days) <input type="number" min="1" value=${nt.days} onInput=${(e: Event) => setNt({ ...nt, days: (e.target as HTMLInputElement).value })} placeholder="never" /></label>
       <button type="submit">Create token</button>
     </form>
+    <${LinkTokens} />
   </section>`;
 }
