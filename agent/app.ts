@@ -39,7 +39,7 @@ import { ComponentAlerts } from './link/alerts.js';
 import { hostname, ReportBuilder } from './link/answer.js';
 import { MulticastLink } from './link/multicast.js';
 import { ReportAssembler } from './link/report.js';
-import { WsLink } from './link/ws.js';
+import type { WsLink } from './link/ws.js';
 import { Sampler } from './sampler.js';
 
 /** Optional parts a caller (or a test) may supply. */
@@ -94,8 +94,11 @@ export class AgentApp {
   readonly sampler: Sampler;
   readonly builder: ReportBuilder;
   readonly link: MulticastLink;
-  /** The WebSocket node link (link.mode websocket or both), else null (docs/links.md). */
-  readonly wsLink: WsLink | null;
+  /**
+   * The WebSocket node link (link.mode websocket or both), else null (docs/links.md); made by
+   * `start`, which imports its module (and `ws`) only when the mode asks for it.
+   */
+  wsLink: WsLink | null = null;
   readonly commands: CommandRegistry;
   /** Runs remote-execution tasks (docs/exec.md). */
   readonly exec: ExecRunner;
@@ -183,10 +186,6 @@ export class AgentApp {
       this.metrics,
     );
     this.commands = createCommandRegistry({ supervisor: this.supervisor, exec: this.exec, commands: commandSet, log });
-    this.wsLink =
-      cfg.link.mode === 'multicast'
-        ? null
-        : new WsLink(cfg, this.nodeId, this.builder, this.commands, this.metrics, log);
   }
 
   /** The node id this agent claims: `box-slot-cpu`. */
@@ -207,6 +206,10 @@ export class AgentApp {
 
   /** Takes first samples, opens the command port, then joins the multicast group. */
   async start(): Promise<void> {
+    if (this.cfg.link.mode !== 'multicast') {
+      const { WsLink } = await import('./link/ws.js');
+      this.wsLink = new WsLink(this.cfg, this.nodeId, this.builder, this.commands, this.metrics, this.log);
+    }
     this.cores = await onlineCores(this.cfg.collect.sys_root);
     await this.supervisor.init();
     await this.exec.init();
