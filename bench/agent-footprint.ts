@@ -1,5 +1,7 @@
 /**
- * Agent footprint: a real agent (`muster agent`, multicast on 127.0.0.1 and a private port)
+ * Agent footprint: a real agent (`muster agent` as an offline bundle runs it on a board: the
+ * sources bundled by scripts/bundle-app.mjs, started by the bundle's bin/muster with the
+ * MUSTER_NODE_FLAGS of systemd/muster-agent.service; multicast on 127.0.0.1 and a private port)
  * answering 1 heartbeat query per second and 1 resource query every 5 s, sent by the bench itself
  * with manager_ip/port pointing at a tiny HTTP sink in the bench process, for `seconds` (≥ 60).
  *
@@ -13,8 +15,11 @@
  *   - report build time p50 / p99: from the `muster_agent_report_build_seconds` buckets
  *     (interpolated inside the bucket, with the bucket bound as the honest "at most")
  * Baselines over the same window: an idle `node -e 'setInterval(()=>{},1000)'` (RSS, CPU), and an
- * idle node with the same 10 ms-resolution event-loop histogram (event-loop reference).
- * Targets: RSS ≤ 64 MB, CPU ≤ 1 %, build p50 ≤ 50 ms, event-loop p99 ≤ 20 ms.
+ * idle node with the same 10 ms-resolution event-loop histogram (event-loop reference). Context:
+ * the same agent from the checkout's compiled modules without flags (what `bin/muster.js agent`
+ * costs in a development checkout), and a node that only imports those modules.
+ * Targets: RSS ≤ 64 MiB and ≤ 1.5 × the idle node, CPU ≤ 0.5 %, build p50 ≤ 1 ms, event-loop
+ * p99 ≤ 20 ms.
  *   node --import tsx bench/agent-footprint.ts [--seconds 60]
  */
 import { readFileSync } from 'node:fs';
@@ -23,6 +28,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  agentBundle,
   bucketQuantile,
   bucketsDelta,
   contentionMeter,
@@ -37,7 +43,6 @@ import {
   metric,
   mib,
   moduleFloorArgv,
-  musterBinary,
   progress,
   querySender,
   ROOT,
@@ -78,6 +83,10 @@ export interface FootprintResult {
   idle: ProcFigures;
   /** The same agent hearing no query over the same window: the cost of sampling alone. */
   silent: ProcFigures;
+  /** The agent from the checkout's compiled modules (musterBinary), no V8 flags, hearing no query. */
+  checkout: ProcFigures;
+  /** MUSTER_NODE_FLAGS the bundled agents ran with (the agent unit's). */
+  nodeFlags: string;
   /** RSS a node adds by importing each runtime dependency alone (bytes over a bare node), largest first. */
   importCosts: [string, number][];
   /** RSS of a node that only imports the agent's compiled module graph (agent/agent.js) and idles; NaN from source. */
@@ -149,7 +158,8 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
   const servicePort = await freePort();
   const s = await sink();
   const q = await querySender(mcastPort);
-  progress(`agent footprint: muster agent (${musterBinary().kind}) for ${seconds} s`);
+  const bundle = await agentBundle();
+  progress(`agent footprint: muster agent (bundle, MUSTER_NODE_FLAGS=${bundle.nodeFlags}) for ${seconds} s`);
   const agentArgs = (port: number, service: number, box: number, dataDir: string) => [
     'agent',
     ...sets({
@@ -164,10 +174,15 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
       'log.level': 'warn',
     }),
   ];
-  const agent = startMuster(agentArgs(mcastPort, servicePort, 7, path.join(dir, 'agent')));
+  const startBundled = (args: string[]) => startChild([...bundle.argv, ...args], bundle.env);
+  const agent = startBundled(agentArgs(mcastPort, servicePort, 7, path.join(dir, 'agent')));
   // A second agent that hears no query (its own port): what sampling alone costs.
   const silentPort = await freePort();
-  const silent = startMuster(agentArgs(await freeMulticastPort(), silentPort, 8, path.join(dir, 'silent')));
+  const silent = startBundled(agentArgs(await freeMulticastPort(), silentPort, 8, path.join(dir, 'silent')));
+  // The same agent from the checkout's compiled modules, no flags (context: what bundling and the
+  // unit's flags save). Hears no query.
+  const checkoutPort = await freePort();
+  const checkout = startMuster(agentArgs(await freeMulticastPort(), checkoutPort, 9, path.join(dir, 'checkout')));
   const idle = startChild([process.execPath, '-e', 'setInterval(()=>{},1000)']);
   const eldRef = startChild([process.execPath, '-e', ELD_REF]);
   const floorArgv = moduleFloorArgv('agent/agent.js');
@@ -177,6 +192,7 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
   try {
     await waitHttp(`${base}/healthz`, agent);
     await waitHttp(`http://127.0.0.1:${silentPort}/healthz`, silent);
+    await waitHttp(`http://127.0.0.1:${checkoutPort}/healthz`, checkout);
     for (let t = 0; ; t++) {
       const h = await getJson<{ multicast_joined: boolean }>(`${base}/healthz`);
       if (h.multicast_joined) break;
@@ -200,6 +216,8 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
     const cpuI = cpuMeter(idle.pid);
     const cpuS = cpuMeter(silent.pid);
     const rssS = rssSampler(silent.pid);
+    const cpuC = cpuMeter(checkout.pid);
+    const rssC = rssSampler(checkout.pid);
     const rssA = rssSampler(agent.pid);
     const rssI = rssSampler(idle.pid);
     const rssF = floor ? rssSampler(floor.pid) : null;
@@ -218,6 +236,8 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
     const idleCpu = cpuI.stop();
     const silentCpu = cpuS.stop();
     const rs = rssS.stop();
+    const checkoutCpu = cpuC.stop();
+    const rc = rssC.stop();
     const ra = rssA.stop();
     const ri = rssI.stop();
     const rf = rssF?.stop();
@@ -253,7 +273,9 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
     for (const [k, v] of collectorSums(m1)) collectorMsPerS[k] = ((v - (c0.get(k) ?? 0)) * 1000) / seconds;
     return {
       seconds,
-      binary: musterBinary().kind,
+      binary: 'bundle',
+      nodeFlags: bundle.nodeFlags,
+      checkout: { rssMean: rc.mean, rssMax: rc.max, cpuPercent: checkoutCpu },
       collectorMsPerS,
       agent: {
         rssMean: ra.mean,
@@ -279,7 +301,7 @@ export async function runFootprint(o: FootprintOptions = {}): Promise<FootprintR
     };
   } finally {
     q.close();
-    await Promise.all([agent.stop(), silent.stop(), idle.stop(), eldRef.stop(), floor?.stop()]);
+    await Promise.all([agent.stop(), silent.stop(), checkout.stop(), idle.stop(), eldRef.stop(), floor?.stop()]);
     await s.close();
     removeDir(dir);
   }
@@ -291,8 +313,9 @@ export function formatFootprint(r: FootprintResult): string {
   const b = (u: '/heartbeat' | '/resource') =>
     `${u} p50 ${fx(a.build[u].p50, 3)} ms (≤ ${a.build[u].p50Upper} ms) / p99 ${fx(a.build[u].p99, 3)} ms (≤ ${a.build[u].p99Upper} ms), ${a.build[u].count} builds`;
   return [
-    `agent footprint over ${r.seconds} s (${r.binary}); other processes: ${fx(r.othersCores, 2)} cores`,
-    `  agent RSS mean ${mib(a.rssMean)}, max ${mib(a.rssMax)}; idle node ${mib(r.idle.rssMean)}; ratio ${fx(a.rssMean / r.idle.rssMean, 2)}; importing agent/agent.js alone ${mib(r.moduleFloorRss)}; V8 heap used ${mib(r.heapUsed)} of ${mib(r.heapTotal)}`,
+    `agent footprint over ${r.seconds} s (${r.binary}, MUSTER_NODE_FLAGS=${r.nodeFlags || '(none)'} as systemd/muster-agent.service); other processes: ${fx(r.othersCores, 2)} cores`,
+    `  agent RSS mean ${mib(a.rssMean)}, max ${mib(a.rssMax)}; idle node ${mib(r.idle.rssMean)}; ratio ${fx(a.rssMean / r.idle.rssMean, 2)}; V8 heap used ${mib(r.heapUsed)} of ${mib(r.heapTotal)}`,
+    `  checkout agent (compiled modules, no flags, hears no query): RSS ${mib(r.checkout.rssMean)}, CPU ${fx(r.checkout.cpuPercent, 2)} %; a node importing agent/agent.js alone ${mib(r.moduleFloorRss)}`,
     `  agent CPU ${fx(a.cpuPercent, 2)} % of one core; idle node ${fx(r.idle.cpuPercent, 2)} %`,
     `  silent agent (samples, hears no query): RSS ${mib(r.silent.rssMean)}, CPU ${fx(r.silent.cpuPercent, 2)} %`,
     `  RSS a bare node gains importing each dependency alone: ${r.importCosts.map(([k, v]) => `${k} ${mib(v)}`).join(', ')}`,

@@ -27,7 +27,12 @@ export const GPU_MISSING_RECHECK_MS = 60_000;
  * directories. A few access(2) calls: much cheaper than spawning a process to learn it is missing.
  */
 export async function executableExists(cmd: string, envPath = process.env.PATH ?? ''): Promise<boolean> {
-  const candidates = cmd.includes('/') ? [cmd] : envPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
+  const candidates = cmd.includes('/')
+    ? [cmd]
+    : envPath
+        .split(':')
+        .filter(Boolean)
+        .map((d) => path.join(d, cmd));
   for (const c of candidates) {
     try {
       await access(c, constants.X_OK);
