@@ -5,8 +5,13 @@
  * One attempt per report with a bounded timeout; a report that cannot be delivered is dropped
  * and counted, never retried, so a slow or dead manager cannot pile work up on a board.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { ReportUrl } from '../../common/constants.js';
+
+// node:http through getBuiltinModule, not `import`: an ESM import of node:http evaluates every
+// export of the module, and its lazy WebSocket/EventSource exports load Node's internal undici
+// (~4 MiB of RSS per agent; docs/operations.md "Agent footprint").
+const nodeHttp = process.getBuiltinModule('node:http');
 
 /** Why a report was dropped. */
 export type DropReason = 'timeout' | 'connect' | 'status' | 'busy' | 'build';
@@ -27,7 +32,7 @@ export class Reporter {
     private readonly version: string,
   ) {
     // At most 4 connections per manager (as before); idle ones are kept 30 s, then closed.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 4, timeout: 30_000 });
+    this.agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 4, maxFreeSockets: 4, timeout: 30_000 });
   }
 
   /**
@@ -53,7 +58,7 @@ export class Reporter {
         done({ ok: false, reason: 'timeout', detail: `no answer within ${this.timeoutMs} ms` });
         req.destroy();
       }, this.timeoutMs);
-      const req = http.request(
+      const req = nodeHttp.request(
         {
           host: managerIp,
           port: managerPort,
