@@ -209,7 +209,7 @@ function render(
       {
         what: 'c. agent event-loop delay p99',
         measured: `${fx(a.eventLoopP99Ms, 2)} ms`,
-        baseline: `${fx(fp.idleEventLoopP99Ms, 2)} ms (idle node, same 10 ms histogram)`,
+        baseline: `${fx(fp.idleEventLoopP99Ms, 2)} ms (idle node, same 50 ms-resolution histogram)`,
         ratio: fx(a.eventLoopP99Ms / fp.idleEventLoopP99Ms, 2),
         target: `≤ ${TARGET.eventLoopP99Ms} ms`,
         met: yes(a.eventLoopP99Ms <= TARGET.eventLoopP99Ms),
