@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import YAML from 'yaml';
 import { MANAGER_PORT } from '../common/constants.js';
+import { loadUndici } from '../common/undici.js';
 
 /** An error the CLI prints as one line and exits with `exitCode`. */
 export class CliError extends Error {
@@ -122,7 +123,7 @@ export async function api<T>(
   const token = headers.authorization === undefined ? cliToken() : undefined;
   try {
     // undici is imported by the verbs that call the API, not by `muster agent` / `muster manager`.
-    const { request } = await import('undici');
+    const { request } = await loadUndici();
     res = await request(`${base}${pathname}`, {
       method,
       headers: {

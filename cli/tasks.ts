@@ -5,6 +5,7 @@
  */
 import type { NodeResult, TaskBody, TaskLine, TaskRecord } from '../common/api/tasks.js';
 import { checkSteps } from '../common/exec-dag.js';
+import { loadUndici } from '../common/undici.js';
 import { api, CliError, cliToken } from './client.js';
 import { oneLine, table } from './format.js';
 
@@ -113,7 +114,7 @@ export async function followTask(base: string, id: string, o: FollowOptions = {}
     });
     const token = cliToken();
     try {
-      const { request } = await import('undici');
+      const { request } = await loadUndici();
       const res = await request(`${base}/api/v1/tasks/${encodeURIComponent(id)}/events?since=${since}`, {
         method: 'GET',
         headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },

@@ -15,6 +15,7 @@ import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
+import { loadUndici } from '../../common/undici.js';
 import { fmtBytes } from '../deploy/admission.js';
 
 /** Why a download failed. */
@@ -83,7 +84,7 @@ export function createDownloadDispatcher(connectTimeoutMs: number): DownloadDisp
   let made: Promise<Dispatcher> | undefined;
   return {
     get() {
-      made ??= import('undici').then(({ Agent, interceptors }) =>
+      made ??= loadUndici().then(({ Agent, interceptors }) =>
         new Agent({ connect: { timeout: connectTimeoutMs } }).compose(
           interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
         ),
@@ -144,7 +145,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
   const { target, authorization } = splitCredentials(url);
   let res: Dispatcher.ResponseData;
   try {
-    const [{ request }, dispatcher] = await Promise.all([import('undici'), opts.dispatcher.get()]);
+    const [{ request }, dispatcher] = await Promise.all([loadUndici(), opts.dispatcher.get()]);
     res = await request(target, {
       method: 'GET',
       headers: { 'user-agent': 'muster-agent', ...(authorization ? { authorization } : {}), ...opts.headers },
