@@ -42,9 +42,19 @@ import { ComponentAlerts } from './link/alerts.js';
 import { hostname, ReportBuilder } from './link/answer.js';
 import { MulticastLink } from './link/multicast.js';
 import { ReportAssembler } from './link/report.js';
-import { WsLink } from './link/ws.js';
+import type { WsLink } from './link/ws.js';
 import { Sampler } from './sampler.js';
 import { ScreenCapturer } from './screen/capture.js';
+
+/**
+ * Resolution of the agent's event-loop delay histogram (prom-client's `nodejs_eventloop_lag_*`),
+ * ms. The histogram is fed by a libuv timer firing this often: at prom-client's default 10 ms
+ * that timer alone costs an idle agent ~0.7 % of a core (100 wake-ups a second); at 50 ms about
+ * 0.15 %. Each recorded value is the time between two firings, i.e. this resolution plus the
+ * delay: an idle loop reads ~50 ms, a loop blocked 30 ms reads ~80 ms (docs/operations.md
+ * "Prometheus metrics").
+ */
+export const EVENT_LOOP_RESOLUTION_MS = 50;
 
 /** Optional parts a caller (or a test) may supply. */
 export interface AgentOptions {
@@ -98,8 +108,11 @@ export class AgentApp {
   readonly sampler: Sampler;
   readonly builder: ReportBuilder;
   readonly link: MulticastLink;
-  /** The WebSocket node link (link.mode websocket or both), else null (docs/links.md). */
-  readonly wsLink: WsLink | null;
+  /**
+   * The WebSocket node link (link.mode websocket or both), else null (docs/links.md); made by
+   * `start`, which imports its module (and `ws`) only when the mode asks for it.
+   */
+  wsLink: WsLink | null = null;
   readonly commands: CommandRegistry;
   /** Runs remote-execution tasks (docs/exec.md). */
   readonly exec: ExecRunner;
@@ -122,7 +135,7 @@ export class AgentApp {
       registers: [this.metrics],
     });
     this.removeCrashHandlers = installCrashHandlers(log, 'agent', { counter: uncaught });
-    collectDefaultMetrics({ register: this.metrics });
+    collectDefaultMetrics({ register: this.metrics, eventLoopMonitoringPrecision: EVENT_LOOP_RESOLUTION_MS });
 
     const refused = new Counter({
       name: 'muster_agent_bundles_refused_total',
@@ -188,10 +201,6 @@ export class AgentApp {
       this.metrics,
     );
     this.commands = createCommandRegistry({ supervisor: this.supervisor, exec: this.exec, commands: commandSet, log });
-    this.wsLink =
-      cfg.link.mode === 'multicast'
-        ? null
-        : new WsLink(cfg, this.nodeId, this.builder, this.commands, this.metrics, log);
   }
 
   /** The node id this agent claims: `box-slot-cpu`. */
@@ -212,6 +221,10 @@ export class AgentApp {
 
   /** Takes first samples, opens the command port, then joins the multicast group. */
   async start(): Promise<void> {
+    if (this.cfg.link.mode !== 'multicast') {
+      const { WsLink } = await import('./link/ws.js');
+      this.wsLink = new WsLink(this.cfg, this.nodeId, this.builder, this.commands, this.metrics, this.log);
+    }
     this.cores = await onlineCores(this.cfg.collect.sys_root);
     await this.supervisor.init();
     await this.exec.init();

@@ -157,6 +157,63 @@ export function musterBinary(): MusterBinary {
   return cachedBinary;
 }
 
+/** The agent as an offline bundle installs it on a board (docs/operations.md#runtime-and-bundles). */
+export interface AgentBundle {
+  /** bin/muster (the bundle's sh wrapper, running lib/muster.js on this Node.js). */
+  argv: string[];
+  /** With MUSTER_NODE_FLAGS as systemd/muster-agent.service sets it. */
+  env: NodeJS.ProcessEnv;
+  /** The flags, for the report ("" = none). */
+  nodeFlags: string;
+  note: string;
+}
+
+/** MUSTER_NODE_FLAGS of a unit file of systemd/ ("" when it sets none). */
+export function unitNodeFlags(unit: 'muster-agent.service' | 'muster-manager.service'): string {
+  const text = readFileSync(path.join(ROOT, 'systemd', unit), 'utf8');
+  return /^Environment=MUSTER_NODE_FLAGS=(.*)$/m.exec(text)?.[1]?.trim() ?? '';
+}
+
+let cachedBundle: AgentBundle | undefined;
+
+/**
+ * The current sources bundled exactly as `make dist` bundles them (scripts/bundle-app.mjs) into
+ * a temporary directory laid out like an installed bundle (bin/muster, lib/, config/, node/bin/node
+ * = this Node.js), rebuilt when the sources change (~3 s); run with the agent unit's
+ * MUSTER_NODE_FLAGS. This is what a board runs; the checkout build (musterBinary) is not.
+ */
+export async function agentBundle(): Promise<AgentBundle> {
+  if (cachedBundle) return cachedBundle;
+  const dir = path.join(
+    os.tmpdir(),
+    `muster-bench-bundle-${createHash('sha256').update(ROOT).digest('hex').slice(0, 12)}`,
+  );
+  const stamp = path.join(dir, 'stamp');
+  const want = `${sourceState(path.join(ROOT, 'dist')).newest} ${process.execPath}`;
+  if (!(existsSync(stamp) && readFileSync(stamp, 'utf8') === want)) {
+    progress('bundling the current sources as make dist does (scripts/bundle-app.mjs)');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(path.join(dir, 'bin'), { recursive: true });
+    mkdirSync(path.join(dir, 'node', 'bin'), { recursive: true });
+    const { bundleApp } = (await import(pathToFileURL(path.join(ROOT, 'scripts', 'bundle-app.mjs')).href)) as {
+      bundleApp(o: { root: string; outdir: string; version: string; commit: string }): Promise<unknown>;
+    };
+    await bundleApp({ root: ROOT, outdir: path.join(dir, 'lib'), version: '0.0.0-bench', commit: 'bench' });
+    copyFileSync(path.join(ROOT, 'scripts', 'bundle', 'muster'), path.join(dir, 'bin', 'muster'));
+    symlinkSync(process.execPath, path.join(dir, 'node', 'bin', 'node'));
+    symlinkSync(path.join(ROOT, 'config'), path.join(dir, 'config'));
+    writeFileSync(stamp, want);
+  }
+  const nodeFlags = unitNodeFlags('muster-agent.service');
+  cachedBundle = {
+    argv: ['/bin/sh', path.join(dir, 'bin', 'muster')],
+    env: { ...process.env, MUSTER_NODE_FLAGS: nodeFlags, MUSTER_FROM_SOURCE: '' },
+    nodeFlags,
+    note: `the current sources bundled as make dist does, in ${dir}, MUSTER_NODE_FLAGS=${nodeFlags || '(none)'} from systemd/muster-agent.service`,
+  };
+  return cachedBundle;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------------------------

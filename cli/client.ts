@@ -2,9 +2,10 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { request } from 'undici';
+import type { Dispatcher } from 'undici';
 import YAML from 'yaml';
 import { MANAGER_PORT } from '../common/constants.js';
+import { loadUndici } from '../common/undici.js';
 
 /** An error the CLI prints as one line and exits with `exitCode`. */
 export class CliError extends Error {
@@ -118,9 +119,11 @@ export async function api<T>(
   timeoutMs = 10_000,
   headers: Record<string, string> = {},
 ): Promise<T> {
-  let res: Awaited<ReturnType<typeof request>>;
+  let res: Dispatcher.ResponseData;
   const token = headers.authorization === undefined ? cliToken() : undefined;
   try {
+    // undici is imported by the verbs that call the API, not by `muster agent` / `muster manager`.
+    const { request } = await loadUndici();
     res = await request(`${base}${pathname}`, {
       method,
       headers: {

@@ -3,9 +3,9 @@
  * its event stream (GET /api/v1/tasks/:id/events) with one `node | line` per output line, the
  * summary table, and Ctrl-C as a kill of the task.
  */
-import { request } from 'undici';
 import type { NodeResult, TaskBody, TaskLine, TaskRecord } from '../common/api/tasks.js';
 import { checkSteps } from '../common/exec-dag.js';
+import { loadUndici } from '../common/undici.js';
 import { api, CliError, cliToken } from './client.js';
 import { oneLine, table } from './format.js';
 
@@ -114,6 +114,7 @@ export async function followTask(base: string, id: string, o: FollowOptions = {}
     });
     const token = cliToken();
     try {
+      const { request } = await loadUndici();
       const res = await request(`${base}/api/v1/tasks/${encodeURIComponent(id)}/events?since=${since}`, {
         method: 'GET',
         headers: { accept: 'text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },

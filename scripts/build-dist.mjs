@@ -24,7 +24,7 @@ import {
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import * as esbuild from 'esbuild';
+import { bundleApp } from './bundle-app.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opts } = parseArgs({
@@ -43,14 +43,7 @@ function fail(msg) {
 }
 const sh = (cmd, args, o = {}) => execFileSync(cmd, args, { cwd: root, encoding: 'utf8', ...o }).trim();
 
-/**
- * Optional native parts of dependencies, never bundled. Each is loaded inside try/catch by its
- * user, which falls back to JavaScript when the require fails (as it does in the bundle):
- * - cpu-features: ssh2's optional CPU probe (node-gyp addon), used to order ciphers;
- * - *.node: compiled addons, e.g. ssh2's optional lib/protocol/crypto/build/Release/sshcrypto.node.
- * (ssh2 comes with dockerode → docker-modem, for ssh:// docker hosts; muster uses the unix socket.)
- */
-const NEVER_BUNDLED = ['cpu-features', '*.node'];
+// NEVER_BUNDLED: the optional native parts of dependencies (see scripts/bundle-app.mjs).
 
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const version = pkg.version;
@@ -78,41 +71,7 @@ const started = Date.now();
 mkdirSync(out, { recursive: true });
 const lib = path.join(out, '.lib');
 rmSync(lib, { recursive: true, force: true });
-const result = await esbuild.build({
-  stdin: {
-    contents: "import { main } from './cli/main.ts';\nawait main();\n",
-    resolveDir: root,
-    sourcefile: 'muster-entry.ts',
-    loader: 'ts',
-  },
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node24',
-  // dockerode (and its grpc, protobufjs, ssh2) is imported on first use: a chunk beside muster.js.
-  splitting: true,
-  outdir: lib,
-  entryNames: 'muster',
-  chunkNames: '[name]-[hash]',
-  external: NEVER_BUNDLED,
-  // What the CommonJS dependencies expect of their module scope: require() (for Node's built-ins
-  // and the optional parts in try/catch), __filename and __dirname (ssh2 reads them at load).
-  banner: {
-    js: [
-      "import { createRequire as __musterRequire } from 'node:module';",
-      "import { fileURLToPath as __musterPath } from 'node:url';",
-      'const require = __musterRequire(import.meta.url);',
-      'const __filename = __musterPath(import.meta.url);',
-      "const __dirname = __musterPath(new URL('.', import.meta.url));",
-    ].join(' '),
-  },
-  define: { __MUSTER_BUILD__: JSON.stringify({ version, commit }) },
-  minifyWhitespace: true,
-  minifySyntax: true,
-  legalComments: 'none',
-  metafile: true,
-  logLevel: 'warning',
-});
+const result = await bundleApp({ root, outdir: lib, version, commit });
 
 // What went in: only runtime code, nothing from devDependencies, none of the native parts.
 const inputs = Object.keys(result.metafile.inputs);

@@ -32,8 +32,10 @@ export interface CollectorContext {
 
 /**
  * A metric source.
- * - `collect` reads with async I/O only (fs/promises, execFile with a timeout) and never blocks
- *   the event loop; it may keep state between calls (e.g. the previous /proc/stat for usage).
+ * - `collect` reads with async I/O (fs/promises, execFile with a timeout) and never blocks the
+ *   event loop; the one exception is a procfs pseudo-file, read synchronously with
+ *   agent/collectors/procfile.ts (generated from memory, microseconds, cheaper than async I/O).
+ *   It may keep state between calls (e.g. the previous /proc/stat for usage).
  * - A missing source is not an error: return the empty value (`[]`, or null readings).
  * - Throwing marks this round's sample failed; the previous good sample stays in use.
  */

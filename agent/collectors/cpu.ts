@@ -6,8 +6,8 @@
  * total is the sum of the first eight; idle time is idle + iowait. Usage is the busy share of
  * the time between two consecutive samples (the first sample uses the totals since boot).
  */
-import { readFile } from 'node:fs/promises';
 import { type Collector, type CollectorContext, defineCollector } from './collector.js';
+import { readProcFile } from './procfile.js';
 
 /** One CPU sample: usage in % (0..100, 2 decimals) and the number of online cores. */
 export interface CpuSample {
@@ -86,8 +86,8 @@ export function createCpuCollector(ctx: CollectorContext): Collector<CpuSample> 
   return {
     name: 'cpu',
     initial: { usage_percent: 0, core_count: 0 },
-    async collect(signal: AbortSignal): Promise<CpuSample> {
-      const { times, coreCount } = parseProcStat(await readFile(file, { encoding: 'utf8', signal }));
+    async collect(_signal: AbortSignal): Promise<CpuSample> {
+      const { times, coreCount } = parseProcStat(readProcFile(file));
       const usage_percent = cpuUsage(times, prev);
       prev = times;
       return { usage_percent, core_count: coreCount };

@@ -3,6 +3,9 @@
  * with a time limit (never execSync). No nvidia-smi, or no devices, means no GPUs: `[]`.
  */
 import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import type { GpuResource } from '../../common/protocol.js';
 import { type Collector, type CollectorContext, defineCollector } from './collector.js';
@@ -16,6 +19,31 @@ export const NVIDIA_SMI_ARGS: readonly string[] = [
 ];
 
 const MIB = 1024 * 1024;
+/** A missing nvidia-smi is looked for again after this long, ms (no process is spawned meanwhile). */
+export const GPU_MISSING_RECHECK_MS = 60_000;
+
+/**
+ * Whether `cmd` names an executable: itself when it has a `/`, else in one of `PATH`'s
+ * directories. A few access(2) calls: much cheaper than spawning a process to learn it is missing.
+ */
+export async function executableExists(cmd: string, envPath = process.env.PATH ?? ''): Promise<boolean> {
+  const candidates = cmd.includes('/')
+    ? [cmd]
+    : envPath
+        .split(':')
+        .filter(Boolean)
+        .map((d) => path.join(d, cmd));
+  for (const c of candidates) {
+    try {
+      await access(c, constants.X_OK);
+      return true;
+    } catch {
+      // not here
+    }
+  }
+  return false;
+}
+
 /** Extra time after collect.timeout_ms before an unkillable nvidia-smi is given up on, ms. */
 const KILL_GRACE_MS = 500;
 
@@ -68,7 +96,8 @@ export function parseNvidiaSmiCsv(text: string): GpuResource[] {
 /**
  * The `gpu` collector (every `collect.gpu_interval_ms`): runs `ctx.config.nvidia_smi` with {@link NVIDIA_SMI_ARGS},
  * `timeout: ctx.config.timeout_ms` (ms, then SIGKILL) and `signal`. An empty command, a missing
- * binary (ENOENT) or "No devices were found" give `[]`. A nvidia-smi that cannot be killed (stuck
+ * binary (ENOENT) or "No devices were found" give `[]`; a binary found missing is not spawned
+ * again, only looked for on `PATH` every {@link GPU_MISSING_RECHECK_MS}. A nvidia-smi that cannot be killed (stuck
  * in the driver) is given up on KILL_GRACE_MS later, and no second one is started until it exits.
  * @returns a collector whose `collect` throws on a timeout, an abort, another failure of
  *   nvidia-smi (e.g. "couldn't communicate with the NVIDIA driver") or unparsable output
@@ -77,6 +106,9 @@ export function createGpuCollector(ctx: CollectorContext): Collector<GpuResource
   /** An nvidia-smi started by this collector has not exited yet. */
   let busy = false;
   let warnedStuck = false;
+  /** Date.now() when the command was last found missing (0: not known missing), and which one. */
+  let missingAt = 0;
+  let missingCmd = '';
 
   async function run(signal: AbortSignal): Promise<string> {
     const { nvidia_smi: cmd, timeout_ms } = ctx.config;
@@ -122,7 +154,16 @@ export function createGpuCollector(ctx: CollectorContext): Collector<GpuResource
     name: 'gpu',
     initial: [],
     async collect(signal: AbortSignal): Promise<GpuResource[]> {
-      if (!ctx.config.nvidia_smi) return [];
+      const cmd = ctx.config.nvidia_smi;
+      if (!cmd) return [];
+      // Most boards have no NVIDIA GPU: learn that with access(2), not a spawn every tick.
+      if (missingCmd === cmd && Date.now() - missingAt < GPU_MISSING_RECHECK_MS) return [];
+      if (!(await executableExists(cmd))) {
+        missingAt = Date.now();
+        missingCmd = cmd;
+        return [];
+      }
+      missingCmd = '';
       if (busy) {
         if (!warnedStuck) {
           warnedStuck = true;

@@ -1,6 +1,6 @@
 /** Load averages from `/proc/loadavg` (proc(5)): `1.25 0.87 0.64 3/612 28734`. */
-import { readFile } from 'node:fs/promises';
 import { type Collector, type CollectorContext, defineCollector } from './collector.js';
+import { readProcFile } from './procfile.js';
 
 /** Load averages over 1, 5 and 15 minutes (runnable + uninterruptible tasks; no unit). */
 export interface LoadSample {
@@ -30,8 +30,8 @@ export function createLoadCollector(ctx: CollectorContext): Collector<LoadSample
   return {
     name: 'load',
     initial: { load_avg_1m: 0, load_avg_5m: 0, load_avg_15m: 0 },
-    async collect(signal: AbortSignal): Promise<LoadSample> {
-      return parseLoadavg(await readFile(file, { encoding: 'utf8', signal }));
+    async collect(_signal: AbortSignal): Promise<LoadSample> {
+      return parseLoadavg(readProcFile(file));
     },
   };
 }

@@ -1,7 +1,7 @@
 /** Memory figures from `/proc/meminfo` (proc(5)); the kernel's kB are KiB (1024 bytes). */
-import { readFile } from 'node:fs/promises';
 import type { MemoryResource } from '../../common/protocol.js';
 import { type Collector, type CollectorContext, defineCollector } from './collector.js';
+import { readProcFile } from './procfile.js';
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -40,8 +40,8 @@ export function createMemoryCollector(ctx: CollectorContext): Collector<MemoryRe
   return {
     name: 'memory',
     initial: { total: 0, used: 0, free: 0, usage_percent: 0 },
-    async collect(signal: AbortSignal): Promise<MemoryResource> {
-      return parseMeminfo(await readFile(file, { encoding: 'utf8', signal }));
+    async collect(_signal: AbortSignal): Promise<MemoryResource> {
+      return parseMeminfo(readProcFile(file));
     },
   };
 }

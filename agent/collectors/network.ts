@@ -4,10 +4,10 @@
  * multicast) and 8 transmit counters (bytes packets errs drop fifo colls carrier compressed);
  * a large byte count may follow the colon without a space (`eth0:1234567890`).
  */
-import { readFile } from 'node:fs/promises';
 import type { NetworkResource } from '../../common/protocol.js';
 import { type Collector, type CollectorContext, defineCollector } from './collector.js';
 import { globMatchAny } from './glob.js';
+import { readProcFile } from './procfile.js';
 
 /**
  * Parses the text of /proc/net/dev; counters are bytes, packets and errors since the interface
@@ -50,10 +50,10 @@ export function createNetworkCollector(ctx: CollectorContext): Collector<Network
   return {
     name: 'network',
     initial: [],
-    async collect(signal: AbortSignal): Promise<NetworkResource[]> {
+    async collect(_signal: AbortSignal): Promise<NetworkResource[]> {
       let text: string;
       try {
-        text = await readFile(file, { encoding: 'utf8', signal });
+        text = readProcFile(file);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw err;

@@ -16,7 +16,7 @@
  * are bounded by http.body_limit_bytes (413) and http.max_json_depth (400, checked before
  * parsing); a request must arrive within exec.osreapi.request_timeout_ms.
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { StepSpecSchema, TASK_ID_PATTERN } from '../../common/exec.js';
@@ -27,6 +27,11 @@ import { type CommandAuth, tokenMatches } from '../http/commands.js';
 import { formatGoDuration, rfc3339Local } from './duration.js';
 import { type ExecRunner, failMessage, stepCode, type TaskSummary } from './runner.js';
 import type { StepRecord, TaskRecord } from './store.js';
+
+// node:http through getBuiltinModule, not `import`: an ESM import of node:http evaluates every
+// export of the module, and its lazy WebSocket/EventSource exports load Node's internal undici
+// (~4 MiB of RSS per agent; docs/operations.md "Agent footprint").
+const nodeHttp = process.getBuiltinModule('node:http');
 
 /** The seed's result codes (in the body; the HTTP status is 200 for all four). */
 export const OSREAPI_CODE = { OK: 0, RUNNING: 1001, FAILED: 1002, NOT_FOUND: 1003 } as const;
@@ -117,7 +122,7 @@ export class OsreapiServer {
     });
     for (const r of ['unauthorized', 'too_large', 'too_deep', 'bad_request', 'timeout', 'busy'])
       this.refused.inc({ reason: r }, 0);
-    this.server = http.createServer(
+    this.server = nodeHttp.createServer(
       {
         requestTimeout: opts.requestTimeoutMs,
         // How often node checks the request timeout (its default, 30 s, would let a slow client

@@ -14,7 +14,8 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { Agent, type Dispatcher, interceptors, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { loadUndici } from '../../common/undici.js';
 import { fmtBytes } from '../deploy/admission.js';
 
 /** Why a download failed. */
@@ -42,7 +43,7 @@ export interface DownloadOptions {
   /** The deadline's length, ms, for the message of a timeout. */
   timeoutMs: number;
   /** From {@link createDownloadDispatcher}. */
-  dispatcher: Dispatcher;
+  dispatcher: DownloadDispatcher;
   /** Extra request headers (e.g. If-None-Match). */
   headers?: Record<string, string>;
   /** Accept a 304 Not Modified answer (a conditional GET) instead of failing on it. */
@@ -66,13 +67,31 @@ export type Downloaded =
 const MAX_REDIRECTIONS = 5;
 
 /**
+ * The dispatcher of a driver's downloads, made on the first download: undici is imported then,
+ * not when the agent starts (most boards never download; docs/operations.md "Agent footprint").
+ */
+export interface DownloadDispatcher {
+  /** The undici dispatcher (created and cached on the first call). */
+  get(): Promise<Dispatcher>;
+}
+
+/**
  * A dispatcher for downloads: connect time limit `connectTimeoutMs` (ms), redirects followed (at
  * most 5), no connection kept for later (each download asks with `Connection: close` semantics).
+ * Nothing is loaded until the first {@link DownloadDispatcher.get}.
  */
-export function createDownloadDispatcher(connectTimeoutMs: number): Dispatcher {
-  return new Agent({ connect: { timeout: connectTimeoutMs } }).compose(
-    interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
-  );
+export function createDownloadDispatcher(connectTimeoutMs: number): DownloadDispatcher {
+  let made: Promise<Dispatcher> | undefined;
+  return {
+    get() {
+      made ??= loadUndici().then(({ Agent, interceptors }) =>
+        new Agent({ connect: { timeout: connectTimeoutMs } }).compose(
+          interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }),
+        ),
+      );
+      return made;
+    },
+  };
 }
 
 /** The first value of a header. */
@@ -126,11 +145,12 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
   const { target, authorization } = splitCredentials(url);
   let res: Dispatcher.ResponseData;
   try {
+    const [{ request }, dispatcher] = await Promise.all([loadUndici(), opts.dispatcher.get()]);
     res = await request(target, {
       method: 'GET',
       headers: { 'user-agent': 'muster-agent', ...(authorization ? { authorization } : {}), ...opts.headers },
       signal,
-      dispatcher: opts.dispatcher,
+      dispatcher,
       reset: true,
     });
   } catch (err) {

@@ -21,12 +21,18 @@
 import { randomUUID } from 'node:crypto';
 import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Dispatcher } from 'undici';
 import type { Logger } from '../../../common/log.js';
 import { redactText, redactUrl } from '../../../common/redact.js';
 import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
-import { createDownloadDispatcher, DownloadError, type Downloaded, download, headerValue } from '../../net/download.js';
+import {
+  createDownloadDispatcher,
+  type DownloadDispatcher,
+  DownloadError,
+  type Downloaded,
+  download,
+  headerValue,
+} from '../../net/download.js';
 import type { Progress } from '../driver.js';
 
 /** Cache settings. */
@@ -87,7 +93,7 @@ export class BundleCache {
   /** Blobs to delete once their last pin is released (refused while another start held them). */
   private readonly doomed = new Set<string>();
   private swept: Promise<void> | undefined;
-  private readonly dispatcher: Dispatcher;
+  private readonly dispatcher: DownloadDispatcher;
   private readonly indexFile: string;
 
   constructor(private readonly opts: BundleCacheOptions) {

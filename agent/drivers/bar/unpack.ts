@@ -34,7 +34,7 @@ import {
 } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { type ReadEntry, Unpack } from 'tar';
+import type { ReadEntry } from 'tar';
 import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from './manifest.js';
@@ -239,6 +239,8 @@ export async function extractCounted(
   let declared = 0;
   let streamed = 0;
   let refused: Error | undefined;
+  // tar is imported on the first bundle, not when the agent starts (docs/operations.md "Agent footprint").
+  const { Unpack } = await import('tar');
   const unpack = new Unpack({
     cwd: dir,
     strict: true,

@@ -5,11 +5,10 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import type { Dispatcher } from 'undici';
 import type { Logger } from '../../../common/log.js';
 import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
-import { DownloadError, download } from '../../net/download.js';
+import { type DownloadDispatcher, DownloadError, download } from '../../net/download.js';
 import type { Progress } from '../driver.js';
 import { type Engine, FetchTimeout, followJsonLines, PROGRESS_EVERY_MS, pct } from './engine.js';
 
@@ -19,7 +18,7 @@ export interface TarballLimits {
   maxBytes: number;
   /** The fetch deadline's length, ms (deploy.fetch_timeout_ms), for messages. */
   timeoutMs: number;
-  dispatcher: Dispatcher;
+  dispatcher: DownloadDispatcher;
 }
 
 /**
