@@ -148,7 +148,7 @@ export function createManager(config: ManagerConfig, log: Logger): Manager {
   );
   const telemetry = new Telemetry(cfg.telemetry, log, metrics);
   const ingest = new Ingest({ registry, store, components, alerts, telemetry, log, metrics, reports: cfg.reports });
-  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, telemetry, log, metrics });
+  const link = new LinkHub({ cfg: cfg.link, registry, ingest, store, telemetry, alerts, log, metrics });
   // SSH servers behind relays (docs/links.md "The SSH relay"); the credential key file is
   // created on first use.
   const relayHub = new RelayHub({ cfg: cfg.relay, store, log, metrics });

@@ -24,6 +24,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RuleOp } from '../../common/api/alerts.js';
 import { RULE_NAME_PATTERN } from '../../common/api/alerts.js';
 import { SEVERITIES, type Severity } from '../../common/api/primitives.js';
+import type { LinkMetrics } from '../../common/link.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { ResourceData } from '../../common/protocol.js';
 import type { AlertRuleConfig } from '../config.js';
@@ -433,6 +434,30 @@ export class AlertEngine extends EventEmitter {
     );
     this.emit('resolved', { alert: a, at, message });
     if (!isCapSummary(a)) this.uncap(a.kind, at);
+  }
+
+  /**
+   * Evaluates the rules on the metrics of a link-specification node's heartbeat (docs/links.md
+   * "Linked nodes", docs/operations.md "Alerts"), read as the figures of a resource report:
+   * `cpu_usage` → cpu.usage_percent, `load_average` → cpu.load_avg_1m, `memory_usage` →
+   * memory.usage_percent, `disk_usage` → disk.usage_percent of instance `/`. A rule on a figure
+   * the link does not carry (temperatures, GPUs, …) has no reading and never fires here. Only for
+   * nodes that send no resource report (a muster agent's full reports are evaluated instead).
+   * @param m the heartbeat's `metrics` (%, load average)
+   * @param at arrival time, ms
+   */
+  evaluateLinked(node: string, m: LinkMetrics, at: number): void {
+    const r = {
+      resource: {
+        cpu: { usage_percent: m.cpu_usage, load_avg_1m: m.load_average },
+        memory: { usage_percent: m.memory_usage },
+        disk: m.disk_usage === undefined ? [] : [{ mount_point: '/', usage_percent: m.disk_usage }],
+        gpu: [],
+        network: [],
+      },
+      component: [],
+    } as unknown as ResourceData;
+    this.evaluate(node, r, at);
   }
 
   /**

@@ -40,6 +40,7 @@ import {
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { HeartbeatBody, ResourceBody } from '../../common/protocol.js';
 import { compile } from '../../common/validate.js';
+import type { AlertEngine } from '../alerts/engine.js';
 import type { ManagerConfig } from '../config.js';
 import type { Ingest } from '../ingest.js';
 import { peerIPv4 } from '../ingest.js';
@@ -176,6 +177,8 @@ export interface LinkHubDeps {
   store: Pick<Store, 'linkTokens' | 'addHistory' | 'touchNode'>;
   /** Where a link-specification heartbeat's metrics go (the recent history, InfluxDB). */
   telemetry: Pick<Telemetry, 'linkMetrics'>;
+  /** Threshold rules on a link-specification node's heartbeat metrics (absent: not evaluated). */
+  alerts?: Pick<AlertEngine, 'evaluateLinked'>;
   log: Logger;
   metrics: Registry;
 }
@@ -529,6 +532,8 @@ export class LinkHub {
           metrics,
           Date.now(),
         );
+        // Threshold rules on the link's figures, for a node that sends no full resource report.
+        if (!s.muster) this.d.alerts?.evaluateLinked(n.id, metrics, Date.now());
       }
     }
     this.send(s, linkMessage('heartbeat_ack', { received: true, node_id: s.nodeId }, msg.id));

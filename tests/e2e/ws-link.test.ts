@@ -207,6 +207,14 @@ describe('the WebSocket node link, from its specification alone', () => {
     assert.equal(reg.data.node_id, 'node-001');
     assert.equal(typeof reg.data.message, 'string');
 
+    // A threshold rule on a figure the link carries: the node's heartbeat raises its alert.
+    const rule = await apiFetch(`${base}/api/v1/alert-rules/link-mem`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ metric: 'memory.usage_percent', op: '>', threshold: 60, for_ms: 0 }),
+    });
+    assert.equal(rule.status, 200, await rule.text());
+
     const hbId = c.send('heartbeat', {
       node_id: 'node-001',
       status: 'online',
@@ -215,6 +223,17 @@ describe('the WebSocket node link, from its specification alone', () => {
     const ack = await c.next((m) => m.type === 'heartbeat_ack');
     assert.equal(ack.id, hbId);
     assert.deepEqual(ack.data, { received: true, node_id: 'node-001' });
+    await waitFor(
+      'the link-mem alert of node-001',
+      async () =>
+        (
+          await getJson<{ alerts: { rule: string | null; node: string | null }[] }>(
+            `${base}/api/v1/alerts?open=true&node=node-001`,
+          )
+        ).alerts.some((a) => a.rule === 'link-mem'),
+      10_000,
+      200,
+    );
     // A heartbeat for a node this connection is not: unknown here.
     c.send('heartbeat', { node_id: 'node-999', status: 'online' });
     const nf = await c.next((m) => m.type === 'error');

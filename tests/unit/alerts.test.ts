@@ -361,3 +361,29 @@ describe('open alerts per kind are bounded (alerts.max_open_per_kind)', () => {
     again.store.close();
   });
 });
+
+describe('threshold rules on link metrics', () => {
+  it("reads a link-specification heartbeat's figures as a report's: fires, resolves, and never on a figure the link lacks", () => {
+    const s = open();
+    s.engine.syncConfigRules(
+      {
+        mem: { metric: 'memory.usage_percent', op: '>', threshold: 90, for_ms: 0, severity: 'warning' },
+        root: { metric: 'disk.usage_percent', op: '>=', threshold: 95, for_ms: 0 },
+        hot: { metric: 'cpu.temperature', op: '>', threshold: 0, for_ms: 0 },
+      },
+      T0,
+    );
+    const open_ = () =>
+      s.engine
+        .openAlerts()
+        .filter((a) => a.node === 'node-001')
+        .map((a) => `${a.rule}:${a.instance}`);
+    s.engine.evaluateLinked('node-001', { cpu_usage: 10, memory_usage: 95, disk_usage: 96, load_average: 0.5 }, T0);
+    assert.deepEqual(open_().sort(), ['mem:null', 'root:/']);
+    s.engine.evaluateLinked('node-001', { cpu_usage: 10, memory_usage: 50, disk_usage: 96 }, T0 + 30_000);
+    assert.deepEqual(open_(), ['root:/']);
+    // A heartbeat without disk_usage: the disk instance is no longer reported, its alert resolves.
+    s.engine.evaluateLinked('node-001', { memory_usage: 50 }, T0 + 60_000);
+    assert.deepEqual(open_(), []);
+  });
+});
