@@ -208,7 +208,7 @@ describe('the WebSocket node link, from its specification alone', () => {
     assert.equal(typeof reg.data.message, 'string');
 
     // A threshold rule on a figure the link carries: the node's heartbeat raises its alert.
-    const rule = await apiFetch(`${base}/api/v1/alert-rules/link-mem`, {
+    const rule = await apiFetch(`${base}/api/v1/alert-rules/link_mem`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ metric: 'memory.usage_percent', op: '>', threshold: 60, for_ms: 0 }),
@@ -224,13 +224,13 @@ describe('the WebSocket node link, from its specification alone', () => {
     assert.equal(ack.id, hbId);
     assert.deepEqual(ack.data, { received: true, node_id: 'node-001' });
     await waitFor(
-      'the link-mem alert of node-001',
+      'the link_mem alert of node-001',
       async () =>
         (
           await getJson<{ alerts: { rule: string | null; node: string | null }[] }>(
             `${base}/api/v1/alerts?open=true&node=node-001`,
           )
-        ).alerts.some((a) => a.rule === 'link-mem'),
+        ).alerts.some((a) => a.rule === 'link_mem'),
       10_000,
       200,
     );
