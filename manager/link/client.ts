@@ -160,20 +160,7 @@ export class LinkAgentClient implements AgentClient {
         (data.wait_ms ?? 0) + this.execOpts.call_timeout_ms,
       );
     }
-    if (!t) return { ok: true, reply: unknownTask(data.task_id) };
-    const since = data.since ?? 0;
-    if (!ended(t.state) && data.wait_ms && !t.lines.some((l) => l.seq > since)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          t.waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, data.wait_ms);
-        t.waiters.add(done);
-      });
-    }
-    return { ok: true, reply: statusOf(data.task_id, t, since) };
+    return { ok: true, reply: await seedStatus(data, t) };
   }
 
   async execKill(target: AgentTarget, data: ExecKillRequestData): Promise<AgentOutcome<ExecKillReplyData>> {
@@ -297,6 +284,28 @@ export function unknownTask(taskId: string): ExecStatusReplyData {
     next: 0,
     lines_dropped: 0,
   };
+}
+
+/**
+ * exec_status on a one-command task (a link-specification node's, an SSH server's): the long poll
+ * waits up to `wait_ms` for a line after `since` or the task's end, then answers with
+ * {@link statusOf}; {@link unknownTask} when there is no such task.
+ */
+export async function seedStatus(data: ExecStatusRequestData, t: SeedTask | undefined): Promise<ExecStatusReplyData> {
+  if (!t) return unknownTask(data.task_id);
+  const since = data.since ?? 0;
+  if (!ended(t.state) && data.wait_ms && !t.lines.some((l) => l.seq > since)) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        t.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, data.wait_ms);
+      t.waiters.add(done);
+    });
+  }
+  return statusOf(data.task_id, t, since);
 }
 
 /** exec_status's answer for a one-command task, output lines after `since`. */

@@ -29,7 +29,7 @@ import { parseDuration } from '../../common/time.js';
 import type { AgentClient, AgentOutcome, AgentProgress, DeployOutcome, ExecKillReplyData } from '../agents/client.js';
 import { unsupportedFileCalls } from '../agents/client.js';
 import type { AlertEngine } from '../alerts/engine.js';
-import { ended, type SeedTask, setResult, statusOf, unknownTask } from '../link/client.js';
+import { type SeedTask, seedStatus, setResult } from '../link/client.js';
 import type { Store } from '../store/store.js';
 import type { RelayConfig, RelayHub } from './hub.js';
 import type { SecretBox } from './secrets.js';
@@ -200,21 +200,7 @@ export class RelayAgentClient implements AgentClient {
   }
 
   async execStatus(target: { node: string }, data: ExecStatusRequestData): Promise<AgentOutcome<ExecStatusReplyData>> {
-    const t = this.tasks.get(`${target.node}|${data.task_id}`);
-    if (!t) return { ok: true, reply: unknownTask(data.task_id) };
-    const since = data.since ?? 0;
-    if (!ended(t.state) && data.wait_ms && !t.lines.some((l) => l.seq > since)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          t.waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, data.wait_ms);
-        t.waiters.add(done);
-      });
-    }
-    return { ok: true, reply: statusOf(data.task_id, t, since) };
+    return { ok: true, reply: await seedStatus(data, this.tasks.get(`${target.node}|${data.task_id}`)) };
   }
 
   async execKill(_t: { node: string }, _d: ExecKillRequestData): Promise<AgentOutcome<ExecKillReplyData>> {
