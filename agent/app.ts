@@ -13,7 +13,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { installCrashHandlers } from '../common/crash.js';
 import type { Logger } from '../common/log.js';
@@ -37,7 +36,7 @@ import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
 import { type CommandAuth, commandRoutes } from './http/commands.js';
 import { fileRoutes } from './http/files.js';
-import { createAgentServer } from './http/server.js';
+import { type AgentServer, createAgentServer } from './http/server.js';
 import { ComponentAlerts } from './link/alerts.js';
 import { hostname, ReportBuilder } from './link/answer.js';
 import { MulticastLink } from './link/multicast.js';
@@ -118,7 +117,7 @@ export class AgentApp {
   readonly exec: ExecRunner;
   private readonly startedAt = Date.now();
   private cores: number[] = [];
-  private server: FastifyInstance | undefined;
+  private server: AgentServer | undefined;
   private osreapi: OsreapiServer | undefined;
   private uploads: Uploads | undefined;
   private readonly removeCrashHandlers: () => void;
@@ -234,22 +233,20 @@ export class AgentApp {
       this.log.warn('auth.disabled is true: /deploy accepts requests WITHOUT a token (legacy managers only)');
     else if (auth.token === null)
       this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
-    const server = createAgentServer(
-      this.log,
-      this.metrics,
-      () => ({
-        status: 'ok',
-        node: this.nodeId,
-        version: VERSION,
-        uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
-        multicast_joined: this.link.joined,
-        link_mode: this.cfg.link.mode,
-        ws_link_connected: this.wsLink?.connected ?? false,
-        last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
-      }),
-      { bodyLimit: this.cfg.http.body_limit_bytes, maxJsonDepth: this.cfg.http.max_json_depth },
-    );
-    commandRoutes(server, this.commands, this.supervisor, auth, this.log);
+    const server = createAgentServer(this.log, this.metrics, () => ({
+      status: 'ok',
+      node: this.nodeId,
+      version: VERSION,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      multicast_joined: this.link.joined,
+      link_mode: this.cfg.link.mode,
+      ws_link_connected: this.wsLink?.connected ?? false,
+      last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
+    }));
+    commandRoutes(server, this.commands, this.supervisor, auth, this.log, {
+      bodyLimit: this.cfg.http.body_limit_bytes,
+      maxJsonDepth: this.cfg.http.max_json_depth,
+    });
     // Files and screen (docs/files.md): the same token, their own streaming routes.
     const { roots, missing } = await Roots.open(this.cfg.files.roots);
     if (missing.length > 0) this.log.warn({ missing }, 'files.roots: these roots cannot be used and are left out');

@@ -20,7 +20,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
 import { StepSpecSchema, TASK_ID_PATTERN } from '../../common/exec.js';
-import { jsonDepthExceeds } from '../../common/http.js';
+import { jsonDepthExceeds } from '../../common/json-depth.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { compile } from '../../common/validate.js';
 import { type CommandAuth, tokenMatches } from '../http/commands.js';
