@@ -13,7 +13,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { installCrashHandlers } from '../common/crash.js';
 import type { Logger } from '../common/log.js';
 import { VERSION } from '../common/version.js';
@@ -42,6 +41,7 @@ import { hostname, ReportBuilder } from './link/answer.js';
 import { MulticastLink } from './link/multicast.js';
 import { ReportAssembler } from './link/report.js';
 import type { WsLink } from './link/ws.js';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from './prom.js';
 import { Sampler } from './sampler.js';
 import { ScreenCapturer } from './screen/capture.js';
 

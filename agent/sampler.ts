@@ -3,9 +3,10 @@
  * report only reads memory (docs/protocol.md "7. Timing": a report is assembled from recent
  * samples, never waits on a collector).
  */
-import type { Histogram } from 'prom-client';
+
 import type { Logger } from '../common/log.js';
 import type { Collector, CollectorContext, CollectorDef } from './collectors/collector.js';
+import type { Histogram } from './prom.js';
 
 /** The latest sample of one collector with its age. */
 export interface Sample<T> {

@@ -9,9 +9,10 @@
  * unauthenticated request costs the agent no parsing (its refusal therefore echoes nothing of
  * the request: `mode`, `type` and `uuid` are empty strings).
  */
-import { timingSafeEqual } from 'node:crypto';
+
 import type { ServerResponse } from 'node:http';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
+import { nodeCrypto } from '../../common/node-crypto.js';
 import { HTTP_STATUS, RESULT, type ResultCode } from '../deploy/results.js';
 import type { Supervisor } from '../deploy/supervisor.js';
 import { type CommandReply, refusal } from '../handlers/handler.js';
@@ -40,7 +41,7 @@ export function tokenMatches(header: string | undefined, token: string): boolean
   if (!m) return false;
   const a = Buffer.from((m[1] as string).trim());
   const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return a.length === b.length && nodeCrypto().timingSafeEqual(a, b);
 }
 
 /**

@@ -10,7 +10,6 @@
  */
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { Counter, type Registry } from 'prom-client';
 import {
   FILE_ERROR_STATUS,
   FILE_ERRORS,
@@ -26,6 +25,7 @@ import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { deletePath, listDir, openFile } from '../files/ops.js';
 import { FileRefusal, type Roots } from '../files/paths.js';
 import type { Uploads } from '../files/uploads.js';
+import { Counter, type Registry } from '../prom.js';
 import type { ScreenCapturer } from '../screen/capture.js';
 import { type CommandAuth, unauthorized } from './commands.js';
 import { type AgentRequest, type AgentServer, type BeforeHook, type RouteHandler, sendJson } from './server.js';

@@ -21,9 +21,9 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
 import { jsonDepthExceeds, NOT_JSON_MESSAGE, tooDeepMessage } from '../../common/json-depth.js';
 import type { Logger } from '../../common/log.js';
+import type { Registry } from '../prom.js';
 
 // node:http through getBuiltinModule, not `import`: an ESM import of node:http evaluates every
 // export of the module, and its lazy WebSocket/EventSource exports load Node's internal undici
