@@ -202,7 +202,7 @@ process.on('SIGUSR2', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify
         'multicast.port': 40000 + Math.floor(Math.random() * 9000),
         'service.host': '127.0.0.1',
         'service.port': port,
-        'exec.osreapi.port': 0,
+        'exec.osreapi.port': await freePort(), // on, as by default
         data_dir: path.join(top, 'data'),
         'log.level': 'error',
       }),
