@@ -119,7 +119,8 @@ export function sendJson(
  * content type: agents that follow only the spec may send any or none). '' is no body
  * (`undefined`). Refusals: 413 `Request body is too large` (from the content-length before a
  * byte is read, or once the bound is passed: the rest is discarded), 400 for a body nested deeper
- * than `bounds.maxJsonDepth` (before parsing) or not JSON, 400 for a client gone mid-body.
+ * than `bounds.maxJsonDepth` (before parsing) or not JSON, 400 for a client gone mid-body (its
+ * answer goes nowhere; the promise never stays pending).
  */
 export function readJsonBody(req: IncomingMessage, bounds: BodyBounds): Promise<BodyResult> {
   const tooLarge = { ok: false, status: 413, message: 'Request body is too large' } as const;
@@ -135,6 +136,7 @@ export function readJsonBody(req: IncomingMessage, bounds: BodyBounds): Promise<
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onError);
+      req.off('close', onClose);
       resolve(r);
     };
     const onData = (c: Buffer) => {
@@ -146,6 +148,10 @@ export function readJsonBody(req: IncomingMessage, bounds: BodyBounds): Promise<
       } else chunks.push(c);
     };
     const onError = (err: Error) => done({ ok: false, status: 400, message: err.message });
+    // A client gone before the end of its body: settled (nobody reads the answer).
+    const onClose = () => {
+      if (!req.complete) done({ ok: false, status: 400, message: 'the request was cut off' });
+    };
     const onEnd = () => {
       const text =
         chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8');
@@ -161,6 +167,7 @@ export function readJsonBody(req: IncomingMessage, bounds: BodyBounds): Promise<
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);
+    req.on('close', onClose);
   });
 }
 

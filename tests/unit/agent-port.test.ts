@@ -6,9 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { Counter, Registry } from 'prom-client';
@@ -19,7 +21,7 @@ import { Uploads } from '../../agent/files/uploads.js';
 import { createCommandRegistry } from '../../agent/handlers/index.js';
 import { commandRoutes } from '../../agent/http/commands.js';
 import { fileRoutes } from '../../agent/http/files.js';
-import { type AgentServer, createAgentServer } from '../../agent/http/server.js';
+import { type AgentServer, createAgentServer, readJsonBody } from '../../agent/http/server.js';
 import { ScreenCapturer } from '../../agent/screen/capture.js';
 import { testRunner } from '../../testkit/exec.js';
 import { inject, portOf } from '../helpers/agent-port.js';
@@ -204,6 +206,14 @@ describe('the agent command port (node:http)', () => {
     const empty = await inject(server, { method: 'POST', url: '/exec', headers: AUTH });
     assert.equal(empty.statusCode, 400);
     assert.match((empty.json() as { data: { message: string } }).data.message, /^bad request: /);
+  });
+
+  it('readJsonBody settles when the client goes away mid-body', async () => {
+    const req = Object.assign(new PassThrough(), { headers: { 'content-length': '100' }, complete: false });
+    const pending = readJsonBody(req as unknown as IncomingMessage, { bodyLimit: 4096, maxJsonDepth: 8 });
+    req.write('{"a":');
+    req.destroy();
+    assert.deepEqual(await pending, { ok: false, status: 400, message: 'the request was cut off' });
   });
 
   it('GET /deploy/:uuid: token first, then 404 for an unknown component', async () => {
