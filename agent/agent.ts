@@ -4,11 +4,12 @@
  * command port (GET /healthz, GET /metrics, POST /deploy and GET /deploy/:uuid, docs/protocol.md
  * "5. Load command"). The object graph is built by agent/app.ts; this is the entry the CLI runs.
  */
-import type { Registry } from 'prom-client';
+
 import type { Logger } from '../common/log.js';
 import { type AgentApp, type AgentOptions, buildAgent } from './app.js';
 import type { AgentConfig } from './config.js';
 import type { Supervisor } from './deploy/supervisor.js';
+import type { Registry } from './prom.js';
 
 export type { AgentOptions } from './app.js';
 

@@ -13,8 +13,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { installCrashHandlers } from '../common/crash.js';
 import type { Logger } from '../common/log.js';
 import { VERSION } from '../common/version.js';
@@ -37,24 +35,27 @@ import { createCommandRegistry } from './handlers/index.js';
 import type { CommandRegistry } from './handlers/registry.js';
 import { type CommandAuth, commandRoutes } from './http/commands.js';
 import { fileRoutes } from './http/files.js';
-import { createAgentServer } from './http/server.js';
+import { type AgentServer, createAgentServer } from './http/server.js';
 import { ComponentAlerts } from './link/alerts.js';
 import { hostname, ReportBuilder } from './link/answer.js';
 import { MulticastLink } from './link/multicast.js';
 import { ReportAssembler } from './link/report.js';
 import type { WsLink } from './link/ws.js';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from './prom.js';
 import { Sampler } from './sampler.js';
 import { ScreenCapturer } from './screen/capture.js';
 
 /**
  * Resolution of the agent's event-loop delay histogram (prom-client's `nodejs_eventloop_lag_*`),
- * ms. The histogram is fed by a libuv timer firing this often: at prom-client's default 10 ms
- * that timer alone costs an idle agent ~0.7 % of a core (100 wake-ups a second); at 50 ms about
- * 0.15 %. Each recorded value is the time between two firings, i.e. this resolution plus the
- * delay: an idle loop reads ~50 ms, a loop blocked 30 ms reads ~80 ms (docs/operations.md
- * "Prometheus metrics").
+ * ms. The histogram is fed by a libuv timer firing this often, and each firing wakes the process:
+ * at prom-client's default 10 ms that timer alone costs an idle agent ~0.7 % of a core (100
+ * wake-ups a second), at 50 ms ~0.15 %, at 100 ms ~0.07 % (measured side by side). Each recorded
+ * value is the time between two firings, i.e. this resolution plus the delay: an idle loop reads
+ * ~100 ms, a loop blocked 30 ms reads ~130 ms. A block delays the pending firing whatever the
+ * resolution, so blocks are seen all the same; only the idle samples are fewer
+ * (docs/operations.md "Prometheus metrics").
  */
-export const EVENT_LOOP_RESOLUTION_MS = 50;
+export const EVENT_LOOP_RESOLUTION_MS = 100;
 
 /** Optional parts a caller (or a test) may supply. */
 export interface AgentOptions {
@@ -118,7 +119,7 @@ export class AgentApp {
   readonly exec: ExecRunner;
   private readonly startedAt = Date.now();
   private cores: number[] = [];
-  private server: FastifyInstance | undefined;
+  private server: AgentServer | undefined;
   private osreapi: OsreapiServer | undefined;
   private uploads: Uploads | undefined;
   private readonly removeCrashHandlers: () => void;
@@ -234,22 +235,20 @@ export class AgentApp {
       this.log.warn('auth.disabled is true: /deploy accepts requests WITHOUT a token (legacy managers only)');
     else if (auth.token === null)
       this.log.warn('no /deploy token configured (auth.token, auth.token_file): every deploy will be refused');
-    const server = createAgentServer(
-      this.log,
-      this.metrics,
-      () => ({
-        status: 'ok',
-        node: this.nodeId,
-        version: VERSION,
-        uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
-        multicast_joined: this.link.joined,
-        link_mode: this.cfg.link.mode,
-        ws_link_connected: this.wsLink?.connected ?? false,
-        last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
-      }),
-      { bodyLimit: this.cfg.http.body_limit_bytes, maxJsonDepth: this.cfg.http.max_json_depth },
-    );
-    commandRoutes(server, this.commands, this.supervisor, auth, this.log);
+    const server = createAgentServer(this.log, this.metrics, () => ({
+      status: 'ok',
+      node: this.nodeId,
+      version: VERSION,
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      multicast_joined: this.link.joined,
+      link_mode: this.cfg.link.mode,
+      ws_link_connected: this.wsLink?.connected ?? false,
+      last_query_at: this.link.lastQueryAt ? new Date(this.link.lastQueryAt).toISOString() : null,
+    }));
+    commandRoutes(server, this.commands, this.supervisor, auth, this.log, {
+      bodyLimit: this.cfg.http.body_limit_bytes,
+      maxJsonDepth: this.cfg.http.max_json_depth,
+    });
     // Files and screen (docs/files.md): the same token, their own streaming routes.
     const { roots, missing } = await Roots.open(this.cfg.files.roots);
     if (missing.length > 0) this.log.warn({ missing }, 'files.roots: these roots cannot be used and are left out');

@@ -2,10 +2,17 @@
  * Runs each collector on its own interval and keeps its latest good sample, so that building a
  * report only reads memory (docs/protocol.md "7. Timing": a report is assembled from recent
  * samples, never waits on a collector).
+ *
+ * Collectors that share an interval share one timer (docs/operations.md "Agent footprint"): every
+ * `interval` ms one tick runs them together under one deadline (`collect.timeout_ms`), so an idle
+ * agent wakes once per interval, not once per collector. The timer runs at a fixed rate; a
+ * collector whose previous run has not settled yet (it is bounded by the deadline) is left out
+ * of that tick, and a slow collector never delays the others of its interval.
  */
-import type { Histogram } from 'prom-client';
+
 import type { Logger } from '../common/log.js';
 import type { Collector, CollectorContext, CollectorDef } from './collectors/collector.js';
+import type { Histogram } from './prom.js';
 
 /** The latest sample of one collector with its age. */
 export interface Sample<T> {
@@ -20,6 +27,8 @@ interface Entry {
   collector: Collector<unknown>;
   /** ms; null = disabled (the initial value stays). */
   intervalMs: number | null;
+  /** A run is in flight. */
+  running: boolean;
 }
 
 /** Samples a fixed set of collectors in the background. */
@@ -48,7 +57,7 @@ export class Sampler {
       if (this.entries.has(def.name)) throw new Error(`collector ${def.name} is registered twice`);
       const collector = def.create(ctx);
       const on = def.enabled ? def.enabled(ctx.config) : true;
-      this.entries.set(def.name, { collector, intervalMs: on ? ctx.config[def.interval] : null });
+      this.entries.set(def.name, { collector, intervalMs: on ? ctx.config[def.interval] : null, running: false });
       this.samples.set(def.name, { value: collector.initial, at: 0 });
     }
   }
@@ -57,13 +66,23 @@ export class Sampler {
   async start(): Promise<void> {
     const enabled = [...this.entries].filter(([, e]) => e.intervalMs !== null).map(([name]) => name);
     await Promise.all(enabled.map((name) => this.runOnce(name)));
-    for (const name of enabled) this.schedule(name);
+    if (this.stopped) return;
+    const byInterval = new Map<number, string[]>();
+    for (const name of enabled) {
+      const ms = this.entries.get(name)?.intervalMs as number;
+      byInterval.set(ms, [...(byInterval.get(ms) ?? []), name]);
+    }
+    for (const [ms, names] of byInterval) {
+      const t = setInterval(() => void this.runTogether(names), ms);
+      t.unref();
+      this.timers.add(t);
+    }
   }
 
   /** Stops sampling; samples stay readable. */
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    for (const t of this.timers) clearInterval(t);
     this.timers.clear();
   }
 
@@ -78,12 +97,21 @@ export class Sampler {
   }
 
   /** Runs `name` once now; used at start and by tests. Never throws. */
-  async runOnce(name: string): Promise<void> {
-    const c = this.entries.get(name)?.collector;
-    if (!c) return;
-    const started = performance.now();
-    // One timer per run: it aborts the collector's I/O and settles the run even if the
-    // collector ignores the signal.
+  runOnce(name: string): Promise<void> {
+    return this.runTogether([name]);
+  }
+
+  /**
+   * Runs the collectors `names` (those not already running) at once, under one deadline of
+   * `timeout_ms`: it aborts their I/O and settles each run even if a collector ignores the
+   * signal. Never throws.
+   */
+  private async runTogether(names: readonly string[]): Promise<void> {
+    const due = names.filter((n) => {
+      const e = this.entries.get(n);
+      return e !== undefined && !e.running;
+    });
+    if (due.length === 0) return;
     const ac = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -93,8 +121,20 @@ export class Sampler {
         reject(err);
       }, this.timeoutMs);
     });
+    deadline.catch(() => {}); // each run races it; none may be left to hear it
     try {
-      const value = await Promise.race([c.collect(ac.signal), deadline]);
+      await Promise.all(due.map((n) => this.run(n, ac.signal, deadline)));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async run(name: string, signal: AbortSignal, deadline: Promise<never>): Promise<void> {
+    const e = this.entries.get(name) as Entry;
+    e.running = true;
+    const started = performance.now();
+    try {
+      const value = await Promise.race([e.collector.collect(signal), deadline]);
       this.samples.set(name, { value, at: Date.now() });
     } catch (err) {
       const prev = this.samples.get(name) as Sample<unknown>;
@@ -103,20 +143,8 @@ export class Sampler {
         this.log.warn({ collector: name, err: message }, 'collector failed; keeping its last sample');
       this.samples.set(name, { ...prev, error: message });
     } finally {
-      clearTimeout(timer);
+      e.running = false;
       this.duration?.observe({ collector: name }, (performance.now() - started) / 1000);
     }
-  }
-
-  private schedule(name: string): void {
-    const interval = this.entries.get(name)?.intervalMs;
-    if (this.stopped || interval === null || interval === undefined) return;
-    const t = setTimeout(async () => {
-      this.timers.delete(t);
-      await this.runOnce(name);
-      this.schedule(name);
-    }, interval);
-    t.unref();
-    this.timers.add(t);
   }
 }

@@ -9,7 +9,7 @@
  *   - RSS: VmRSS from /proc/<pid>/status, sampled every 0.5 s (mean, max)
  *   - CPU: utime+stime deltas from /proc/<pid>/stat, % of one core
  *   - event-loop delay p99: `nodejs_eventloop_lag_p99_seconds` of the agent's own /metrics minus
- *     the histogram's resolution (EVENT_LOOP_RESOLUTION_MS, 50 ms: each value is the time between
+ *     the histogram's resolution (EVENT_LOOP_RESOLUTION_MS, 100 ms: each value is the time between
  *     two firings of its timer, so the lateness is the value minus the resolution)
  *     (prom-client default metrics; the bench adds nothing to the agent). prom-client resets that
  *     histogram on every scrape, so the bench scrapes once when the window opens and reads it when
@@ -17,7 +17,7 @@
  *   - report build time p50 / p99: from the `muster_agent_report_build_seconds` buckets
  *     (interpolated inside the bucket, with the bucket bound as the honest "at most")
  * Baselines over the same window: an idle `node -e 'setInterval(()=>{},1000)'` (RSS, CPU), and an
- * idle node with the same 50 ms-resolution event-loop histogram (event-loop reference). Context:
+ * idle node with the same 100 ms-resolution event-loop histogram (event-loop reference). Context:
  * the same agent from the checkout's compiled modules without flags (what `bin/muster.js agent`
  * costs in a development checkout), and a node that only imports those modules.
  * Targets: RSS ≤ 64 MiB and ≤ 1.5 × the idle node, CPU ≤ 0.5 %, build p50 ≤ 1 ms, event-loop
@@ -330,7 +330,7 @@ export function formatFootprint(r: FootprintResult): string {
     `  agent CPU ${fx(a.cpuPercent, 2)} % of one core; idle node ${fx(r.idle.cpuPercent, 2)} %`,
     `  silent agent (samples, hears no query): RSS ${mib(r.silent.rssMean)}, CPU ${fx(r.silent.cpuPercent, 2)} %`,
     `  RSS a bare node gains importing each dependency alone: ${r.importCosts.map(([k, v]) => `${k} ${mib(v)}`).join(', ')}`,
-    `  agent event-loop p99 ${fx(a.eventLoopP99Ms, 2)} ms (max ${fx(a.eventLoopMaxMs, 1)} ms), beyond the 50 ms resolution; idle reference ${fx(r.idleEventLoopP99Ms, 2)} ms`,
+    `  agent event-loop p99 ${fx(a.eventLoopP99Ms, 2)} ms (max ${fx(a.eventLoopMaxMs, 1)} ms), beyond the ${EVENT_LOOP_RESOLUTION_MS} ms resolution; idle reference ${fx(r.idleEventLoopP99Ms, 2)} ms`,
     `  build ${b('/heartbeat')}`,
     `  build ${b('/resource')}`,
     `  collectors (wall ms per s): ${Object.entries(r.collectorMsPerS)

@@ -12,6 +12,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { EVENT_LOOP_RESOLUTION_MS } from '../agent/app.js';
 import { type FootprintResult, formatFootprint, runFootprint } from './agent-footprint.js';
 import {
   ensureOpenFiles,
@@ -284,7 +285,7 @@ function render(
       {
         what: 'c. agent event-loop delay p99',
         measured: `${fx(a.eventLoopP99Ms, 2)} ms`,
-        baseline: `${fx(fp.idleEventLoopP99Ms, 2)} ms (idle node, same 50 ms-resolution histogram)`,
+        baseline: `${fx(fp.idleEventLoopP99Ms, 2)} ms (idle node, same ${EVENT_LOOP_RESOLUTION_MS} ms-resolution histogram)`,
         ratio: fx(a.eventLoopP99Ms / fp.idleEventLoopP99Ms, 2),
         target: `≤ ${TARGET.eventLoopP99Ms} ms`,
         met: yes(a.eventLoopP99Ms <= TARGET.eventLoopP99Ms),

@@ -10,7 +10,12 @@ import Fastify, {
   type FastifyServerFactory,
   LogController,
 } from 'fastify';
+import { JSON_TOO_DEEP, jsonDepthExceeds, NOT_JSON_MESSAGE, tooDeepMessage } from './json-depth.js';
 import type { Logger } from './log.js';
+
+// The depth scan and its messages live in common/json-depth.ts (no fastify: the agent's command
+// port uses them without loading fastify); re-exported for the manager's modules.
+export { JSON_TOO_DEEP, jsonDepthExceeds, NOT_JSON_MESSAGE, tooDeepMessage };
 
 /**
  * ajv options of every fastify instance here (no type coercion: a spec `int` must be a JSON
@@ -18,44 +23,6 @@ import type { Logger } from './log.js';
  * validators with the same options (manager/routes/reports-lean.ts).
  */
 export const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, allErrors: false } as const;
-
-/** The error code of a body refused for its nesting depth (status 400). */
-export const JSON_TOO_DEEP = 'MUSTER_JSON_TOO_DEEP';
-
-/**
- * Whether the JSON text `text` nests objects/arrays deeper than `max` (brackets inside strings
- * do not count). One linear pass (strings skipped with indexOf), no allocation; says nothing about
- * validity (JSON.parse does).
- */
-export function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  const n = text.length;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) {
-      // A string: jump to its closing quote (one not preceded by an odd run of backslashes).
-      let j = text.indexOf('"', i + 1);
-      while (j > 0) {
-        let k = j - 1;
-        while (text.charCodeAt(k) === 0x5c) k--;
-        if ((j - k) % 2 === 1) break;
-        j = text.indexOf('"', j + 1);
-      }
-      if (j < 0) return false; // unterminated: JSON.parse refuses it
-      i = j;
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) depth--;
-  }
-  return false;
-}
-
-/** The message of a body refused for its nesting depth (400, code {@link JSON_TOO_DEEP}). */
-export const tooDeepMessage = (maxJsonDepth: number): string =>
-  `body is nested too deep: more than ${maxJsonDepth} levels (http.max_json_depth)`;
-
-/** The message of a body that is not JSON (400, code FST_ERR_CTP_INVALID_JSON_BODY). */
-export const NOT_JSON_MESSAGE = 'body is not valid JSON';
 
 /**
  * Installs the lenient JSON body parser on `app` (every content type): '' is no body; a body

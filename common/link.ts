@@ -8,8 +8,9 @@
  * Shared by the manager (manager/link/) and the agent (agent/link/ws.ts); the spec-only test
  * (tests/e2e/ws-link.test.ts) does NOT use it.
  */
-import { randomUUID } from 'node:crypto';
+
 import { type Static, Type } from 'typebox';
+import { nodeCrypto } from './node-crypto.js';
 
 /** The path of the link on the manager's API listener. */
 export const LINK_PATH = '/api/v1/ws';
@@ -144,7 +145,7 @@ export const MusterReplyData = Type.Object({
 export type MusterReplyData = Static<typeof MusterReplyData>;
 
 /** A new envelope with a fresh UUID v4 (or `id` when it answers a message) and the time now. */
-export function linkMessage<D>(type: string, data: D, id: string = randomUUID()): LinkMessage<D> {
+export function linkMessage<D>(type: string, data: D, id: string = nodeCrypto().randomUUID()): LinkMessage<D> {
   return { type, id, timestamp: new Date().toISOString(), data };
 }
 

@@ -106,11 +106,41 @@ async function listDirs(dir: string, pattern: RegExp): Promise<string[]> {
 const SCALE = { temp: 1000, in: 1000, curr: 1000, power: 1_000_000 } as const;
 type Kind = keyof typeof SCALE;
 
+/** One input of a chip as discovery finds it: where its value is, and its label (read once). */
+interface InputLayout {
+  kind: Kind;
+  key: string;
+  index: number;
+  /** The value's file, e.g. `temp1_input`. */
+  file: string;
+  label: string | null;
+}
+
+/** An hwmon chip as discovery finds it: its directory, name and inputs. */
+interface ChipLayout {
+  dir: string;
+  name: string;
+  inputs: InputLayout[];
+}
+
+/** A thermal zone as discovery finds it. */
+interface ZoneLayout {
+  dir: string;
+  type: string;
+}
+
 /**
- * Reads one hwmon chip directory.
- * @returns undefined when the directory has no `name`
+ * Where the sensors are: the hwmon chips (name, input files, labels) and thermal zones (type)
+ * under `${sysRoot}/class`. Found by {@link discoverSensors}; the values are read from it by
+ * {@link readSensorValues}.
  */
-export async function readHwmonChip(dir: string): Promise<HwmonChip | undefined> {
+export interface SensorLayout {
+  chips: ChipLayout[];
+  zones: ZoneLayout[];
+}
+
+/** Finds the inputs of one hwmon chip directory; undefined when it has no `name`. */
+async function discoverChip(dir: string): Promise<ChipLayout | undefined> {
   const name = await readTrimmed(`${dir}/name`);
   if (name === undefined) return undefined;
   let files: string[];
@@ -138,21 +168,82 @@ export async function readHwmonChip(dir: string): Promise<HwmonChip | undefined>
       ? await readTrimmed(`${dir}/in${index}_label`)
       : undefined) ??
     null;
-  const chip: HwmonChip = { dir, name, temp: [], in: [], curr: [], power: [] };
+  const inputs = await Promise.all(
+    [...attrs.entries()].map(
+      async ([key, a]): Promise<InputLayout> => ({ ...a, key, label: await labelOf(a.kind, key, a.index) }),
+    ),
+  );
+  return { dir, name, inputs };
+}
+
+/** Discovers the hwmon chips and thermal zones under `${sysRoot}/class` (see {@link SensorLayout}). */
+export async function discoverSensors(sysRoot: string): Promise<SensorLayout> {
+  const [chipDirs, zoneDirs] = await Promise.all([
+    listDirs(`${sysRoot}/class/hwmon`, /^hwmon\d+$/),
+    listDirs(`${sysRoot}/class/thermal`, /^thermal_zone\d+$/),
+  ]);
+  const [chips, zones] = await Promise.all([
+    Promise.all(chipDirs.map(discoverChip)),
+    Promise.all(
+      zoneDirs.map(async (dir): Promise<ZoneLayout | undefined> => {
+        const type = await readTrimmed(`${dir}/type`);
+        return type === undefined ? undefined : { dir, type };
+      }),
+    ),
+  ]);
+  return {
+    chips: chips.filter((c): c is ChipLayout => c !== undefined),
+    zones: zones.filter((z): z is ZoneLayout => z !== undefined),
+  };
+}
+
+/** The values of one discovered chip; `lost` counts inputs whose value could not be read. */
+async function readChipValues(c: ChipLayout): Promise<{ chip: HwmonChip; lost: number }> {
+  const chip: HwmonChip = { dir: c.dir, name: c.name, temp: [], in: [], curr: [], power: [] };
+  let lost = 0;
   await Promise.all(
-    [...attrs.entries()].map(async ([key, a]) => {
-      const raw = await readNumber(`${dir}/${a.file}`);
-      if (raw === undefined) return;
-      chip[a.kind].push({
-        key,
-        index: a.index,
-        label: await labelOf(a.kind, key, a.index),
-        value: raw / SCALE[a.kind],
-      });
+    c.inputs.map(async (i) => {
+      const raw = await readNumber(`${c.dir}/${i.file}`);
+      if (raw === undefined) {
+        lost++;
+        return;
+      }
+      chip[i.kind].push({ key: i.key, index: i.index, label: i.label, value: raw / SCALE[i.kind] });
     }),
   );
   for (const kind of Object.keys(SCALE) as Kind[]) chip[kind].sort((x, y) => x.index - y.index);
-  return chip;
+  return { chip, lost };
+}
+
+/**
+ * Reads the values of a discovered layout: the chips (in SI units) and zones (°C). `lost` is the
+ * number of inputs or zones whose value could not be read (a chip or zone gone: time to
+ * discover again); such a value is left out, as discovery would leave it out.
+ */
+export async function readSensorValues(
+  layout: SensorLayout,
+): Promise<{ chips: HwmonChip[]; zones: ThermalZone[]; lost: number }> {
+  const [chipValues, zoneValues] = await Promise.all([
+    Promise.all(layout.chips.map(readChipValues)),
+    Promise.all(
+      layout.zones.map(async (z) => {
+        const temp = await readNumber(`${z.dir}/temp`);
+        return temp === undefined ? undefined : { type: z.type, temperature: temp / 1000 };
+      }),
+    ),
+  ]);
+  const zones = zoneValues.filter((z): z is ThermalZone => z !== undefined);
+  const lost = chipValues.reduce((n, c) => n + c.lost, 0) + (zoneValues.length - zones.length);
+  return { chips: chipValues.map((c) => c.chip), zones, lost };
+}
+
+/**
+ * Reads one hwmon chip directory (its layout, then its values).
+ * @returns undefined when the directory has no `name`
+ */
+export async function readHwmonChip(dir: string): Promise<HwmonChip | undefined> {
+  const layout = await discoverChip(dir);
+  return layout === undefined ? undefined : (await readChipValues(layout)).chip;
 }
 
 /** All hwmon chips under `${sysRoot}/class/hwmon`, in hwmonN order; [] when there are none. */
@@ -165,13 +256,18 @@ export async function readHwmonChips(sysRoot: string): Promise<HwmonChip[]> {
 /** All readable thermal zones under `${sysRoot}/class/thermal`, in zone order (°C). */
 export async function readThermalZones(sysRoot: string): Promise<ThermalZone[]> {
   const dirs = await listDirs(`${sysRoot}/class/thermal`, /^thermal_zone\d+$/);
-  const zones = await Promise.all(
-    dirs.map(async (d): Promise<ThermalZone | undefined> => {
-      const [type, temp] = await Promise.all([readTrimmed(`${d}/type`), readNumber(`${d}/temp`)]);
-      return type === undefined || temp === undefined ? undefined : { type, temperature: temp / 1000 };
-    }),
-  );
-  return zones.filter((z): z is ThermalZone => z !== undefined);
+  const { zones } = await readSensorValues({
+    chips: [],
+    zones: (
+      await Promise.all(
+        dirs.map(async (dir) => {
+          const type = await readTrimmed(`${dir}/type`);
+          return type === undefined ? undefined : { dir, type };
+        }),
+      )
+    ).filter((z): z is ZoneLayout => z !== undefined),
+  });
+  return zones;
 }
 
 const maxOf = (values: readonly number[]): number | null => (values.length ? Math.max(...values) : null);
@@ -233,24 +329,40 @@ export function pickPowerInput(
 }
 
 /**
+ * How often the sensors' sysfs layout (which hwmon chips and thermal zones exist, their input
+ * files and labels) is discovered again, ms. In between each sample reads only the values; a value
+ * that cannot be read (a chip or zone gone) makes the next sample discover again at once.
+ */
+export const SENSOR_REDISCOVER_MS = 60_000;
+
+/**
  * The `sensors` collector (every `collect.interval_ms`): reads hwmon and thermal zones under
- * `${ctx.sysRoot}/class` each sample. Temperature per `ctx.config.cpu_temperature_sensor`
+ * `${ctx.sysRoot}/class` each sample, from a layout discovered at most every
+ * {@link SENSOR_REDISCOVER_MS} (a sensor that appears is seen within that time; one that goes away
+ * at the next sample). Temperature per `ctx.config.cpu_temperature_sensor`
  * (see {@link pickTemperature}); voltage/current/power only from the hwmon chip named by
  * `ctx.config.cpu_power_chip`, else null. A configured sensor or chip that is not found is
  * logged once (warn) and reads null. Never throws: missing sysfs gives all nulls.
  */
-export function createSensorsCollector(ctx: CollectorContext): Collector<SensorsSample> {
+export function createSensorsCollector(ctx: CollectorContext, now: () => number = Date.now): Collector<SensorsSample> {
   const warned = new Set<string>();
   const warnOnce = (key: string, msg: string): void => {
     if (warned.has(key)) return;
     warned.add(key);
     ctx.log.warn({ sensor: key }, msg);
   };
+  let layout: SensorLayout | undefined;
+  let discoveredAt = 0;
   return {
     name: 'sensors',
     initial: { temperature: null, voltage: null, current: null, power: null },
     async collect(_signal: AbortSignal): Promise<SensorsSample> {
-      const [chips, zones] = await Promise.all([readHwmonChips(ctx.sysRoot), readThermalZones(ctx.sysRoot)]);
+      if (layout === undefined || now() - discoveredAt >= SENSOR_REDISCOVER_MS) {
+        layout = await discoverSensors(ctx.sysRoot);
+        discoveredAt = now();
+      }
+      const { chips, zones, lost } = await readSensorValues(layout);
+      if (lost > 0) layout = undefined; // something went away: discover again next time
       const { cpu_temperature_sensor: sensor, cpu_power_chip: powerChip } = ctx.config;
       const temperature = pickTemperature(chips, zones, sensor);
       if (sensor && temperature === null) {

@@ -5,11 +5,12 @@
  * command; a step names one with `command`. The file's sha256 is checked against the sidecar
  * before every run, so an entry changed by hand is refused rather than run.
  */
-import { createHash } from 'node:crypto';
+
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { COMMAND_NAME_PATTERN, type CommandEntry } from '../../common/exec.js';
+import { nodeCrypto } from '../../common/node-crypto.js';
 
 const NAME = new RegExp(COMMAND_NAME_PATTERN);
 /** Largest command file, bytes (common/exec.ts CommandSetRequestData). */
@@ -49,7 +50,7 @@ export class CommandSet {
       const meta = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as Partial<CommandEntry>;
       const st = statSync(file);
       if (!st.isFile() || st.size > MAX_COMMAND_BYTES) return null;
-      const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
+      const sha = nodeCrypto().createHash('sha256').update(readFileSync(file)).digest('hex');
       if (sha !== meta.sha256) return null;
       return {
         name,
@@ -98,7 +99,7 @@ export class CommandSet {
   ): Promise<void> {
     if (!NAME.test(name)) throw new CommandSetError(`bad command name ${JSON.stringify(name)}`);
     if (content.length > MAX_COMMAND_BYTES) throw new CommandSetError(`command ${name} is larger than 1 MiB`);
-    const sha = createHash('sha256').update(content).digest('hex');
+    const sha = nodeCrypto().createHash('sha256').update(content).digest('hex');
     if (sha !== sha256) throw new CommandSetError(`command ${name}: content sha256 ${sha} does not match ${sha256}`);
     if (generateFile !== null && !path.isAbsolute(generateFile))
       throw new CommandSetError(`command ${name}: generate_file must be an absolute path`);

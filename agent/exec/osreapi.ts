@@ -18,12 +18,12 @@
  */
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, type Registry } from 'prom-client';
 import { StepSpecSchema, TASK_ID_PATTERN } from '../../common/exec.js';
-import { jsonDepthExceeds } from '../../common/http.js';
+import { jsonDepthExceeds } from '../../common/json-depth.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { compile } from '../../common/validate.js';
 import { type CommandAuth, tokenMatches } from '../http/commands.js';
+import { Counter, type Registry } from '../prom.js';
 import { formatGoDuration, rfc3339Local } from './duration.js';
 import { type ExecRunner, failMessage, stepCode, type TaskSummary } from './runner.js';
 import type { StepRecord, TaskRecord } from './store.js';

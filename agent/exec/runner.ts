@@ -9,12 +9,11 @@
  *
  * Node built-ins only (and prom-client, already loaded by the agent): the agent's RSS budget.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import type {
   ExecFileReplyData,
   ExecStatusReplyData,
@@ -24,8 +23,10 @@ import type {
   TaskState,
 } from '../../common/exec.js';
 import type { Logger } from '../../common/log.js';
+import { nodeCrypto } from '../../common/node-crypto.js';
 import { redactEnvVar } from '../../common/redact.js';
 import { RESULT, type ResultCode } from '../deploy/results.js';
+import { Counter, Gauge, type Registry } from '../prom.js';
 import type { CommandSet } from './commands.js';
 import { formatGoDuration, isoLocal } from './duration.js';
 import { ExecLog } from './execlog.js';
@@ -389,7 +390,7 @@ export class ExecRunner {
    */
   submit(sub: Submission): SubmitResult {
     if (this.stopping) return { ok: false, result: RESULT.BUSY, message: 'the agent is stopping', reason: 'stopping' };
-    const id = sub.task_id ?? randomUUID();
+    const id = sub.task_id ?? nodeCrypto().randomUUID();
     const have = this.tasks.get(id);
     if (have) return { ok: true, id, count: have.summary.count, existed: true };
     let plan: Plan;
@@ -948,7 +949,7 @@ export class ExecRunner {
         message: '',
         path: s.generate_file,
         size: buf.length,
-        sha256: createHash('sha256').update(buf).digest('hex'),
+        sha256: nodeCrypto().createHash('sha256').update(buf).digest('hex'),
         content_b64: buf.toString('base64'),
       };
     } catch (err) {

@@ -16,7 +16,7 @@
  * files.partial_ttl_ms (a partial file untouched that long is deleted). A second request for the
  * same upload (same key) supersedes the first: the first's body is dropped before the second runs.
  */
-import { createHash } from 'node:crypto';
+
 import { constants, createWriteStream } from 'node:fs';
 import { type FileHandle, open, opendir, readlink, rename, stat, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import type { OffsetReply, PutReply } from '../../common/files.js';
 import { chunkReleaser } from '../../common/gc.js';
 import type { Logger } from '../../common/log.js';
+import { nodeCrypto } from '../../common/node-crypto.js';
 import { FileRefusal, lstatOrNull, type Roots } from './paths.js';
 
 /** The limits of uploads (agent config `files.*`). */
@@ -65,7 +66,7 @@ export const PART_MARK = '.muster-part-';
 
 /** The partial file of an upload of `real` (a real path) with `sha256` and `size`. */
 export function partPath(real: string, sha256: string, size: number): string {
-  const key = createHash('sha256').update(`${real}\0${sha256}\0${size}`).digest('hex').slice(0, 16);
+  const key = nodeCrypto().createHash('sha256').update(`${real}\0${sha256}\0${size}`).digest('hex').slice(0, 16);
   return path.join(path.dirname(real), `.${path.basename(real)}${PART_MARK}${key}`);
 }
 
@@ -278,7 +279,7 @@ export class Uploads {
     if (s.offset < have) await fh.truncate(s.offset);
     await this.checkSpace(path.dirname(real), s.size - s.offset, s.path);
 
-    const hash = createHash('sha256');
+    const hash = nodeCrypto().createHash('sha256');
     if (s.offset > 0) {
       const buf = Buffer.allocUnsafe(Math.min(s.offset, 1 << 20));
       for (let pos = 0; pos < s.offset; ) {

@@ -5,17 +5,27 @@
  * status of its `result` (agent/deploy/results.ts). Commands run code as root, so each requires
  * `Authorization: Bearer <token>` unless auth is explicitly disabled in config for a legacy
  * manager (docs/configuration.md `auth.*`); the refusal has the spec's reply shape too. The token
- * is checked in an `onRequest` hook, before any byte of the body is read or parsed: an
+ * is checked before any byte of the body is read or parsed (agent/http/server.ts `before`): an
  * unauthenticated request costs the agent no parsing (its refusal therefore echoes nothing of
  * the request: `mode`, `type` and `uuid` are empty strings).
  */
-import { timingSafeEqual } from 'node:crypto';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+import type { ServerResponse } from 'node:http';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
+import { nodeCrypto } from '../../common/node-crypto.js';
 import { HTTP_STATUS, RESULT, type ResultCode } from '../deploy/results.js';
 import type { Supervisor } from '../deploy/supervisor.js';
 import { type CommandReply, refusal } from '../handlers/handler.js';
 import type { CommandRegistry } from '../handlers/registry.js';
+import {
+  type AgentRequest,
+  type AgentServer,
+  type BodyBounds,
+  DEFAULT_BODY_LIMIT,
+  DEFAULT_MAX_JSON_DEPTH,
+  readJsonBody,
+  sendJson,
+} from './server.js';
 
 /** How the command port is protected. */
 export interface CommandAuth {
@@ -31,7 +41,7 @@ export function tokenMatches(header: string | undefined, token: string): boolean
   if (!m) return false;
   const a = Buffer.from((m[1] as string).trim());
   const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return a.length === b.length && nodeCrypto().timingSafeEqual(a, b);
 }
 
 /**
@@ -57,57 +67,78 @@ function unread(result: ResultCode, message: string): CommandReply {
 /**
  * Registers `POST /<name>` for every command of `registry`, and `GET /deploy/:uuid` (muster's
  * progress extension: the component record, its driver's state at the top level, and its
- * progress lines; or 404).
+ * progress lines; or 404). Command bodies are bounded by `bounds` (http.body_limit_bytes: 413,
+ * the connection closed; http.max_json_depth: 400) and refused when not JSON (400), each with the
+ * spec's reply shape and result 1 (BAD_REQUEST).
  */
 export function commandRoutes(
-  app: FastifyInstance,
+  app: AgentServer,
   registry: CommandRegistry,
   supervisor: Supervisor,
   auth: CommandAuth,
   log: Logger,
+  bounds: BodyBounds = { bodyLimit: DEFAULT_BODY_LIMIT, maxJsonDepth: DEFAULT_MAX_JSON_DEPTH },
 ): void {
   const rl = new RateLimitedLog(log);
-  const checkAuth = async (req: FastifyRequest, reply: FastifyReply) => {
-    const why = unauthorized(auth, req.headers.authorization);
-    if (why === null) return;
+  const checkAuth = (req: AgentRequest, res: ServerResponse): boolean => {
+    const why = unauthorized(auth, req.raw.headers.authorization);
+    if (why === null) return false;
     rl.warn(`auth:${req.ip}`, { from: req.ip, path: req.url, why }, 'command refused: unauthorized');
-    // onRequest: the body has not been read, so nothing of it is echoed (and nothing is parsed);
-    // the reply keeps the spec's shape (mode, type, uuid are strings, empty here) so that a
-    // manager validating it still reads result 6 and the message.
-    return reply.code(HTTP_STATUS[RESULT.UNAUTHORIZED]).send(unread(RESULT.UNAUTHORIZED, `unauthorized: ${why}`));
+    // Before the body is read: nothing of it is echoed (and nothing is parsed); the reply keeps
+    // the spec's shape (mode, type, uuid are strings, empty here) so that a manager validating
+    // it still reads result 6 and the message.
+    sendJson(res, HTTP_STATUS[RESULT.UNAUTHORIZED], unread(RESULT.UNAUTHORIZED, `unauthorized: ${why}`));
+    return true;
   };
 
   for (const name of registry.names()) {
-    app.post(
+    // Auth before anything is read of the body, so an unauthenticated caller costs no parsing
+    // and learns nothing about the schema. The body is bounded here and validated by the registry.
+    app.route(
+      'POST',
       `/${name}`,
-      {
-        // Auth before anything is read of the body (onRequest runs before the body is read), so
-        // an unauthenticated caller costs no parsing and learns nothing about the schema. The
-        // body itself is bounded by the parser (server.ts) and validated by the registry.
-        onRequest: checkAuth,
-        errorHandler: (err: FastifyError, _req, reply) => {
-          // What the registry never sees: a body that is not JSON, too large, of another type.
-          const status = err.statusCode ?? 500;
-          const result = status === 413 || status === 400 || status === 415 ? RESULT.BAD_REQUEST : RESULT.RUNTIME_ERROR;
-          return reply
-            .code(status)
-            .send(unread(result, status < 500 ? `bad request: ${err.message}` : 'internal error'));
-        },
+      async (req, res) => {
+        const body = await readJsonBody(req.raw, bounds);
+        if (!body.ok) {
+          // What the registry never sees: a body that is not JSON, too deep, too large.
+          return sendJson(
+            res,
+            body.status,
+            unread(RESULT.BAD_REQUEST, `bad request: ${body.message}`),
+            body.status === 413 ? { connection: 'close' } : {},
+          );
+        }
+        const out = await registry.dispatch(name, body.value, { from: req.ip, transport: 'http' });
+        let text: string;
+        try {
+          text = JSON.stringify(out);
+        } catch (err) {
+          // A reply that cannot be serialized (a bug): the spec's shape, result 4.
+          log.error({ command: name, err: (err as Error).message }, 'command reply cannot be serialized');
+          return sendJson(res, 500, unread(RESULT.RUNTIME_ERROR, 'internal error'));
+        }
+        res.writeHead(HTTP_STATUS[out.data.result], {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
       },
-      async (req, reply) => {
-        const out = await registry.dispatch(name, req.body, { from: req.ip, transport: 'http' });
-        return reply.code(HTTP_STATUS[out.data.result]).send(out);
-      },
+      checkAuth,
     );
   }
 
-  app.get('/deploy/:uuid', { onRequest: checkAuth }, async (req, reply) => {
-    const { uuid } = req.params as { uuid: string };
-    const rec = supervisor.list().find((r) => r.uuid === uuid);
-    if (!rec) return reply.code(404).send({ error: 'not_found', message: `no component ${uuid}` });
-    // The documented shape keeps a driver's state at the top level (bar: `pid`, `pidStartTicks`);
-    // the record's own fields win over a driver key of the same name.
-    const { driverState, ...fields } = rec;
-    return { ...driverState, ...fields, progress: supervisor.progressOf(uuid) };
-  });
+  app.route(
+    'GET',
+    '/deploy/:uuid',
+    (req, res) => {
+      const uuid = req.params.uuid as string;
+      const rec = supervisor.list().find((r) => r.uuid === uuid);
+      if (!rec) return sendJson(res, 404, { error: 'not_found', message: `no component ${uuid}` });
+      // The documented shape keeps a driver's state at the top level (bar: `pid`, `pidStartTicks`);
+      // the record's own fields win over a driver key of the same name.
+      const { driverState, ...fields } = rec;
+      sendJson(res, 200, { ...driverState, ...fields, progress: supervisor.progressOf(uuid) });
+    },
+    checkAuth,
+  );
 }

@@ -2,15 +2,14 @@
  * The file and screen routes of the agent's command port (docs/files.md "Agent routes"; the
  * contract is common/files.ts): offset, PUT, GET and DELETE of files inside `files.roots`, a
  * directory listing, and `GET /screen`. Each needs the same bearer token as `POST /deploy`,
- * checked in `onRequest`, before any byte of a body is read. File bodies are not parsed: the
- * routes live in their own plugin context whose content-type parser hands the raw request stream
- * to the upload (agent/files/uploads.ts), so a body is never held in memory and
+ * checked before any byte of a body is read. File bodies are not parsed: the raw request stream
+ * goes to the upload (agent/files/uploads.ts), so a body is never held in memory and
  * `http.body_limit_bytes` does not apply to it (`files.max_bytes` does). Every refusal is a JSON
  * `{ error, message }` counted in `muster_agent_files_refused_total{reason}`; a PUT refused
  * before its body is read closes the connection instead of draining the body.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Counter, type Registry } from 'prom-client';
+import type { ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import {
   FILE_ERROR_STATUS,
   FILE_ERRORS,
@@ -26,8 +25,10 @@ import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { deletePath, listDir, openFile } from '../files/ops.js';
 import { FileRefusal, type Roots } from '../files/paths.js';
 import type { Uploads } from '../files/uploads.js';
+import { Counter, type Registry } from '../prom.js';
 import type { ScreenCapturer } from '../screen/capture.js';
 import { type CommandAuth, unauthorized } from './commands.js';
+import { type AgentRequest, type AgentServer, type BeforeHook, type RouteHandler, sendJson } from './server.js';
 
 /** What the file and screen routes use. */
 export interface FileRoutesDeps {
@@ -80,8 +81,8 @@ function modeOwner(q: Query): { mode?: number; owner?: { uid: number; gid: numbe
   return out;
 }
 
-/** Registers the routes on `app` in their own plugin context (see the module comment). */
-export function fileRoutes(app: FastifyInstance, d: FileRoutesDeps): void {
+/** Registers the routes on `app` (see the module comment). */
+export function fileRoutes(app: AgentServer, d: FileRoutesDeps): void {
   const rl = new RateLimitedLog(d.log);
   const refused = new Counter({
     name: 'muster_agent_files_refused_total',
@@ -104,7 +105,7 @@ export function fileRoutes(app: FastifyInstance, d: FileRoutesDeps): void {
   });
   for (const m of SCREEN_METHODS) captures.inc({ method: m }, 0);
 
-  const fail = (req: FastifyRequest, reply: FastifyReply, err: unknown, drop = false) => {
+  const fail = (req: AgentRequest, res: ServerResponse, err: unknown, drop = false): void => {
     let code: FileErrorCode = 'internal';
     let message = 'internal error';
     let offset: number | undefined;
@@ -128,104 +129,112 @@ export function fileRoutes(app: FastifyInstance, d: FileRoutesDeps): void {
       { from: req.ip, url: req.url.slice(0, 300), why: message },
       'file request refused',
     );
-    // An unread upload body is not drained: the connection is closed after the answer.
-    if (drop) void reply.header('connection', 'close');
     const body: FileError = { error: code, message, ...(offset !== undefined ? { offset } : {}) };
-    return reply.code(FILE_ERROR_STATUS[code]).send(body);
+    if (res.headersSent) {
+      // A download that failed mid-stream: the status is gone, the connection is cut.
+      res.destroy();
+      return;
+    }
+    // An unread upload body is not drained: the connection is closed after the answer.
+    sendJson(res, FILE_ERROR_STATUS[code], body, drop ? { connection: 'close' } : {});
   };
 
-  const checkAuth = async (req: FastifyRequest, reply: FastifyReply) => {
-    const why = unauthorized(d.auth, req.headers.authorization);
-    if (why === null) return;
+  const checkAuth: BeforeHook = (req, res) => {
+    const why = unauthorized(d.auth, req.raw.headers.authorization);
+    if (why === null) return false;
     refused.inc({ reason: 'unauthorized' });
     rl.warn(`auth:${req.ip}`, { from: req.ip, path: req.url.slice(0, 300), why }, 'file request refused: unauthorized');
-    void reply.header('connection', 'close');
-    return reply.code(401).send({ error: 'unauthorized', message: `unauthorized: ${why}` });
+    sendJson(res, 401, { error: 'unauthorized', message: `unauthorized: ${why}` }, { connection: 'close' });
+    return true;
   };
   refused.inc({ reason: 'unauthorized' }, 0);
 
-  void app.register(async (scope) => {
-    // Bodies are streams handed to the upload, never buffered or parsed here.
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_req, _payload, done) => done(null));
-    scope.addHook('onRequest', checkAuth);
+  // Every route: the token first; a handler's refusal goes through `fail`.
+  const route = (method: 'GET' | 'PUT' | 'DELETE', path: string, h: RouteHandler) =>
+    app.route(method, path, h, checkAuth);
+  const answer = async (req: AgentRequest, res: ServerResponse, work: () => Promise<unknown>) => {
+    try {
+      sendJson(res, 200, await work());
+    } catch (err) {
+      fail(req, res, err);
+    }
+  };
 
-    scope.get('/files/offset', async (req, reply) => {
-      const q = req.query as Query;
-      try {
-        return await d.uploads.offset({ path: str(q, 'path'), sha256: sha(q), size: int(q, 'size') as number });
-      } catch (err) {
-        return fail(req, reply, err);
-      }
-    });
+  route('GET', '/files/offset', (req, res) =>
+    answer(req, res, () => {
+      const q = req.query;
+      return d.uploads.offset({ path: str(q, 'path'), sha256: sha(q), size: int(q, 'size') as number });
+    }),
+  );
 
-    scope.put('/files/content', async (req, reply) => {
-      const q = req.query as Query;
-      let started = false;
-      try {
-        const spec = {
-          path: str(q, 'path'),
-          sha256: sha(q),
-          size: int(q, 'size') as number,
-          offset: int(q, 'offset', false) ?? 0,
-          ...modeOwner(q),
-        };
-        const declared = Number(req.headers['content-length']);
-        if (Number.isFinite(declared) && declared > spec.size - spec.offset)
-          throw new FileRefusal(
-            'bad_request',
-            `content-length ${declared} is more than size - offset = ${spec.size - spec.offset}`,
-          );
-        started = true;
-        const out = await d.uploads.put(spec, req.raw);
-        uploaded.inc({ resumed: out.offset > 0 ? 'yes' : 'no' });
-        return out;
-      } catch (err) {
-        return fail(req, reply, err, !started || !req.raw.readableEnded);
-      }
-    });
+  route('PUT', '/files/content', async (req, res) => {
+    const q = req.query;
+    let started = false;
+    try {
+      const spec = {
+        path: str(q, 'path'),
+        sha256: sha(q),
+        size: int(q, 'size') as number,
+        offset: int(q, 'offset', false) ?? 0,
+        ...modeOwner(q),
+      };
+      const declared = Number(req.raw.headers['content-length']);
+      if (Number.isFinite(declared) && declared > spec.size - spec.offset)
+        throw new FileRefusal(
+          'bad_request',
+          `content-length ${declared} is more than size - offset = ${spec.size - spec.offset}`,
+        );
+      started = true;
+      const out = await d.uploads.put(spec, req.raw);
+      uploaded.inc({ resumed: out.offset > 0 ? 'yes' : 'no' });
+      sendJson(res, 200, out);
+    } catch (err) {
+      fail(req, res, err, !started || !req.raw.readableEnded);
+    }
+  });
 
-    scope.get('/files/content', async (req, reply) => {
-      const q = req.query as Query;
-      try {
-        const f = await openFile(d.roots, str(q, 'path'));
-        f.stream.on('data', (c: string | Buffer) => chunkReleaser.add(c.length));
-        return reply.header('content-type', 'application/octet-stream').header('content-length', f.size).send(f.stream);
-      } catch (err) {
-        return fail(req, reply, err);
-      }
-    });
+  route('GET', '/files/content', async (req, res) => {
+    let f: Awaited<ReturnType<typeof openFile>>;
+    try {
+      f = await openFile(d.roots, str(req.query, 'path'));
+    } catch (err) {
+      return fail(req, res, err);
+    }
+    f.stream.on('data', (c: string | Buffer) => chunkReleaser.add(c.length));
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': f.size });
+    try {
+      await pipeline(f.stream, res);
+    } catch (err) {
+      // The reader went away, or the file could not be read to its end: the status is sent, so
+      // the connection is cut (the client sees a short body against the content-length).
+      if (!res.destroyed) fail(req, res, err);
+    }
+  });
 
-    scope.get('/files/list', async (req, reply) => {
-      const q = req.query as Query;
-      try {
-        return await listDir(d.roots, str(q, 'path'), d.maxListEntries);
-      } catch (err) {
-        return fail(req, reply, err);
-      }
-    });
+  route('GET', '/files/list', (req, res) =>
+    answer(req, res, () => listDir(d.roots, str(req.query, 'path'), d.maxListEntries)),
+  );
 
-    scope.delete('/files/content', async (req, reply) => {
-      const q = req.query as Query;
-      try {
-        return await deletePath(d.roots, str(q, 'path'), q.recursive === '1' || q.recursive === 'true');
-      } catch (err) {
-        return fail(req, reply, err);
-      }
-    });
+  route('DELETE', '/files/content', (req, res) =>
+    answer(req, res, () => {
+      const q = req.query;
+      return deletePath(d.roots, str(q, 'path'), q.recursive === '1' || q.recursive === 'true');
+    }),
+  );
 
-    scope.get('/screen', async (req, reply) => {
-      try {
-        const c = await d.screen.capture();
-        captures.inc({ method: c.method });
-        return reply
-          .header('content-type', 'image/png')
-          .header('x-muster-screen-method', c.method)
-          .header('cache-control', 'no-store')
-          .send(c.png);
-      } catch (err) {
-        return fail(req, reply, err);
-      }
-    });
+  route('GET', '/screen', async (req, res) => {
+    try {
+      const c = await d.screen.capture();
+      captures.inc({ method: c.method });
+      res.writeHead(200, {
+        'content-type': 'image/png',
+        'x-muster-screen-method': c.method,
+        'cache-control': 'no-store',
+        'content-length': c.png.length,
+      });
+      res.end(c.png);
+    } catch (err) {
+      fail(req, res, err);
+    }
   });
 }

@@ -5,9 +5,9 @@
  * POSTs these bodies today, the WebSocket node link will send the same bodies.
  */
 import os from 'node:os';
-import { Histogram, type Registry } from 'prom-client';
 import type { ReportUrl } from '../../common/constants.js';
 import { routeSourceAddress } from '../../common/net.js';
+import { Histogram, type Registry } from '../prom.js';
 import type { ReportAssembler } from './report.js';
 
 /** How long a detected host_ip is reused for one manager address, ms. */

@@ -11,11 +11,12 @@
  * one of the latest signed query, or without signing the latest that accepted a heartbeat) kept
  * apart so that floods naming other destinations never starve it.
  */
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { QueryBody } from '../../common/protocol.js';
 import { QueryVerifier, readKeyFile } from '../../common/signing.js';
 import type { AgentConfig } from '../config.js';
+import { Counter, Gauge, Histogram, type Registry } from '../prom.js';
 import type { ReportBuilder } from './answer.js';
 import { DestinationLimiter } from './limiter.js';
 import { MulticastListener } from './listener.js';

@@ -16,12 +16,12 @@ import { lookup } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import os from 'node:os';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import WebSocket from 'ws';
 import { type LinkMessage, linkMessage, type MusterCommandData, reconnectDelay } from '../../common/link.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { AgentConfig } from '../config.js';
 import type { CommandRegistry } from '../handlers/registry.js';
+import { Counter, Gauge, type Registry } from '../prom.js';
 import type { ReportBuilder } from './answer.js';
 
 /** Most command ids remembered as run (a repeat beyond them would run again). */

@@ -10,11 +10,12 @@
  * that closes, resets, stalls, lies about Content-Length, sends an endless body or no HTTP at all
  * ends in a DownloadError, never in an exception out of a stream handler.
  */
-import { createHash } from 'node:crypto';
+
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
+import { nodeCrypto } from '../../common/node-crypto.js';
 import { loadUndici } from '../../common/undici.js';
 import { fmtBytes } from '../deploy/admission.js';
 
@@ -171,7 +172,7 @@ export async function download(url: string, opts: DownloadOptions): Promise<Down
     throw tooLarge(maxBytes, `Content-Length ${fmtBytes(declared)}`);
   }
 
-  const hash = opts.sha256 ? createHash('sha256') : undefined;
+  const hash = opts.sha256 ? nodeCrypto().createHash('sha256') : undefined;
   const every = opts.progressEveryMs ?? 1000;
   const label = opts.progressLabel ?? url;
   const progress = opts.progress;

@@ -4,8 +4,8 @@
  * with systemd/muster-relay.service.
  */
 import { createServer, type Server } from 'node:http';
-import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { Logger } from '../../common/log.js';
+import { collectDefaultMetrics, Registry } from '../prom.js';
 import { type RelayConfig, relayApiKey } from './config.js';
 import { RelayLink } from './link.js';
 import { SshPool } from './pool.js';

@@ -16,13 +16,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import WebSocket from 'ws';
 import { LinkEnvelope, type LinkMessage, linkMessage } from '../../common/link.js';
 import { type Logger, RateLimitedLog } from '../../common/log.js';
 import { redactUrl } from '../../common/redact.js';
 import { RELAY_EVENTS, RelayExecuteData, type RelayResultData, relayFailure } from '../../common/relay.js';
 import { compile } from '../../common/validate.js';
+import { Counter, Gauge, type Registry } from '../prom.js';
 import type { RelayConfig } from './config.js';
 import type { SshPool } from './pool.js';
 

@@ -21,10 +21,10 @@
  * Nothing here logs a password, a private key or a command's output.
  */
 import { createHash } from 'node:crypto';
-import { Counter, Gauge, type Registry } from 'prom-client';
 import ssh2, { type Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { Logger } from '../../common/log.js';
 import { type RelayExecuteData, type RelayFailure, type RelayResultData, relayFailure } from '../../common/relay.js';
+import { Counter, Gauge, type Registry } from '../prom.js';
 import type { RelayConfig } from './config.js';
 
 /** Channels open at once on one SSH connection (below sshd's default MaxSessions, 10). */

@@ -4,7 +4,8 @@
  * window dumps (`xwd`, {@link decodeXwd}) and binary PPM (`fbcat`, {@link decodePpm}). Pure
  * JavaScript, so a board needs no image tool beyond the one that reads its display.
  */
-import { crc32, deflateSync } from 'node:zlib';
+// node:zlib on the first capture, not at the agent's start (docs/operations.md "Agent footprint").
+const zlib = (): typeof import('node:zlib') => process.getBuiltinModule('node:zlib');
 
 /** An 8-bit RGB image: `width * height * 3` bytes, rows top to bottom. */
 export interface RgbImage {
@@ -24,6 +25,7 @@ function chunk(type: string, data: Buffer): Buffer {
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, 'latin1');
   const crc = Buffer.alloc(4);
+  const { crc32 } = zlib();
   crc.writeUInt32BE(crc32(data, crc32(head.subarray(4))) >>> 0, 0);
   return Buffer.concat([head, data, crc]);
 }
@@ -43,7 +45,7 @@ export function encodePng(img: RgbImage): Buffer {
   return Buffer.concat([
     PNG_SIGNATURE,
     chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw, { level: 3 })),
+    chunk('IDAT', zlib().deflateSync(raw, { level: 3 })),
     chunk('IEND', Buffer.alloc(0)),
   ]);
 }

@@ -13,11 +13,12 @@ import { rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { type Command, InvalidArgumentError } from 'commander';
-import { request } from 'undici';
+import type { request } from 'undici';
 import type { NodeListReply, PushRecord, RemoveReply, UploadReply } from '../../common/api/files.js';
 import { NODE_ID_RE } from '../../common/api/primitives.js';
 import { MODE_RE, OWNER_RE } from '../../common/files.js';
 import { parseTarget, TargetError } from '../../common/target.js';
+import { loadUndici } from '../../common/undici.js';
 import { api, CliError, cliToken, EXIT_AUTH, managerUrl } from '../client.js';
 import { bytes, table } from '../format.js';
 
@@ -56,6 +57,9 @@ export async function rawApi(
   opts: { body?: NodeJS.ReadableStream; headers?: Record<string, string>; timeoutMs?: number } = {},
 ) {
   const token = cliToken();
+  // undici on first use: `muster agent` runs this CLI's entry and must not load it
+  // (docs/operations.md "Agent footprint").
+  const { request } = await loadUndici();
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(`${base}${pathname}`, {

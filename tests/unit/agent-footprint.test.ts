@@ -2,19 +2,22 @@
  * The agent's cheap paths (docs/operations.md "Agent footprint"): procfs files read with three
  * system calls into a reused buffer (agent/collectors/procfile.ts), the `nvidia-smi` lookup that
  * replaces a spawn per tick when it is missing (agent/collectors/gpu.ts), and report delivery over
- * node:http (agent/link/reporter.ts) with its outcomes: delivered, refused status, timeout, connect.
+ * node:http (agent/link/reporter.ts) with its outcomes: delivered, refused status, timeout, connect;
+ * and what a started agent (the bundle a board runs) has loaded: nothing it does not use.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { executableExists } from '../../agent/collectors/gpu.js';
 import { PROC_FILE_MAX_BYTES, readProcFile } from '../../agent/collectors/procfile.js';
 import { Reporter } from '../../agent/link/reporter.js';
+import { freePort, ROOT, sets, waitFor } from '../helpers/daemons.js';
 
 let tmp: string;
 before(() => {
@@ -157,5 +160,110 @@ describe('Reporter over node:http', () => {
       mode = 'ok';
       await r.close();
     }
+  });
+});
+
+/**
+ * What a started agent has loaded, as a board runs it: the sources bundled by
+ * scripts/bundle-app.mjs (as `make dist` does), `muster agent` started on this Node.js with a
+ * load hook that records each bundle chunk evaluated; the chunks are mapped to the packages they
+ * hold through esbuild's metafile. Returns the packages and Node's built-in modules loaded.
+ */
+async function startPath(): Promise<{ packages: Set<string>; builtins: Set<string> }> {
+  const { bundleApp } = (await import(pathToFileURL(path.join(ROOT, 'scripts', 'bundle-app.mjs')).href)) as {
+    bundleApp(o: { root: string; outdir: string; version: string; commit: string }): Promise<{
+      metafile: { outputs: Record<string, { inputs: Record<string, unknown> }> };
+    }>;
+  };
+  const top = path.join(tmp, 'bundle');
+  const built = await bundleApp({ root: ROOT, outdir: path.join(top, 'lib'), version: '0.0.0-test', commit: 'test' });
+  symlinkSync(path.join(ROOT, 'config'), path.join(top, 'config'));
+  const out = path.join(top, 'loaded.json');
+  const hook = path.join(top, 'hook.mjs');
+  writeFileSync(
+    hook,
+    `import { registerHooks } from 'node:module';
+import { writeFileSync } from 'node:fs';
+const urls = [];
+registerHooks({ load(url, ctx, next) { urls.push(url); return next(url, ctx); } });
+process.on('SIGUSR2', () => writeFileSync(${JSON.stringify(out)}, JSON.stringify({ urls, builtins: process.moduleLoadList })));
+`,
+  );
+  const port = await freePort();
+  const agent = spawn(
+    process.execPath,
+    [
+      '--import',
+      hook,
+      path.join(top, 'lib', 'muster.js'),
+      'agent',
+      ...sets({
+        'multicast.interface': '127.0.0.1',
+        'multicast.port': 40000 + Math.floor(Math.random() * 9000),
+        'service.host': '127.0.0.1',
+        'service.port': port,
+        'exec.osreapi.port': await freePort(), // on, as by default
+        data_dir: path.join(top, 'data'),
+        'log.level': 'error',
+      }),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  try {
+    await waitFor(
+      'the bundled agent to answer /healthz',
+      async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok,
+    );
+    // One scrape of /metrics, as a monitoring system would: the scrape path counts too.
+    assert.equal((await fetch(`http://127.0.0.1:${port}/metrics`)).status, 200);
+    agent.kill('SIGUSR2');
+    const seen = await waitFor('the hook to write what was loaded', () =>
+      existsSync(out) ? (JSON.parse(readFileSync(out, 'utf8')) as { urls: string[]; builtins: string[] }) : null,
+    );
+    const chunks = new Set(
+      seen.urls.filter((u) => u.startsWith('file:')).map((u) => path.basename(new URL(u).pathname)),
+    );
+    const packages = new Set<string>();
+    for (const [file, o] of Object.entries(built.metafile.outputs)) {
+      if (!chunks.has(path.basename(file))) continue;
+      for (const input of Object.keys(o.inputs)) {
+        const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(input);
+        if (m) packages.add(m[1] as string);
+      }
+    }
+    const builtins = new Set(
+      seen.builtins.filter((b) => b.startsWith('NativeModule ')).map((b) => b.slice('NativeModule '.length)),
+    );
+    return { packages, builtins };
+  } finally {
+    agent.kill('SIGKILL');
+  }
+}
+
+describe('the agent\'s start path (docs/operations.md "Agent footprint")', () => {
+  it('a started agent (bundle) has loaded no package or built-in it does not use at start', async () => {
+    const { packages, builtins } = await startPath();
+    // What it does use: the check is not vacuous.
+    for (const p of ['commander', 'yaml', 'pino', 'prom-client']) assert.ok(packages.has(p), `${p} should be loaded`);
+    for (const b of ['http', 'dgram']) assert.ok(builtins.has(b), `node:${b} should be loaded`);
+    // The command port is node:http, downloads and the docker driver load on first use, the
+    // WebSocket link only in its link.mode.
+    for (const p of [
+      'fastify',
+      'ajv',
+      '@fastify/ajv-compiler',
+      'find-my-way',
+      'undici',
+      'dockerode',
+      'ssh2',
+      'ws',
+      'tar',
+      'influx',
+    ])
+      assert.ok(!packages.has(p), `${p} is loaded at start`);
+    // prom-client's Pushgateway (https, tls) and cluster aggregator are not loaded; node:crypto
+    // and node:zlib wait for the first hash, token check or screen capture.
+    for (const b of ['https', 'tls', 'crypto', 'zlib', 'http2'])
+      assert.ok(!builtins.has(b), `node:${b} is loaded at start`);
   });
 });

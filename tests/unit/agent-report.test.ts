@@ -134,4 +134,34 @@ describe('Sampler', () => {
     assert.equal(s.latest(defs[2] as CollectorDef<number>).value, -1, 'disabled: its initial value');
     assert.equal(s.latest(defs[1] as CollectorDef<number>).value, 1);
   });
+
+  it('runs collectors of one interval on one timer; one that hangs is not re-entered and delays no other', async () => {
+    let quick = 0;
+    let stuckCalls = 0;
+    const defs: CollectorDef<number>[] = [
+      {
+        name: 'quick',
+        interval: 'interval_ms',
+        create: () => ({ name: 'quick', initial: 0, collect: async () => ++quick }),
+      },
+      {
+        name: 'stuck',
+        interval: 'interval_ms',
+        // The first sample comes at once; every later run hangs and ignores the abort signal.
+        create: () => ({
+          name: 'stuck',
+          initial: 0,
+          collect: () => (++stuckCalls === 1 ? Promise.resolve(1) : new Promise<number>(() => {})),
+        }),
+      },
+    ];
+    const config = { ...cfg.collect, interval_ms: 20, timeout_ms: 10_000 };
+    const s = new Sampler(defs as CollectorDef<unknown>[], { procRoot: '/proc', sysRoot: '/sys', config, log });
+    await s.start();
+    await new Promise((r) => setTimeout(r, 200));
+    s.stop();
+    assert.ok(quick >= 4, `quick ran ${quick} times beside a hung collector`);
+    assert.equal(stuckCalls, 2, 'the hung collector is not started again while its run is in flight');
+    assert.equal(s.latest(defs[1] as CollectorDef<number>).value, 1, 'its last good sample stays');
+  });
 });

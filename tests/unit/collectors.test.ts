@@ -3,6 +3,7 @@
  * value below is worked out by hand from the fixture files' numbers.
  */
 import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +35,7 @@ import {
   pickTemperature,
   readHwmonChip,
   readThermalZones,
+  SENSOR_REDISCOVER_MS,
 } from '../../agent/collectors/sensors.js';
 import { type AgentConfig, loadAgentConfig } from '../../agent/config.js';
 import type { Logger } from '../../common/log.js';
@@ -569,6 +571,34 @@ describe('sensors', () => {
         .sort(),
       ['ina226', 'scpi_sensors/T_GPU'],
     );
+  });
+
+  test('the sysfs layout is discovered once per SENSOR_REDISCOVER_MS; a value gone makes the next sample discover again', async () => {
+    const root = path.join(tmp, 'sensors-cache');
+    cpSync(path.join(PHYTIUM, 'sys'), path.join(root, 'sys'), { recursive: true });
+    const ctx = ctxFor(root);
+    let clock = 1_000_000;
+    const sensors = createSensorsCollector(ctx, () => clock);
+    assert.equal((await sensors.collect(signalFor(ctx))).temperature, 47.25);
+    // A value changes: read at once (values are read every sample).
+    const hwmon = path.join(root, 'sys/class/hwmon');
+    const chip = readdirSync(hwmon).find(
+      (d) => readFileSync(path.join(hwmon, d, 'name'), 'utf8').trim() === 'scpi_sensors',
+    );
+    writeFileSync(path.join(hwmon, chip as string, 'temp1_input'), '51000\n');
+    assert.equal((await sensors.collect(signalFor(ctx))).temperature, 51);
+    // A new CPU chip: not looked for until the layout is discovered again.
+    mkdirSync(path.join(hwmon, 'hwmon9'));
+    writeFileSync(path.join(hwmon, 'hwmon9', 'name'), 'coretemp\n');
+    writeFileSync(path.join(hwmon, 'hwmon9', 'temp1_input'), '60000\n');
+    assert.equal((await sensors.collect(signalFor(ctx))).temperature, 51);
+    clock += SENSOR_REDISCOVER_MS;
+    assert.equal((await sensors.collect(signalFor(ctx))).temperature, 60);
+    // It goes away: that sample misses its value, the next one discovers the layout again.
+    rmSync(path.join(hwmon, 'hwmon9'), { recursive: true });
+    assert.equal((await sensors.collect(signalFor(ctx))).temperature, 51);
+    writeFileSync(path.join(hwmon, chip as string, 'temp1_input'), '49000\n');
+    assert.equal((await sensors.collect(signalFor(ctx))).temperature, 49);
   });
 
   test('phytium: ina3221 chip read with channel labels inherited from inX_label', async () => {

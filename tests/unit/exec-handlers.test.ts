@@ -1,6 +1,6 @@
 /**
  * The remote-execution commands through the agent's HTTP adapter (agent/http/commands.ts over
- * agent/handlers/index.ts), in-process with fastify inject: the token is required, bodies that do
+ * agent/handlers/index.ts), over a real socket on 127.0.0.1 (tests/helpers/agent-port.ts): the token is required, bodies that do
  * not match common/exec.ts are refused naming the field, and exec → exec_status (long poll) →
  * exec_kill → exec_file → command_set answer with the contract's reply data and HTTP statuses.
  */
@@ -16,6 +16,7 @@ import { createAgentServer } from '../../agent/http/server.js';
 import { CommandSetReplyData, ExecFileReplyData, ExecReplyData, ExecStatusReplyData } from '../../common/exec.js';
 import { compile } from '../../common/validate.js';
 import { testRunner } from '../../testkit/exec.js';
+import { inject } from '../helpers/agent-port.js';
 
 const log = pino({ level: 'silent' });
 const TOKEN = 'handlers-token';
@@ -44,7 +45,7 @@ async function app() {
   }));
   commandRoutes(server, registry, supervisor, { token: TOKEN, disabled: false }, log);
   const post = async (name: string, data: unknown, token = TOKEN) => {
-    const r = await server.inject({
+    const r = await inject(server, {
       method: 'POST',
       url: `/${name}`,
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },

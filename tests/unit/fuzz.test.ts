@@ -31,7 +31,7 @@ import { validateDockerSource } from '../../agent/drivers/docker/reference.js';
 import type { ComponentRecord, Observed, StartSpec, WorkloadDriver } from '../../agent/drivers/driver.js';
 import { createCommandRegistry } from '../../agent/handlers/index.js';
 import { commandRoutes } from '../../agent/http/commands.js';
-import { createAgentServer } from '../../agent/http/server.js';
+import { type AgentServer, createAgentServer } from '../../agent/http/server.js';
 import { parseQuery, type RejectReason } from '../../agent/link/listener.js';
 import type { WorkloadType } from '../../common/api/primitives.js';
 import { createHttpServer } from '../../common/http.js';
@@ -55,6 +55,7 @@ import { Telemetry } from '../../manager/telemetry/index.js';
 import { component, disk, gpu, heartbeat, nic, resource } from '../../testkit/bodies.js';
 import { testRunner } from '../../testkit/exec.js';
 import { TEST_STORE_CONFIG, TEST_TELEMETRY_CONFIG } from '../../testkit/server.js';
+import { inject } from '../helpers/agent-port.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 42);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -573,11 +574,11 @@ const checkDeploy = compile(DeployRequestBody);
 const checkReply = compile(DeployReplyBody);
 
 async function assertDeployVerdict(
-  app: FastifyInstance & { supervisor: Supervisor },
+  app: AgentServer & { supervisor: Supervisor },
   b: Buffer,
   auth: string,
 ): Promise<void> {
-  const r = await app.inject({
+  const r = await inject(app, {
     method: 'POST',
     url: '/deploy',
     payload: b,
@@ -612,7 +613,7 @@ async function assertDeployVerdict(
   const data = (doc.v as { data: { mode: string; uuid: string } }).data;
   if (result === 0 && data.mode === 'start') {
     // Give the cores back, so that later starts still reach the driver.
-    const s = await app.inject({
+    const s = await inject(app, {
       method: 'POST',
       url: '/deploy',
       payload: { api_version: 1, data: { mode: 'stop', type: reply.data.type, uuid: data.uuid } },
@@ -633,7 +634,7 @@ describe('fuzz: the agent deploy command (agent/http/commands.ts)', () => {
         fc.asyncProperty(input(validDeploy), (b) => assertDeployVerdict(app, b, `Bearer ${TOKEN}`)),
         params,
       );
-      const ok = await app.inject({
+      const ok = await inject(app, {
         method: 'POST',
         url: '/deploy',
         payload: validDeploy(),
@@ -657,7 +658,7 @@ describe('fuzz: the agent deploy command (agent/http/commands.ts)', () => {
         { ...validDeploy().data, mode: 5 },
         { ...validDeploy().data, uuid: ['x'], id: 0, require: { cpu: 'one' } },
       ]) {
-        const r = await app.inject({
+        const r = await inject(app, {
           method: 'POST',
           url: '/deploy',
           payload: { api_version: 1, data },

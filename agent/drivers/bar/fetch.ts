@@ -18,10 +18,11 @@
  * - index.json is written with mode 0600 and keyed by the URL with its credentials redacted
  *   (common/redact.ts): no secret of a URL is ever written here.
  */
-import { randomUUID } from 'node:crypto';
+
 import { access, chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../../common/log.js';
+import { nodeCrypto } from '../../../common/node-crypto.js';
 import { redactText, redactUrl } from '../../../common/redact.js';
 import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
@@ -297,7 +298,7 @@ export class BundleCache {
       new DeployError(RESULT.FETCH_FAILED, `fetching ${shown}: ${redactText(why)}`);
 
     progress(`fetching ${shown}`);
-    const tmp = path.join(cacheDir, `.tmp-${randomUUID()}`);
+    const tmp = path.join(cacheDir, `.tmp-${nodeCrypto().randomUUID()}`);
     let got: Downloaded;
     try {
       got = await download(url, {

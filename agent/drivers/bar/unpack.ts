@@ -16,7 +16,7 @@
  * leaves nothing. A file that is not a gzip tar but a script (`#!`) or an ELF binary is a bundle
  * of one, run as `./<file>`.
  */
-import { randomBytes } from 'node:crypto';
+
 import { createReadStream } from 'node:fs';
 import {
   chmod,
@@ -35,6 +35,7 @@ import {
 import path from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { ReadEntry } from 'tar';
+import { nodeCrypto } from '../../../common/node-crypto.js';
 import { fmtBytes } from '../../deploy/admission.js';
 import { DeployError, RESULT } from '../../deploy/results.js';
 import { MAX_MANIFEST_BYTES, type Manifest, parseManifest } from './manifest.js';
@@ -410,7 +411,7 @@ export async function unpackBundle(
   if (kind !== 'tgz') {
     throw new BundleRefused('archive', `${file}: not a gzip tar bundle or an executable (#! script or ELF)`);
   }
-  const tmp = `${bundleDir}.unpack-${randomBytes(6).toString('hex')}`;
+  const tmp = `${bundleDir}.unpack-${nodeCrypto().randomBytes(6).toString('hex')}`;
   await mkdir(path.dirname(tmp), { recursive: true });
   await mkdir(tmp, { mode: 0o755 });
   try {

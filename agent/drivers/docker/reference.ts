@@ -4,7 +4,7 @@
  * (the grammar of github.com/distribution/reference, lowercase path components), or an http(s)
  * base URL with a `docker save` tarball name. Also the container name of a component. Pure.
  */
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../../../common/node-crypto.js';
 
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const TAG = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}';
@@ -29,7 +29,7 @@ export const registryImage = (url: string, file: string): string => `${url.repla
 export function containerName(uuid: string): string {
   const safe = uuid.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 100);
   if (safe === uuid) return `muster-${uuid}`;
-  return `muster-${safe}-${createHash('sha256').update(uuid).digest('hex').slice(0, 8)}`;
+  return `muster-${safe}-${nodeCrypto().createHash('sha256').update(uuid).digest('hex').slice(0, 8)}`;
 }
 
 /**
