@@ -113,7 +113,7 @@ export function leanReports(o: LeanReportOptions): (req: IncomingMessage, res: S
     }
     let a: ReturnType<typeof answerReport>;
     try {
-      a = answerReport(ingest, url, doc as HeartbeatBody | ResourceBody, req.socket.remoteAddress, text);
+      a = answerReport(ingest, url, doc as HeartbeatBody | ResourceBody, req.socket.remoteAddress);
     } catch (err) {
       log.error({ err: (err as Error).message, url }, 'request failed');
       return refuse(req, res, url, 500, { error: 'internal', message: 'internal error' }, undefined, false);

@@ -146,16 +146,32 @@ export function page<T extends { id: number }>(rows: T[], limit: number): Page<T
   return { items, next: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
 }
 
+/** Rows a flush source handed to one flush transaction. */
+export interface FlushBatch {
+  /** Rows it writes. */
+  readonly rows: number;
+  write(): void;
+  /** The transaction committed. */
+  committed(): void;
+  /** It was rolled back: keep the rows dirty. */
+  failed(): void;
+}
+
 /**
  * What a table module keeps dirty in memory until the next flush. `take` is called at each flush
  * with something pending; the writes it returns run inside the flush transaction, then exactly one
- * of `committed` (the transaction committed) or `failed` (it was rolled back: keep the rows dirty).
+ * of `committed` or `failed`.
  */
 export interface FlushSource {
   /** Whether anything waits to be written. */
   readonly pending: boolean;
-  /** Takes what waits. */
-  take(): { write(): void; committed(): void; failed(): void };
+  /**
+   * Takes what waits: at most `max` rows (the rest stays pending for the next transaction). A
+   * periodic flush (`force` false) lets a source hold back rows it writes less often than every
+   * flush (nodes: store.touch_interval_ms); a full flush (`force`: a clean stop, `Store.flush`)
+   * takes them all. Null when nothing is to be written now.
+   */
+  take(max: number, force: boolean): FlushBatch | null;
 }
 
 /**
@@ -251,6 +267,10 @@ export class StoreCore {
   private qHead = 0;
   private qTimer: NodeJS.Timeout | undefined;
   private qImmediate: NodeJS.Immediate | undefined;
+  /** The next step of a periodic flush. */
+  private fImmediate: NodeJS.Immediate | undefined;
+  /** A periodic flush waits for the write queue to empty. */
+  private flushWaits = false;
 
   private constructor(
     /** The connection. Table modules prepare their statements on it. */
@@ -265,7 +285,7 @@ export class StoreCore {
   ) {
     this.metrics = storeMetrics(registry);
     this.rl = new RateLimitedLog(log);
-    this.periodic = [{ intervalMs: (c) => c.flush_interval_ms, run: () => this.flush() }];
+    this.periodic = [{ intervalMs: (c) => c.flush_interval_ms, run: () => this.flushTick() }];
     const depth = () => this.queueDepth;
     new PromGauge({
       name: 'muster_manager_store_queue_depth',
@@ -464,13 +484,13 @@ export class StoreCore {
       this.qImmediate ??= setImmediate(() => {
         this.qImmediate = undefined;
         this.writeBatch();
-        if (this.queueDepth > 0) this.scheduleQueue();
+        this.afterBatch();
       });
     } else if (!this.qTimer && !this.qImmediate) {
       this.qTimer = setTimeout(() => {
         this.qTimer = undefined;
         this.writeBatch();
-        if (this.queueDepth > 0) this.scheduleQueue();
+        this.afterBatch();
       }, delay_ms);
       this.qTimer.unref();
     }
@@ -482,15 +502,27 @@ export class StoreCore {
     this.qImmediate ??= setImmediate(() => {
       this.qImmediate = undefined;
       this.writeBatch();
-      if (this.queueDepth > 0) this.scheduleQueue();
+      this.afterBatch();
     });
+  }
+
+  /** After a queue transaction: the next one on the next turn, or the flush that waited for the queue. */
+  private afterBatch(): void {
+    if (this.queueDepth > 0) this.scheduleQueue();
+    else if (this.flushWaits) {
+      this.flushWaits = false;
+      this.scheduleFlushStep();
+    }
   }
 
   private cancelQueueTimers(): void {
     if (this.qTimer) clearTimeout(this.qTimer);
     if (this.qImmediate) clearImmediate(this.qImmediate);
+    if (this.fImmediate) clearImmediate(this.fImmediate);
     this.qTimer = undefined;
     this.qImmediate = undefined;
+    this.fImmediate = undefined;
+    this.flushWaits = false;
   }
 
   /**
@@ -530,16 +562,57 @@ export class StoreCore {
   }
 
   /**
-   * Writes what the registered flush sources hold in one transaction, timed in
-   * `muster_manager_store_flush_seconds`. On failure (counted as `flush`) every source keeps its
-   * rows dirty for the next flush.
+   * Writes everything the registered flush sources hold (after the write queue), in one
+   * transaction, timed in `muster_manager_store_flush_seconds`: a clean stop, and readers that
+   * must see every row (tests, tools). On failure (counted as `flush`) every source keeps its rows
+   * dirty for the next flush.
    */
   flush(): void {
     if (this.closedFlag) return;
     this.drain();
-    const sources = this.flushSources.filter((s) => s.pending);
-    if (sources.length === 0) return;
-    const batches = sources.map((s) => s.take());
+    this.flushOnce(Number.POSITIVE_INFINITY, true);
+  }
+
+  /**
+   * The periodic flush (every store.flush_interval_ms): it never holds the event loop for long. It
+   * waits while the write queue holds writes (they go first, in their own transactions), then
+   * writes at most `store.write_queue.batch_items` rows per transaction, one transaction per turn
+   * of the event loop, until nothing due is left.
+   */
+  private flushTick(): void {
+    if (this.closedFlag || this.fImmediate) return;
+    if (this.queueDepth > 0) {
+      this.flushWaits = true;
+      return;
+    }
+    this.flushStep();
+  }
+
+  private scheduleFlushStep(): void {
+    this.fImmediate ??= setImmediate(() => {
+      this.fImmediate = undefined;
+      if (this.queueDepth > 0) this.flushWaits = true;
+      else this.flushStep();
+    });
+  }
+
+  private flushStep(): void {
+    if (this.closedFlag) return;
+    if (this.flushOnce(this.wq.batch_items, false)) this.scheduleFlushStep();
+  }
+
+  /**
+   * One flush transaction of at most `max` rows per source.
+   * @returns whether a source gave a full batch (more may be due)
+   */
+  private flushOnce(max: number, force: boolean): boolean {
+    const batches: FlushBatch[] = [];
+    for (const s of this.flushSources) {
+      if (!s.pending) continue;
+      const b = s.take(max, force);
+      if (b) batches.push(b);
+    }
+    if (batches.length === 0) return false;
     const t0 = performance.now();
     const ok = this.guard('flush', false, () => {
       this.transaction(() => {
@@ -549,10 +622,11 @@ export class StoreCore {
     });
     if (!ok) {
       for (const b of batches) b.failed();
-      return;
+      return false;
     }
     for (const b of batches) b.committed();
     this.metrics.flush.observe((performance.now() - t0) / 1000);
+    return batches.some((b) => b.rows >= max);
   }
 }
 
