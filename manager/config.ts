@@ -336,6 +336,14 @@ export const ManagerConfigSchema = Strict({
           maximum: 10_000,
           description: 'longest time a queued write waits for its transaction, ms',
         }),
+        batch_ms: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 10_000,
+            description:
+              'longest a queue transaction (or a step of the periodic flush) holds the event loop, ms: it commits and yields when this is past',
+          }),
+        ),
       }),
     ),
     cleanup_interval_ms: Millis('how often retention runs', 1000),

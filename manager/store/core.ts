@@ -235,7 +235,10 @@ function storeMetrics(registry: Registry) {
 }
 
 /** Defaults of `store.write_queue` (docs/configuration.md#data_dir-and-store-the-managers-database). */
-export const WRITE_QUEUE_DEFAULTS = { max_items: 200_000, batch_items: 2000, delay_ms: 50 } as const;
+export const WRITE_QUEUE_DEFAULTS = { max_items: 200_000, batch_items: 2000, delay_ms: 50, batch_ms: 20 } as const;
+
+/** Rows of dirty flush sources written per transaction by the periodic flush (at most; also bounded by batch_ms). */
+export const FLUSH_STEP_ROWS = 500;
 
 /** A write waiting in the queue: `what` names it in the error and drop counters. */
 interface QueuedWrite {
@@ -448,7 +451,7 @@ export class StoreCore {
     return this.queue.length - this.qHead;
   }
 
-  private get wq(): { max_items: number; batch_items: number; delay_ms: number } {
+  private get wq(): { max_items: number; batch_items: number; delay_ms: number; batch_ms: number } {
     return { ...WRITE_QUEUE_DEFAULTS, ...this.config.write_queue };
   }
 
@@ -526,15 +529,37 @@ export class StoreCore {
   }
 
   /**
-   * Writes the oldest `batch_items` queued writes in one transaction, timed in
-   * `muster_manager_store_queue_batch_seconds`. When the transaction fails, each write is tried
+   * Writes the oldest queued writes in one transaction, timed in
+   * `muster_manager_store_queue_batch_seconds`: at most `batch_items`, and no more once the
+   * transaction has run `batch_ms` (checked every 16 writes), so that requests are served between
+   * transactions however slow the writes. When the transaction fails, each of its writes is tried
    * again on its own, guarded (a failure counted under its `what`), so one bad write loses only itself.
+   * @param untimed ignore batch_ms (drain: a reader waits for every write anyway)
    */
-  private writeBatch(): void {
+  private writeBatch(untimed = false): void {
     if (this.closedFlag) return;
-    const end = Math.min(this.queue.length, this.qHead + this.wq.batch_items);
-    if (end <= this.qHead) return;
-    const batch = this.queue.slice(this.qHead, end);
+    const { batch_items, batch_ms } = this.wq;
+    const start = this.qHead;
+    const last = Math.min(this.queue.length, start + batch_items);
+    if (last <= start) return;
+    const t0 = performance.now();
+    let end = start;
+    try {
+      this.transaction(() => {
+        while (end < last) {
+          (this.queue[end] as QueuedWrite).write();
+          end++;
+          if (!untimed && (end - start) % 16 === 0 && performance.now() - t0 > batch_ms) break;
+        }
+      });
+    } catch {
+      // Rolled back: every write of the transaction again, one by one (the one that threw included).
+      end = Math.min(last, end + 1);
+      for (let i = start; i < end; i++) {
+        const w = this.queue[i] as QueuedWrite;
+        this.guard(w.what, undefined, w.write);
+      }
+    }
     this.qHead = end;
     if (this.qHead === this.queue.length) {
       this.queue = [];
@@ -543,14 +568,6 @@ export class StoreCore {
       this.queue = this.queue.slice(this.qHead);
       this.qHead = 0;
     }
-    const t0 = performance.now();
-    try {
-      this.transaction(() => {
-        for (const w of batch) w.write();
-      });
-    } catch {
-      for (const w of batch) this.guard(w.what, undefined, w.write);
-    }
     this.metrics.queueBatch.observe((performance.now() - t0) / 1000);
   }
 
@@ -558,7 +575,7 @@ export class StoreCore {
   drain(): void {
     if (this.queueDepth === 0) return;
     this.cancelQueueTimers();
-    while (this.queueDepth > 0 && !this.closedFlag) this.writeBatch();
+    while (this.queueDepth > 0 && !this.closedFlag) this.writeBatch(true);
   }
 
   /**
@@ -598,7 +615,7 @@ export class StoreCore {
 
   private flushStep(): void {
     if (this.closedFlag) return;
-    if (this.flushOnce(this.wq.batch_items, false)) this.scheduleFlushStep();
+    if (this.flushOnce(Math.min(FLUSH_STEP_ROWS, this.wq.batch_items), false)) this.scheduleFlushStep();
   }
 
   /**

@@ -49,7 +49,6 @@ export type { CommandRow, TaskFileRow } from './tasks.js';
 export type { TokenRow } from './tokens.js';
 export type { UserRow } from './users.js';
 
-
 /** store.touch_interval_ms when the config leaves it out, ms (docs/configuration.md "store"). */
 export const TOUCH_INTERVAL_DEFAULT_MS = 60_000;
 

@@ -158,13 +158,7 @@ export class Telemetry {
    * Node `tags` changed liveness state at `at`: one node_state point with `reason`.
    * @param missedRounds completed heartbeat rounds without a heartbeat (0 when it came online)
    */
-  nodeState(
-    tags: NodeTags,
-    state: NodeStateName,
-    missedRounds: number,
-    at: number,
-    reason: string,
-  ): void {
+  nodeState(tags: NodeTags, state: NodeStateName, missedRounds: number, at: number, reason: string): void {
     if (!this.shipper) return;
     this.convert(tags, 'state', () => [toLine(nodeStatePoint(tags, state, missedRounds, at, reason))]);
   }

@@ -117,7 +117,11 @@ describe('telemetry', () => {
         ['node_state', T0 + 2],
       ],
     );
-    assert.match(w.points[1]?.line ?? '', /usage_percent=7[ ,]/, 'the cpu point has the figure the report had on arrival');
+    assert.match(
+      w.points[1]?.line ?? '',
+      /usage_percent=7[ ,]/,
+      'the cpu point has the figure the report had on arrival',
+    );
     assert.match(
       w.points[7]?.line ?? '',
       / missed_rounds=2i,reason="missed 2 heartbeat rounds",state="suspect",state_code=1i /,
