@@ -38,7 +38,7 @@ import {
   startManager,
   tempDir,
 } from './common.js';
-import { startFleet } from './fleet.js';
+import { fleetThreads, startFleet } from './fleet.js';
 import { formatHeap, summariseHeap } from './heap-top.js';
 
 /** The manager's default heartbeat round (query.heartbeat_interval_ms), ms. */
@@ -130,7 +130,7 @@ async function heapSnapshot(pid: number): Promise<string | undefined> {
 
 async function measure(n: number, seconds: number, seed: number): Promise<ScalePoint> {
   const mcastPort = await freeMulticastPort();
-  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
+  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET, threads: fleetThreads(n) });
   const dir = tempDir('scale');
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
