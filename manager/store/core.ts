@@ -592,16 +592,20 @@ export class StoreCore {
 
   /**
    * The periodic flush (every store.flush_interval_ms): it never holds the event loop for long. It
-   * waits while the write queue holds writes (they go first, in their own transactions), then
+   * waits while the write queue holds writes (they go first, in their own transactions; at most
+   * one interval), then
    * writes at most `store.write_queue.batch_items` rows per transaction, one transaction per turn
    * of the event loop, until nothing due is left.
    */
   private flushTick(): void {
     if (this.closedFlag || this.fImmediate) return;
-    if (this.queueDepth > 0) {
+    // A flush that has already waited a whole interval for the queue goes now: a queue never
+    // empty (writes on every turn) must not keep last-seen times from the database.
+    if (this.queueDepth > 0 && !this.flushWaits) {
       this.flushWaits = true;
       return;
     }
+    this.flushWaits = false;
     this.flushStep();
   }
 
