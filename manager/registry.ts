@@ -347,6 +347,12 @@ export class NodeRegistry extends EventEmitter {
       this.unclaimed.set(r.host_ip, text === undefined ? { r, at } : { r: null, at, text });
       return null;
     }
+    if (ids.size === 1) {
+      // One position (nearly always): it gets the report whatever its liveness.
+      const b = this.board(r.host_ip, ids.values().next().value as string);
+      b.setResource(r, at, text);
+      return b.node;
+    }
     // The positions this address still answers for; a position it left gets no more reports.
     const boards = [...ids].map((id) => this.board(r.host_ip, id));
     const live = boards.filter((b) => this.missed(b) < this.t.suspect_after_rounds);

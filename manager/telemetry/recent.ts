@@ -26,10 +26,13 @@ export const BYTES_PER_SAMPLE = 4 + 4 * NF;
 const HALF_RANGE = 2 ** 31;
 const MAX_OFFSET = 2 ** 32 - 1;
 
-/** Largest non-null value of `values`, null when there is none. */
-function maxOf(values: Iterable<number | null>): number | null {
+/** Largest non-null value of field `k` over `items`, null when there is none. */
+function maxOf<T, K extends keyof T>(items: readonly T[], k: K): number | null {
   let m: number | null = null;
-  for (const v of values) if (v !== null && Number.isFinite(v) && (m === null || v > m)) m = v;
+  for (let i = 0; i < items.length; i++) {
+    const v = (items[i] as T)[k] as number | null;
+    if (v !== null && Number.isFinite(v) && (m === null || v > m)) m = v;
+  }
   return m;
 }
 
@@ -41,9 +44,9 @@ export function sampleOf(r: ResourceData): (number | null)[] {
     cpu.temperature,
     memory.usage_percent,
     cpu.power,
-    maxOf(gpu.map((g) => g.temperature)),
-    maxOf(gpu.map((g) => g.compute_usage)),
-    maxOf(disk.map((d) => d.usage_percent)),
+    maxOf(gpu, 'temperature'),
+    maxOf(gpu, 'compute_usage'),
+    maxOf(disk, 'usage_percent'),
   ];
 }
 
