@@ -22,7 +22,6 @@
 import dgram from 'node:dgram';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { Client } from 'undici';
 import type { ReportUrl } from '../common/constants.js';
 import {
@@ -100,18 +99,8 @@ export interface FleetOptions {
   defaultJitterMs?: number;
   /** Time limit of one POST, connect to last byte, default 2000 ms (the agent's report.timeout_ms). */
   timeoutMs?: number;
-  /** Keep one record per report (for latency figures; one thread only). */
+  /** Keep one record per report (for latency figures). */
   record?: boolean;
-  /**
-   * Worker threads playing the agents, default 1 (this thread). With more, agent i is played by
-   * thread ⌊i·threads/n⌋ (its identity, bodies and delays unchanged): one thread cannot send
-   * thousands of reports within a reply window without falling behind (its own event loop then
-   * times reports out), and a fleet that fails on its own measures nothing of the manager.
-   * `counters` then follows the threads' figures, sent every 100 ms and at `idle`.
-   */
-  threads?: number;
-  /** Agents this fleet plays: [from, to) of 0..n-1, default all (set by the threads). */
-  range?: [number, number];
 }
 
 /** One report sent, with wall-clock times (ms, see common.wallMs). */
@@ -172,12 +161,6 @@ const checkQuery = compile<QueryBody>(QueryBody);
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const n = opts.n;
   if (!Number.isInteger(n) || n < 1 || n > MAX_AGENTS) throw new Error(`fleet size must be 1..${MAX_AGENTS}`);
-  const threads = Math.min(opts.threads ?? 1, n);
-  if (threads > 1) {
-    if (opts.record) throw new Error('fleet: records are kept with one thread only');
-    return startThreadedFleet(opts, threads);
-  }
-  const [from, to] = opts.range ?? [0, n];
   const seed = opts.seed ?? 1;
   const net = opts.net ?? 20;
   const group = opts.group ?? GROUP;
@@ -185,9 +168,8 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const defaultJitter = opts.defaultJitterMs ?? 200;
 
-  const mine = (i: number) => i >= from && i < to;
-  const hbJson = Array.from({ length: n }, (_, i) => (mine(i) ? JSON.stringify(fleetHeartbeat(i, net)) : ''));
-  const boards = Array.from({ length: n }, (_, i) => (mine(i) ? fleetBoard(i, seed) : undefined));
+  const hbJson = Array.from({ length: n }, (_, i) => JSON.stringify(fleetHeartbeat(i, net)));
+  const boards = Array.from({ length: n }, (_, i) => fleetBoard(i, seed));
   const delayRng = Array.from({ length: n }, (_, i) => mulberry32(mix(seed ^ 0x5bd1e995, i)));
   const clients: Map<string, Client>[] = Array.from({ length: n }, () => new Map());
 
@@ -269,7 +251,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     counters.queries[q.url]++;
     counters.last[q.url] = { jitter_ms: q.jitter_ms, at };
     const jitter = q.jitter_ms ?? defaultJitter;
-    for (let i = from; i < to; i++) {
+    for (let i = 0; i < n; i++) {
       const delay = jitter > 0 ? (delayRng[i] as () => number)() * jitter : 0;
       const t = setTimeout(() => {
         timers.delete(t);
@@ -338,133 +320,6 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
         // already closed
       }
       await Promise.all(clients.flatMap((m) => [...m.values()].map((c) => c.destroy().catch(() => undefined))));
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Threads
-// ---------------------------------------------------------------------------------------------
-
-/**
- * Threads a bench gives a fleet of `n` agents: 2 from 2,000 agents on (one thread sends ~1,000
- * reports/s and falls behind beyond; this machine has 2 cores), else 1.
- */
-export const fleetThreads = (n: number): number => (n >= 2000 ? 2 : 1);
-
-/** What a fleet thread sends: its counters (errors as an object) and event-loop figures. */
-export interface FleetThreadState {
-  counters: Omit<FleetCounters, 'errors'> & { errors: Record<string, number> };
-  loop: { p99: number; max: number };
-  idle: boolean;
-}
-
-/** Sums the threads' counters into `into` (changed in place: readers keep their reference). */
-function mergeCounters(into: FleetCounters, states: readonly FleetThreadState[]): void {
-  const urls: ReportUrl[] = ['/heartbeat', '/resource'];
-  // Every thread hears every query: the fleet heard what one thread heard (the most of them).
-  for (const u of urls) {
-    into.queries[u] = Math.max(0, ...states.map((s) => s.counters.queries[u]));
-    into.sent[u] = states.reduce((a, s) => a + s.counters.sent[u], 0);
-    into.ok[u] = states.reduce((a, s) => a + s.counters.ok[u], 0);
-    into.failed[u] = states.reduce((a, s) => a + s.counters.failed[u], 0);
-    let last: FleetCounters['last'][ReportUrl] = null;
-    for (const s of states) {
-      const l = s.counters.last[u];
-      if (l && (!last || l.at > last.at)) last = l;
-    }
-    into.last[u] = last;
-  }
-  into.refused = Math.max(0, ...states.map((s) => s.counters.refused));
-  into.inFlight = states.reduce((a, s) => a + s.counters.inFlight, 0);
-  into.errors.clear();
-  for (const s of states)
-    for (const [k, v] of Object.entries(s.counters.errors)) into.errors.set(k, (into.errors.get(k) ?? 0) + v);
-}
-
-/** A fleet played by `threads` worker threads (bench/fleet-thread.ts), agents split evenly. */
-async function startThreadedFleet(opts: FleetOptions, threads: number): Promise<Fleet> {
-  const n = opts.n;
-  const counters: FleetCounters = {
-    queries: perUrl(),
-    refused: 0,
-    sent: perUrl(),
-    ok: perUrl(),
-    failed: perUrl(),
-    errors: new Map(),
-    inFlight: 0,
-    last: { '/heartbeat': null, '/resource': null },
-  };
-  const states: FleetThreadState[] = [];
-  const workers: Worker[] = [];
-  const waiting = new Map<Worker, (() => void)[]>();
-  const ready: Promise<void>[] = [];
-  for (let k = 0; k < threads; k++) {
-    const range: [number, number] = [Math.floor((k * n) / threads), Math.floor(((k + 1) * n) / threads)];
-    const w = new Worker(new URL('./fleet-thread.ts', import.meta.url), {
-      workerData: { ...opts, threads: 1, range } satisfies FleetOptions,
-    });
-    workers.push(w);
-    waiting.set(w, []);
-    ready.push(
-      new Promise<void>((resolve, reject) => {
-        w.once('error', reject);
-        w.on('message', (m: { type: string; state?: FleetThreadState }) => {
-          if (m.state) {
-            states[k] = m.state;
-            if (states.filter(Boolean).length === threads) mergeCounters(counters, states);
-          }
-          if (m.type === 'ready') resolve();
-          if (m.type === 'idle' || m.type === 'stopped' || m.type === 'reset') {
-            const ws = waiting.get(w) ?? [];
-            waiting.set(w, []);
-            for (const f of ws) f();
-          }
-        });
-      }),
-    );
-  }
-  await Promise.all(ready);
-  const ask = (type: string, arg?: unknown) =>
-    Promise.all(
-      workers.map(
-        (w) =>
-          new Promise<void>((resolve) => {
-            waiting.get(w)?.push(resolve);
-            w.postMessage({ type, arg });
-          }),
-      ),
-    );
-  return {
-    n,
-    counters,
-    records: [],
-    clearRecords() {},
-    async idle(ms = 30_000) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        ask('idle', ms),
-        new Promise<void>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`fleet still busy after ${ms} ms`)), ms);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      if (states.some((s) => !s.idle)) throw new Error('fleet still busy');
-    },
-    eventLoop(reset = true) {
-      // The worst thread since the last reset, as each last reported it (every 100 ms).
-      const r = {
-        p99: Math.max(...states.map((s) => s.loop.p99)),
-        max: Math.max(...states.map((s) => s.loop.max)),
-      };
-      if (reset) {
-        for (const w of workers) w.postMessage({ type: 'reset' });
-        for (const s of states) s.loop = { p99: 0, max: 0 };
-      }
-      return r;
-    },
-    async stop() {
-      await ask('stop');
-      await Promise.all(workers.map((w) => w.terminate()));
     },
   };
 }

@@ -39,7 +39,7 @@ import {
   startManager,
   tempDir,
 } from './common.js';
-import { fleetThreads, startFleet } from './fleet.js';
+import { startFleet } from './fleet.js';
 import { formatHeap, summariseHeap } from './heap-top.js';
 
 /** telemetry.recent.max_samples of config/manager.yaml: a full ring, 30 minutes of 5 s samples. */
@@ -136,7 +136,7 @@ async function heapSnapshot(pid: number): Promise<string | undefined> {
 
 async function measure(n: number, seconds: number, seed: number): Promise<ScalePoint> {
   const mcastPort = await freeMulticastPort();
-  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET, threads: fleetThreads(n) });
+  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
   const dir = tempDir('scale');
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {

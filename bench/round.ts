@@ -39,7 +39,7 @@ import {
   summary,
   tempDir,
 } from './common.js';
-import { type Fleet, fleetThreads, startFleet } from './fleet.js';
+import { type Fleet, startFleet } from './fleet.js';
 
 /** Address block of the round fleet: 127.22.x.y. */
 const NET = 22;
@@ -126,7 +126,7 @@ const failures = (f: Fleet) => f.counters.failed['/resource'];
 
 async function managerSide(n: number, rounds: number, seed: number): Promise<RoundSide> {
   const mcastPort = await freeMulticastPort();
-  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET, threads: fleetThreads(n) });
+  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
   const dir = tempDir('round');
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
@@ -178,7 +178,7 @@ async function managerSide(n: number, rounds: number, seed: number): Promise<Rou
 
 async function bareSide(n: number, rounds: number, seed: number, jitterMs: number): Promise<RoundSide> {
   const mcastPort = await freeMulticastPort();
-  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET, threads: fleetThreads(n) });
+  const fleet = await startFleet({ n, seed, port: mcastPort, net: NET });
   const port = await freePort();
   const bare = await startBare(port);
   const q = await querySender(mcastPort);
