@@ -282,9 +282,12 @@ export function startMuster(args: string[]): Child {
  * `argv` with node's `--cpu-prof` (and `--heapsnapshot-signal=SIGUSR2`) inserted after the node
  * binary when MUSTER_BENCH_PROFILE_DIR names a directory: every manager (and bare server) the bench starts then
  * writes a `.cpuprofile` there when it stops (`*.cpuprofile` is git-ignored; bench/RESULTS.md
- * summarises the top entries). Unchanged when the variable is unset.
+ * summarises the top entries). Unchanged when the variable is unset. MUSTER_BENCH_NODE_FLAGS
+ * (space-separated, e.g. `--trace-gc`) adds node flags to the same processes.
  */
 export function withProfiling(argv: string[]): string[] {
+  const extra = process.env.MUSTER_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  if (extra.length > 0) argv = [argv[0] as string, ...extra, ...argv.slice(1)];
   const dir = process.env.MUSTER_BENCH_PROFILE_DIR;
   if (!dir) return argv;
   mkdirSync(dir, { recursive: true });

@@ -16,6 +16,7 @@
 import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { BYTES_PER_SAMPLE } from '../manager/telemetry/recent.js';
 import {
   contentionMeter,
   cpuMeter,
@@ -41,6 +42,9 @@ import {
 import { startFleet } from './fleet.js';
 import { formatHeap, summariseHeap } from './heap-top.js';
 
+/** telemetry.recent.max_samples of config/manager.yaml: a full ring, 30 minutes of 5 s samples. */
+const RECENT_MAX_SAMPLES = 360;
+
 /** The manager's default heartbeat round (query.heartbeat_interval_ms), ms. */
 const HEARTBEAT_INTERVAL_MS = 2000;
 
@@ -58,6 +62,8 @@ export interface ScaleOptions {
 export interface ScalePoint {
   n: number;
   rss: number;
+  /** Bytes each board's recent-history ring still grows by until full (30 minutes of samples). */
+  ringToFull: number;
   heapUsed: number;
   cpuPercent: number;
   /** Reports stored by this manager over its life, and those the fleet saw answered 200. */
@@ -166,6 +172,16 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       heaps.push(metric(await getText(`${base}/metrics`), 'nodejs_heap_size_used_bytes'));
     }
     const cpuPercent = cpu.stop();
+    // The recent history grows to max_samples per node over its 30-minute window; a 20 s window
+    // holds a few samples. What each ring still takes once full, per board (bytes).
+    const tel = await getJson<{ recent: { nodes: number; samples: number } }>(
+      `${base}/api/v1/telemetry`,
+      10_000,
+      mgr.token,
+    );
+    const perNode = tel.recent.nodes > 0 ? tel.recent.samples / tel.recent.nodes : 0;
+    const heldSlots = Math.min(RECENT_MAX_SAMPLES, Math.max(8, 2 ** Math.ceil(Math.log2(Math.max(1, perNode)))));
+    const ringToFull = (RECENT_MAX_SAMPLES - heldSlots) * BYTES_PER_SAMPLE;
     const failedInWindow = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedBefore;
     const r = rss.stop();
     // Reports already answered are stored; let the ones under way finish before comparing.
@@ -215,6 +231,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       restartFailed,
       restartFailures,
       rss: r.mean,
+      ringToFull,
       heapUsed: heaps.reduce((a, b) => a + b, 0) / Math.max(1, heaps.length),
       cpuPercent,
       stored: m1,
@@ -251,6 +268,7 @@ export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
       points.push({
         n,
         rss: Number.NaN,
+        ringToFull: Number.NaN,
         heapUsed: Number.NaN,
         cpuPercent: Number.NaN,
         stored: 0,
@@ -284,6 +302,8 @@ export function growth(r: ScaleResult, p: ScalePoint) {
     heapRatio: p.heapUsed / b.heapUsed,
     cpuRatio: p.cpuPercent / b.cpuPercent,
     rssPerExtraK: extraK > 0 ? (p.rss - b.rss) / extraK : Number.NaN,
+    /** rssPerExtraK with every ring full (the 30-minute history on), bytes per 1,000 boards. */
+    rssPerExtraKFull: extraK > 0 ? (p.rss - b.rss) / extraK + p.ringToFull * 1000 : Number.NaN,
     heapPerExtraK: extraK > 0 ? (p.heapUsed - b.heapUsed) / extraK : Number.NaN,
     cpuPerExtraK: extraK > 0 ? (p.cpuPercent - b.cpuPercent) / extraK : Number.NaN,
   };
@@ -310,7 +330,7 @@ export function formatScale(r: ScaleResult): string {
         `${p.restartFailed} failures${p.restartFailed ? ` ${JSON.stringify(p.restartFailures ?? {})}` : ''} (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
         `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
-        `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)}, heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
+        `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)} (${mib(g.rssPerExtraKFull)} with the 30-minute history rings full), heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
     );
     if (p.heap) lines.push(...p.heap.split('\n').map((l) => `    ${l}`));
   }

@@ -23,6 +23,8 @@ interface Known {
 /** Follows component states per node. */
 export class ComponentTracker {
   private readonly nodes = new Map<string, Map<string, Known>>();
+  /** The uuids of each node's latest report, in report order (the fast path of `observe`). */
+  private readonly order = new Map<string, string[]>();
 
   constructor(
     private readonly store: Store,
@@ -55,6 +57,24 @@ export class ComponentTracker {
   /** Compares a node's latest report with what was known; records and alerts on changes. */
   observe(node: string, components: readonly Component[], at: number): void {
     const known = this.of(node);
+    // Most reports repeat the previous one: the same components, in the same order, unchanged.
+    const order = this.order.get(node);
+    if (order !== undefined && order.length === components.length && known.size === order.length) {
+      let same = true;
+      for (let i = 0; i < components.length; i++) {
+        const c = components[i] as Component;
+        const before = known.get(c.uuid);
+        if (order[i] !== c.uuid || before === undefined || before.state !== c.state || before.id !== c.config.id) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return;
+    }
+    this.order.set(
+      node,
+      components.map((c) => c.uuid),
+    );
     const present = new Set<string>();
     for (const c of components) {
       present.add(c.uuid);

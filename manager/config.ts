@@ -301,6 +301,14 @@ export const ManagerConfigSchema = Strict({
   store: Strict({
     file: Type.String({ minLength: 1, description: 'SQLite database file; a relative path is under data_dir' }),
     flush_interval_ms: Millis('how often last-seen times, heartbeats and open alerts are written, batched', 100),
+    touch_interval_ms: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 86_400_000,
+        description:
+          "least time between two writes of a node's row for its heartbeats alone (last-seen time, heartbeat); state changes are written at once",
+      }),
+    ),
     retention: Strict({
       days: Type.Number({
         minimum: 0,
@@ -328,6 +336,14 @@ export const ManagerConfigSchema = Strict({
           maximum: 10_000,
           description: 'longest time a queued write waits for its transaction, ms',
         }),
+        batch_ms: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 10_000,
+            description:
+              'longest a queue transaction (or a step of the periodic flush) holds the event loop, ms: it commits and yields when this is past',
+          }),
+        ),
       }),
     ),
     cleanup_interval_ms: Millis('how often retention runs', 1000),

@@ -193,11 +193,15 @@ export class Ingest {
     return null;
   }
 
-  /** Stores a validated resource report (POST /resource). */
-  resource(r: ResourceData): void {
+  /**
+   * Stores a validated resource report (POST /resource).
+   * @param text the body's JSON text whose `data` parsed to `r` (the lean report path): the
+   *   registry then keeps the text, not `r` (manager/registry.ts Board)
+   */
+  resource(r: ResourceData, text?: string): void {
     const t0 = performance.now();
     const { registry, components, alerts, telemetry } = this.d;
-    const node = registry.ingestResource(r);
+    const node = registry.ingestResource(r, text);
     if (node === null) this.m.unmatched.inc();
     else {
       const n = registry.nodes.get(node);

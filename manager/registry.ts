@@ -16,18 +16,95 @@ import type { LinkMetrics } from '../common/link.js';
 import type { HeartbeatData, ResourceData } from '../common/protocol.js';
 import { evaluate, evaluateLinked, type LivenessThresholds, type NodeState, type Transition } from './liveness.js';
 
-/** What the manager knows of one address reporting for one position. */
-export interface Board {
-  host_ip: string;
-  /** Node id `box-slot-cpu` this address claims in its heartbeats. */
-  node: string;
-  heartbeat: HeartbeatData | null;
+/**
+ * The few figures of a resource report that the node list shows (docs/operations.md "Sizing",
+ * "What the manager keeps per board"): read from each report as it is stored, so that listing
+ * nodes never needs the whole report.
+ */
+export interface ResourceGist {
+  /** cpu.usage_percent, % (null when the board has none). */
+  cpu_percent: number | null;
+  /** memory.usage_percent, %. */
+  memory_percent: number | null;
+  /** cpu.temperature, °C. */
+  temperature: number | null;
+  /** Length of resource.gpu. */
+  gpu_count: number;
+  /** Length of component. */
+  component_count: number;
+}
+
+/** The gist of resource report `r`. */
+export function gistOf(r: ResourceData): ResourceGist {
+  return {
+    cpu_percent: r.resource.cpu.usage_percent,
+    memory_percent: r.resource.memory.usage_percent,
+    temperature: r.resource.cpu.temperature,
+    gpu_count: r.resource.gpu.length,
+    component_count: r.component.length,
+  };
+}
+
+/**
+ * What the manager knows of one address reporting for one position.
+ *
+ * The latest resource report is kept either as its parsed data or, when it arrived over the lean
+ * report path, as the request's JSON text (one flat string, ~4.4 KB) with its gist, and parsed on
+ * the first read of `resource` (docs/operations.md "Sizing"). A parsed report is a tree of ~300
+ * small heap objects that would live until the board's next report and die in V8's old
+ * generation; the text costs the collector next to nothing, and most reports are never read
+ * whole (the ingest works on the parse it validated, then drops it).
+ */
+export class Board {
+  heartbeat: HeartbeatData | null = null;
   /** ms since epoch of the latest heartbeat, 0 = none yet. */
-  heartbeatAt: number;
+  heartbeatAt = 0;
   /** Round number current when the latest heartbeat arrived. */
-  lastRound: number;
-  resource: ResourceData | null;
-  resourceAt: number;
+  lastRound = 0;
+  /** ms since epoch of the latest resource report, 0 = none yet. */
+  resourceAt = 0;
+  /** The latest report's gist, null before one. */
+  gist: ResourceGist | null = null;
+  #res: ResourceData | null = null;
+  /** The JSON text of the report body (`{ "data": ResourceData, ... }`) not parsed yet. */
+  #text: string | null = null;
+
+  /**
+   * @param host_ip the address reporting
+   * @param node node id `box-slot-cpu` this address claims in its heartbeats
+   */
+  constructor(
+    readonly host_ip: string,
+    readonly node: string,
+  ) {}
+
+  /**
+   * The latest resource report, null before one. A report kept as text is parsed here once and
+   * the same object returned until the next report (readers may key caches on its identity).
+   */
+  get resource(): ResourceData | null {
+    if (this.#text !== null) {
+      this.#res = (JSON.parse(this.#text) as { data: ResourceData }).data;
+      this.#text = null;
+    }
+    return this.#res;
+  }
+
+  /**
+   * Keeps report `r` received at `at` (ms). With `text`, the body's JSON text whose `data`
+   * parses to `r` (the lean report path's), only the text and the gist are kept.
+   */
+  setResource(r: ResourceData, at: number, text?: string): void {
+    this.resourceAt = at;
+    this.gist = gistOf(r);
+    if (text === undefined) {
+      this.#res = r;
+      this.#text = null;
+    } else {
+      this.#res = null;
+      this.#text = text;
+    }
+  }
 }
 
 /** One position in the chassis and the boards that claim it. */
@@ -97,7 +174,7 @@ export class NodeRegistry extends EventEmitter {
   /** host_ip → node ids it claims. */
   private readonly claims = new Map<string, Set<string>>();
   /** Resource reports of addresses no heartbeat has named yet, attached by the first heartbeat. */
-  private readonly unclaimed = new Map<string, { r: ResourceData; at: number }>();
+  private readonly unclaimed = new Map<string, { r: ResourceData | null; at: number; text?: string }>();
   /**
    * Positions that never came online (docs/configuration.md "registry"): heard only in the round
    * of their first heartbeat (`round`, -1 for one put back from the store), since `at` (ms).
@@ -122,11 +199,11 @@ export class NodeRegistry extends EventEmitter {
     const key = `${ip}|${node}`;
     let b = this.boards.get(key);
     if (!b) {
-      b = { host_ip: ip, node, heartbeat: null, heartbeatAt: 0, lastRound: 0, resource: null, resourceAt: 0 };
+      b = new Board(ip, node);
       const early = this.unclaimed.get(ip);
       if (early) {
-        b.resource = early.r;
-        b.resourceAt = early.at;
+        const r = early.r ?? (JSON.parse(early.text as string) as { data: ResourceData }).data;
+        b.setResource(r, early.at, early.text);
         this.unclaimed.delete(ip);
       }
       this.boards.set(key, b);
@@ -258,24 +335,29 @@ export class NodeRegistry extends EventEmitter {
 
   /**
    * Records a valid resource report (docs/protocol.md "3. Resource report").
+   * @param text the report body's JSON text, whose `data` parses to `r`: when given, the board
+   *   keeps the text instead of `r` (see Board)
    * @returns the node id, or null when no heartbeat has named this host_ip yet (kept for later)
    */
-  ingestResource(r: ResourceData): string | null {
+  ingestResource(r: ResourceData, text?: string): string | null {
     const at = this.now();
     const ids = this.claims.get(r.host_ip);
     if (!ids || ids.size === 0) {
       if (this.unclaimed.size >= UNCLAIMED_KEPT) this.unclaimed.clear();
-      this.unclaimed.set(r.host_ip, { r, at });
+      this.unclaimed.set(r.host_ip, text === undefined ? { r, at } : { r: null, at, text });
       return null;
+    }
+    if (ids.size === 1) {
+      // One position (nearly always): it gets the report whatever its liveness.
+      const b = this.board(r.host_ip, ids.values().next().value as string);
+      b.setResource(r, at, text);
+      return b.node;
     }
     // The positions this address still answers for; a position it left gets no more reports.
     const boards = [...ids].map((id) => this.board(r.host_ip, id));
     const live = boards.filter((b) => this.missed(b) < this.t.suspect_after_rounds);
     const targets = live.length > 0 ? live : [boards.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a))];
-    for (const b of targets) {
-      b.resource = r;
-      b.resourceAt = at;
-    }
+    for (const b of targets) b.setResource(r, at, text);
     return targets.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a)).node;
   }
 

@@ -23,7 +23,7 @@ function claimant(reg: NodeRegistry, b: Board | undefined, ip: string): Claimant
 /** The summary of one node. */
 export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
   const b = reg.boardOf(n);
-  const r = b?.resource?.resource;
+  const g = b?.gist;
   return {
     id: n.id,
     box_id: n.box_id,
@@ -35,11 +35,11 @@ export function summarize(reg: NodeRegistry, n: NodeRecord): NodeSummary {
     hostname: b?.heartbeat?.hostname ?? n.link?.hostname ?? null,
     last_seen: b ? iso(b.heartbeatAt) : null,
     missed_rounds: b ? reg.missed(b) : reg.round,
-    cpu_percent: r?.cpu.usage_percent ?? n.link?.metrics?.cpu_usage ?? null,
-    memory_percent: r?.memory.usage_percent ?? n.link?.metrics?.memory_usage ?? null,
-    temperature: r?.cpu.temperature ?? null,
-    gpu_count: r ? r.gpu.length : (b?.heartbeat?.gpu.length ?? 0),
-    component_count: b?.resource?.component.length ?? 0,
+    cpu_percent: g?.cpu_percent ?? n.link?.metrics?.cpu_usage ?? null,
+    memory_percent: g?.memory_percent ?? n.link?.metrics?.memory_usage ?? null,
+    temperature: g?.temperature ?? null,
+    gpu_count: g ? g.gpu_count : (b?.heartbeat?.gpu.length ?? 0),
+    component_count: g?.component_count ?? 0,
     resource_at: b ? iso(b.resourceAt) : null,
     conflict:
       n.claimants.size > 1

@@ -460,12 +460,34 @@ export class AlertEngine extends EventEmitter {
     this.evaluate(node, r, at);
   }
 
+  /** Whether a threshold alert is open on `node`. */
+  private openThreshold(node: string): boolean {
+    const keys = this.openByNode.get(node);
+    if (keys === undefined) return false;
+    for (const k of keys) if (k.startsWith('threshold|')) return true;
+    return false;
+  }
+
+  /** Whether any figure of `r` is past an enabled rule's threshold. */
+  private anyHolding(r: ResourceData): boolean {
+    for (const rule of this.rules.values()) {
+      if (!rule.enabled) continue;
+      for (const s of readMetric(rule.metric, r))
+        if (s.value !== null && TEST[rule.op](s.value, rule.threshold)) return true;
+    }
+    return false;
+  }
+
   /**
    * Evaluates every enabled rule on a node's resource report (arrived at `at`, ms): holds start,
    * alerts fire once their hold is over, and open alerts whose condition no longer holds (or
    * whose instance is no longer reported) are resolved.
    */
   evaluate(node: string, r: ResourceData, at: number): void {
+    // Most reports change nothing: no hold under way, no threshold alert open on the node, no
+    // figure past a threshold. They cost one pass over the figures, no key built.
+    const held = this.pending.get(node);
+    if ((held === undefined || held.size === 0) && !this.openThreshold(node) && !this.anyHolding(r)) return;
     const seen = new Set<string>();
     let holds = this.pending.get(node);
     if (!holds) {

@@ -62,6 +62,19 @@ export function reportValidators(): Record<ReportUrl, Validate> {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * The request's Content-Length (NaN when absent), read from its raw headers: `req.headers` would
+ * build the whole header object, which nothing else on this path needs.
+ */
+function contentLength(req: IncomingMessage): number {
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') return Number(raw[i + 1]);
+  }
+  return Number.NaN;
+}
 const EMPTY_200 = { 'content-length': 0 } as const;
 
 function sendJson(res: ServerResponse, status: number, body: ApiError, close: boolean): void {
@@ -139,7 +152,7 @@ export function leanReports(o: LeanReportOptions): (req: IncomingMessage, res: S
         'too_large',
         true,
       );
-    if (Number(req.headers['content-length']) > bodyLimit) {
+    if (contentLength(req) > bodyLimit) {
       tooLarge();
       return true;
     }

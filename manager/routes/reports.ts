@@ -33,19 +33,22 @@ export interface ReportAnswer {
  * source check, then the ingest; shared by the fastify routes below and the lean report path
  * (manager/routes/reports-lean.ts), so both answer alike.
  * @param peer the TCP peer address (`socket.remoteAddress`)
+ * @param text the body's JSON text that parsed to `body` (the lean path), kept by the registry
+ *   in place of a resource report's parsed tree
  */
 export function answerReport(
   ingest: ReportRoutesOptions['ingest'],
   url: ReportUrl,
   body: HeartbeatBody | ResourceBody,
   peer: string | undefined,
+  text?: string,
 ): ReportAnswer {
   const bad = ingest.checkSource?.(url, body.data.host_ip, peer);
   if (bad) return { status: 400, body: badRequest(bad.field, bad.message) };
   if (url === '/heartbeat') {
     const full = ingest.heartbeat((body as HeartbeatBody).data);
     if (full) return { status: 503, body: { error: 'registry_full', field: full.field, message: full.message } };
-  } else ingest.resource((body as ResourceBody).data);
+  } else ingest.resource((body as ResourceBody).data, text);
   return { status: 200 };
 }
 

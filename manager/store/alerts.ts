@@ -133,9 +133,14 @@ export class AlertsTable implements TableModule {
       get pending() {
         return touches.size > 0;
       },
-      take: () => {
-        const batch = [...touches];
+      take: (max: number) => {
+        const batch: [number, Touch][] = [];
+        for (const e of touches) {
+          if (batch.length >= max) break;
+          batch.push(e);
+        }
         return {
+          rows: batch.length,
           write: () => {
             for (const [id, t] of batch) this.touchStmt.run(t.value, t.last_seen, t.message, id);
           },

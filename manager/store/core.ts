@@ -146,16 +146,32 @@ export function page<T extends { id: number }>(rows: T[], limit: number): Page<T
   return { items, next: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
 }
 
+/** Rows a flush source handed to one flush transaction. */
+export interface FlushBatch {
+  /** Rows it writes. */
+  readonly rows: number;
+  write(): void;
+  /** The transaction committed. */
+  committed(): void;
+  /** It was rolled back: keep the rows dirty. */
+  failed(): void;
+}
+
 /**
  * What a table module keeps dirty in memory until the next flush. `take` is called at each flush
  * with something pending; the writes it returns run inside the flush transaction, then exactly one
- * of `committed` (the transaction committed) or `failed` (it was rolled back: keep the rows dirty).
+ * of `committed` or `failed`.
  */
 export interface FlushSource {
   /** Whether anything waits to be written. */
   readonly pending: boolean;
-  /** Takes what waits. */
-  take(): { write(): void; committed(): void; failed(): void };
+  /**
+   * Takes what waits: at most `max` rows (the rest stays pending for the next transaction). A
+   * periodic flush (`force` false) lets a source hold back rows it writes less often than every
+   * flush (nodes: store.touch_interval_ms); a full flush (`force`: a clean stop, `Store.flush`)
+   * takes them all. Null when nothing is to be written now.
+   */
+  take(max: number, force: boolean): FlushBatch | null;
 }
 
 /**
@@ -219,7 +235,10 @@ function storeMetrics(registry: Registry) {
 }
 
 /** Defaults of `store.write_queue` (docs/configuration.md#data_dir-and-store-the-managers-database). */
-export const WRITE_QUEUE_DEFAULTS = { max_items: 200_000, batch_items: 2000, delay_ms: 50 } as const;
+export const WRITE_QUEUE_DEFAULTS = { max_items: 200_000, batch_items: 2000, delay_ms: 50, batch_ms: 20 } as const;
+
+/** Rows of dirty flush sources written per transaction by the periodic flush (at most; also bounded by batch_ms). */
+export const FLUSH_STEP_ROWS = 500;
 
 /** A write waiting in the queue: `what` names it in the error and drop counters. */
 interface QueuedWrite {
@@ -251,6 +270,10 @@ export class StoreCore {
   private qHead = 0;
   private qTimer: NodeJS.Timeout | undefined;
   private qImmediate: NodeJS.Immediate | undefined;
+  /** The next step of a periodic flush. */
+  private fImmediate: NodeJS.Immediate | undefined;
+  /** A periodic flush waits for the write queue to empty. */
+  private flushWaits = false;
 
   private constructor(
     /** The connection. Table modules prepare their statements on it. */
@@ -265,7 +288,7 @@ export class StoreCore {
   ) {
     this.metrics = storeMetrics(registry);
     this.rl = new RateLimitedLog(log);
-    this.periodic = [{ intervalMs: (c) => c.flush_interval_ms, run: () => this.flush() }];
+    this.periodic = [{ intervalMs: (c) => c.flush_interval_ms, run: () => this.flushTick() }];
     const depth = () => this.queueDepth;
     new PromGauge({
       name: 'muster_manager_store_queue_depth',
@@ -428,7 +451,7 @@ export class StoreCore {
     return this.queue.length - this.qHead;
   }
 
-  private get wq(): { max_items: number; batch_items: number; delay_ms: number } {
+  private get wq(): { max_items: number; batch_items: number; delay_ms: number; batch_ms: number } {
     return { ...WRITE_QUEUE_DEFAULTS, ...this.config.write_queue };
   }
 
@@ -464,13 +487,13 @@ export class StoreCore {
       this.qImmediate ??= setImmediate(() => {
         this.qImmediate = undefined;
         this.writeBatch();
-        if (this.queueDepth > 0) this.scheduleQueue();
+        this.afterBatch();
       });
     } else if (!this.qTimer && !this.qImmediate) {
       this.qTimer = setTimeout(() => {
         this.qTimer = undefined;
         this.writeBatch();
-        if (this.queueDepth > 0) this.scheduleQueue();
+        this.afterBatch();
       }, delay_ms);
       this.qTimer.unref();
     }
@@ -482,27 +505,61 @@ export class StoreCore {
     this.qImmediate ??= setImmediate(() => {
       this.qImmediate = undefined;
       this.writeBatch();
-      if (this.queueDepth > 0) this.scheduleQueue();
+      this.afterBatch();
     });
+  }
+
+  /** After a queue transaction: the next one on the next turn, or the flush that waited for the queue. */
+  private afterBatch(): void {
+    if (this.queueDepth > 0) this.scheduleQueue();
+    else if (this.flushWaits) {
+      this.flushWaits = false;
+      this.scheduleFlushStep();
+    }
   }
 
   private cancelQueueTimers(): void {
     if (this.qTimer) clearTimeout(this.qTimer);
     if (this.qImmediate) clearImmediate(this.qImmediate);
+    if (this.fImmediate) clearImmediate(this.fImmediate);
     this.qTimer = undefined;
     this.qImmediate = undefined;
+    this.fImmediate = undefined;
+    this.flushWaits = false;
   }
 
   /**
-   * Writes the oldest `batch_items` queued writes in one transaction, timed in
-   * `muster_manager_store_queue_batch_seconds`. When the transaction fails, each write is tried
+   * Writes the oldest queued writes in one transaction, timed in
+   * `muster_manager_store_queue_batch_seconds`: at most `batch_items`, and no more once the
+   * transaction has run `batch_ms` (checked every 16 writes), so that requests are served between
+   * transactions however slow the writes. When the transaction fails, each of its writes is tried
    * again on its own, guarded (a failure counted under its `what`), so one bad write loses only itself.
+   * @param untimed ignore batch_ms (drain: a reader waits for every write anyway)
    */
-  private writeBatch(): void {
+  private writeBatch(untimed = false): void {
     if (this.closedFlag) return;
-    const end = Math.min(this.queue.length, this.qHead + this.wq.batch_items);
-    if (end <= this.qHead) return;
-    const batch = this.queue.slice(this.qHead, end);
+    const { batch_items, batch_ms } = this.wq;
+    const start = this.qHead;
+    const last = Math.min(this.queue.length, start + batch_items);
+    if (last <= start) return;
+    const t0 = performance.now();
+    let end = start;
+    try {
+      this.transaction(() => {
+        while (end < last) {
+          (this.queue[end] as QueuedWrite).write();
+          end++;
+          if (!untimed && (end - start) % 16 === 0 && performance.now() - t0 > batch_ms) break;
+        }
+      });
+    } catch {
+      // Rolled back: every write of the transaction again, one by one (the one that threw included).
+      end = Math.min(last, end + 1);
+      for (let i = start; i < end; i++) {
+        const w = this.queue[i] as QueuedWrite;
+        this.guard(w.what, undefined, w.write);
+      }
+    }
     this.qHead = end;
     if (this.qHead === this.queue.length) {
       this.queue = [];
@@ -511,14 +568,6 @@ export class StoreCore {
       this.queue = this.queue.slice(this.qHead);
       this.qHead = 0;
     }
-    const t0 = performance.now();
-    try {
-      this.transaction(() => {
-        for (const w of batch) w.write();
-      });
-    } catch {
-      for (const w of batch) this.guard(w.what, undefined, w.write);
-    }
     this.metrics.queueBatch.observe((performance.now() - t0) / 1000);
   }
 
@@ -526,20 +575,65 @@ export class StoreCore {
   drain(): void {
     if (this.queueDepth === 0) return;
     this.cancelQueueTimers();
-    while (this.queueDepth > 0 && !this.closedFlag) this.writeBatch();
+    while (this.queueDepth > 0 && !this.closedFlag) this.writeBatch(true);
   }
 
   /**
-   * Writes what the registered flush sources hold in one transaction, timed in
-   * `muster_manager_store_flush_seconds`. On failure (counted as `flush`) every source keeps its
-   * rows dirty for the next flush.
+   * Writes everything the registered flush sources hold (after the write queue), in one
+   * transaction, timed in `muster_manager_store_flush_seconds`: a clean stop, and readers that
+   * must see every row (tests, tools). On failure (counted as `flush`) every source keeps its rows
+   * dirty for the next flush.
    */
   flush(): void {
     if (this.closedFlag) return;
     this.drain();
-    const sources = this.flushSources.filter((s) => s.pending);
-    if (sources.length === 0) return;
-    const batches = sources.map((s) => s.take());
+    this.flushOnce(Number.POSITIVE_INFINITY, true);
+  }
+
+  /**
+   * The periodic flush (every store.flush_interval_ms): it never holds the event loop for long. It
+   * waits while the write queue holds writes (they go first, in their own transactions; at most
+   * one interval), then
+   * writes at most `store.write_queue.batch_items` rows per transaction, one transaction per turn
+   * of the event loop, until nothing due is left.
+   */
+  private flushTick(): void {
+    if (this.closedFlag || this.fImmediate) return;
+    // A flush that has already waited a whole interval for the queue goes now: a queue never
+    // empty (writes on every turn) must not keep last-seen times from the database.
+    if (this.queueDepth > 0 && !this.flushWaits) {
+      this.flushWaits = true;
+      return;
+    }
+    this.flushWaits = false;
+    this.flushStep();
+  }
+
+  private scheduleFlushStep(): void {
+    this.fImmediate ??= setImmediate(() => {
+      this.fImmediate = undefined;
+      if (this.queueDepth > 0) this.flushWaits = true;
+      else this.flushStep();
+    });
+  }
+
+  private flushStep(): void {
+    if (this.closedFlag) return;
+    if (this.flushOnce(Math.min(FLUSH_STEP_ROWS, this.wq.batch_items), false)) this.scheduleFlushStep();
+  }
+
+  /**
+   * One flush transaction of at most `max` rows per source.
+   * @returns whether a source gave a full batch (more may be due)
+   */
+  private flushOnce(max: number, force: boolean): boolean {
+    const batches: FlushBatch[] = [];
+    for (const s of this.flushSources) {
+      if (!s.pending) continue;
+      const b = s.take(max, force);
+      if (b) batches.push(b);
+    }
+    if (batches.length === 0) return false;
     const t0 = performance.now();
     const ok = this.guard('flush', false, () => {
       this.transaction(() => {
@@ -549,10 +643,11 @@ export class StoreCore {
     });
     if (!ok) {
       for (const b of batches) b.failed();
-      return;
+      return false;
     }
     for (const b of batches) b.committed();
     this.metrics.flush.observe((performance.now() - t0) / 1000);
+    return batches.some((b) => b.rows >= max);
   }
 }
 

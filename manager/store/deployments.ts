@@ -91,14 +91,14 @@ export class ComponentsTable implements TableModule {
 
   constructor(private readonly core: StoreCore) {
     // A field given as null keeps what the row had (coalesce); state and last_seen always change.
-    this.saveStmt = named(
-      core.db.prepare(
-        `INSERT INTO components (node, uuid, type, name, cid, state, deployment, first_seen, last_seen)
-         VALUES (@node, @uuid, @type, @name, @cid, @state, @deployment, @first_seen, @last_seen)
-         ON CONFLICT (node, uuid) DO UPDATE SET type = coalesce(excluded.type, type), name = coalesce(excluded.name, name),
-           cid = coalesce(excluded.cid, cid), state = excluded.state,
-           deployment = coalesce(excluded.deployment, deployment), last_seen = excluded.last_seen`,
-      ),
+    // Positional parameters: a new fleet's first reports queue one of these per component, and
+    // node:sqlite binds positional values about 3x faster than a row object's named ones.
+    this.saveStmt = core.db.prepare(
+      `INSERT INTO components (node, uuid, type, name, cid, state, deployment, first_seen, last_seen)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (node, uuid) DO UPDATE SET type = coalesce(excluded.type, type), name = coalesce(excluded.name, name),
+         cid = coalesce(excluded.cid, cid), state = excluded.state,
+         deployment = coalesce(excluded.deployment, deployment), last_seen = excluded.last_seen`,
     );
     this.all = core.db.prepare('SELECT * FROM components ORDER BY node, uuid');
   }
@@ -108,9 +108,18 @@ export class ComponentsTable implements TableModule {
    * changes must not wait on SQLite); its undefined fields are written as null.
    */
   save(c: ComponentRow): void {
-    const row = bindable(c);
     this.core.enqueue('component', () => {
-      this.saveStmt.run(row);
+      this.saveStmt.run(
+        c.node,
+        c.uuid,
+        c.type ?? null,
+        c.name ?? null,
+        c.cid ?? null,
+        c.state ?? null,
+        c.deployment ?? null,
+        c.first_seen,
+        c.last_seen,
+      );
     });
   }
 

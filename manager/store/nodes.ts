@@ -46,13 +46,24 @@ export class NodesTable implements TableModule {
   readonly tables = ['nodes'];
   /** Nodes to write at the next flush; their rows are built then (from the node source). */
   private readonly dirtyIds = new Set<string>();
+  /** When each node's row was last written (or put back at start), ms: a touch is written touch_interval_ms after it. */
+  private readonly writtenAt = new Map<string, number>();
   private source: (id: string) => NodeRow | undefined = () => undefined;
   private readonly upsert: StatementSync;
   private readonly all: StatementSync;
   private readonly del: StatementSync;
   readonly dirty: FlushSource;
 
-  constructor(private readonly core: StoreCore) {
+  /**
+   * @param touchIntervalMs the least time between two writes of a node's row for its heartbeats
+   *   alone (store.touch_interval_ms; read at each flush)
+   * @param now the clock, ms
+   */
+  constructor(
+    private readonly core: StoreCore,
+    private readonly touchIntervalMs: () => number = () => 0,
+    private readonly now: () => number = Date.now,
+  ) {
     // Positional parameters: this statement runs for every dirty node at each flush, and
     // node:sqlite binds positional values about 3x faster than a row object's named ones.
     this.upsert = core.db.prepare(
@@ -69,15 +80,26 @@ export class NodesTable implements TableModule {
       get pending() {
         return dirtyIds.size > 0;
       },
-      take: () => {
-        const ids = [...dirtyIds];
-        dirtyIds.clear();
+      take: (max: number, force: boolean) => {
+        const now = this.now();
+        const due = now - this.touchIntervalMs();
+        const ids: string[] = [];
+        for (const id of dirtyIds) {
+          if (ids.length >= max) break;
+          if (!force && (this.writtenAt.get(id) ?? Number.NEGATIVE_INFINITY) > due) continue;
+          ids.push(id);
+        }
+        if (ids.length === 0) return null;
+        for (const id of ids) dirtyIds.delete(id);
         const rows = ids.map((id) => this.source(id)).filter((r): r is NodeRow => r !== undefined);
         return {
+          rows: ids.length,
           write: () => {
             for (const r of rows) this.write(r);
           },
-          committed: () => {},
+          committed: () => {
+            for (const id of ids) this.writtenAt.set(id, now);
+          },
           failed: () => {
             for (const id of ids) dirtyIds.add(id);
           },
@@ -117,14 +139,28 @@ export class NodesTable implements TableModule {
     this.source = fn;
   }
 
-  /** Marks a node to be written at the next flush (O(1): called for every heartbeat). */
+  /**
+   * Marks a node to be written (O(1): called for every heartbeat): at the first periodic flush
+   * store.touch_interval_ms or more after its row was last written, or at a full flush.
+   */
   touch(id: string): void {
     this.dirtyIds.add(id);
+  }
+
+  /**
+   * Counts the rows read at start as written at a time spread over the last touch interval, so that
+   * the heartbeats of a restarted fleet are written spread over one interval, not all at once.
+   */
+  restored(ids: Iterable<string>): void {
+    const now = this.now();
+    const span = this.touchIntervalMs();
+    for (const id of ids) this.writtenAt.set(id, now - Math.random() * span);
   }
 
   /** Deletes a node's row (node removal) through the write queue, after the writes queued before, and forgets it as dirty. A failure is counted as `node`. */
   remove(id: string): void {
     this.dirtyIds.delete(id);
+    this.writtenAt.delete(id);
     this.core.enqueue('node', () => {
       this.del.run(id);
     });
@@ -137,6 +173,7 @@ export class NodesTable implements TableModule {
    */
   save(row: NodeRow): void {
     this.dirtyIds.delete(row.id);
+    this.writtenAt.set(row.id, this.now());
     this.core.enqueue('node', () => this.write(row));
   }
 }

@@ -49,6 +49,9 @@ export type { CommandRow, TaskFileRow } from './tasks.js';
 export type { TokenRow } from './tokens.js';
 export type { UserRow } from './users.js';
 
+/** store.touch_interval_ms when the config leaves it out, ms (docs/configuration.md "store"). */
+export const TOUCH_INTERVAL_DEFAULT_MS = 60_000;
+
 /** The manager database. Create with `Store.open`. */
 export class Store {
   /** Nodes: identity, heartbeat, liveness state, last seen. */
@@ -84,7 +87,9 @@ export class Store {
 
   private constructor(private readonly core: StoreCore) {
     // One line per table module; the order is the flush order and the retention order.
-    this.nodes = core.register(new NodesTable(core));
+    this.nodes = core.register(
+      new NodesTable(core, () => core.cfg.touch_interval_ms ?? TOUCH_INTERVAL_DEFAULT_MS, core.now),
+    );
     this.history = core.register(new HistoryTable(core));
     this.alerts = core.register(new AlertsTable(core));
     this.rules = core.register(new RulesTable(core));
@@ -151,7 +156,9 @@ export class Store {
 
   /** Every node, as last written. */
   loadNodes(): NodeRow[] {
-    return this.nodes.load();
+    const rows = this.nodes.load();
+    this.nodes.restored(rows.map((r) => r.id));
+    return rows;
   }
 
   /** Sets where the rows of dirty nodes come from (the registry), read at each flush. */

@@ -2,11 +2,14 @@
  * Telemetry of the manager (docs/telemetry.md): every report as InfluxDB 1.x points (when
  * telemetry.influxdb.enabled) and a short in-memory history per node (always).
  *
- * The ingest path only enqueues: heartbeat(), resource() and nodeState() push the report
- * reference, the node's tags and the arrival time on an intake queue, O(1). The queue is drained
- * on the next turn of the event loop (setImmediate): reports become points, as line-protocol
- * strings (~220 bytes each), for the write buffer (manager/telemetry/shipper.ts), and samples for
- * the recent history. Writes to InfluxDB run from timers, never on a request.
+ * Reports are converted as they arrive, on the ingest path: the recent-history sample (7
+ * figures) is written at once and, with InfluxDB on, the report's points become line-protocol
+ * strings (~220 bytes each) held for the write buffer (manager/telemetry/shipper.ts), which gets
+ * them in one batch on the next turn of the event loop (setImmediate). Nothing keeps the parsed
+ * report past its request: holding a report's object tree across the event loop (as an intake
+ * queue drained later did) made V8 promote every parse tree to the old generation and doubled
+ * the ingest's CPU (docs/operations.md "Sizing"). Writes to InfluxDB run from timers, never on
+ * a request.
  */
 import type { Registry } from 'prom-client';
 import type { TelemetryStatus } from '../../common/api/telemetry.js';
@@ -21,11 +24,10 @@ import {
   type NodeStateName,
   type NodeTags,
   nodeStatePoint,
-  resourcePointCount,
   resourcePoints,
   toLine,
 } from './points.js';
-import { RecentHistory, type RecentView } from './recent.js';
+import { RecentHistory, type RecentView, sampleOf } from './recent.js';
 import { type FetchLike, SeriesReader, seriesMetrics } from './series.js';
 import { influxMetrics, PointShipper, type PointWriter } from './shipper.js';
 
@@ -37,22 +39,14 @@ export type { TelemetryStatus };
 /** Longest the last flush at stop() may take, ms (the CLI exits 5 s after SIGTERM regardless). */
 const STOP_FLUSH_MAX_MS = 3000;
 
-/** A report waiting to be converted. */
-type Entry =
-  | { kind: 'heartbeat'; tags: NodeTags; h: HeartbeatData; at: number }
-  | { kind: 'resource'; tags: NodeTags; r: ResourceData; at: number }
-  | { kind: 'link'; tags: NodeTags; m: LinkMetrics; at: number }
-  | { kind: 'state'; tags: NodeTags; state: NodeStateName; missed: number; at: number; reason: string };
-
 /** The manager's telemetry: InfluxDB points and the recent history. */
 export class Telemetry {
   /** The in-memory recent history of every node. */
   readonly history: RecentHistory;
   /** Points as line protocol, for InfluxDB; null when it is off. */
   private readonly shipper: PointShipper<string> | null;
-  private intake: Entry[] = [];
-  /** Points the intake will become (resource reports: an upper bound). */
-  private intakePoints = 0;
+  /** Points converted, as line protocol, not handed to the shipper yet (it gets them in one batch per turn). */
+  private pending: string[] = [];
   private drainTimer: NodeJS.Immediate | null = null;
   private readonly rl: RateLimitedLog;
   private readonly url: string;
@@ -123,39 +117,50 @@ export class Telemetry {
     }
   }
 
-  /** A heartbeat of node `tags` arrived at `at` (ms since the epoch): one node_state point (online). O(1). */
+  /** A heartbeat of node `tags` arrived at `at` (ms since the epoch): one node_state point (online). */
   heartbeat(tags: NodeTags, h: HeartbeatData, at: number): void {
     if (!this.shipper) return;
-    this.enqueue({ kind: 'heartbeat', tags, h, at }, 1);
+    this.convert(tags, 'heartbeat', () => [toLine(heartbeatPoint(tags, h, at))]);
   }
 
-  /** A resource report of node `tags` arrived at `at` (ms since the epoch): points and a recent sample. O(1). */
+  /**
+   * A resource report of node `tags` arrived at `at` (ms since the epoch): a recent sample and, with
+   * InfluxDB, its points. Converted now; keeps no reference to `r`.
+   */
   resource(tags: NodeTags, r: ResourceData, at: number): void {
-    this.enqueue({ kind: 'resource', tags, r, at }, this.shipper ? resourcePointCount(r) : 0);
+    this.convert(tags, 'resource', () => {
+      this.history.addFigures(tags.node, at, sampleOf(r));
+      return this.shipper ? resourcePoints(tags, r, at).map(toLine) : null;
+    });
   }
 
   /**
    * The `metrics` of a link-specification heartbeat of node `tags` at `at` (docs/links.md "Linked
    * nodes"): a recent-history sample (cpu, memory and disk usage) and, with InfluxDB, the points
-   * of linkMetricsPoints. O(1).
+   * of linkMetricsPoints.
    */
   linkMetrics(tags: NodeTags, m: LinkMetrics, at: number): void {
-    this.enqueue({ kind: 'link', tags, m, at }, this.shipper ? 4 : 0);
+    this.convert(tags, 'link', () => {
+      this.history.addFigures(tags.node, at, [
+        m.cpu_usage ?? null,
+        null,
+        m.memory_usage ?? null,
+        null,
+        null,
+        null,
+        m.disk_usage ?? null,
+      ]);
+      return this.shipper ? linkMetricsPoints(tags, m, at).map(toLine) : null;
+    });
   }
 
   /**
    * Node `tags` changed liveness state at `at`: one node_state point with `reason`.
    * @param missedRounds completed heartbeat rounds without a heartbeat (0 when it came online)
    */
-  nodeState(
-    tags: NodeTags,
-    state: 'online' | 'suspect' | 'offline',
-    missedRounds: number,
-    at: number,
-    reason: string,
-  ): void {
+  nodeState(tags: NodeTags, state: NodeStateName, missedRounds: number, at: number, reason: string): void {
     if (!this.shipper) return;
-    this.enqueue({ kind: 'state', tags, state, missed: missedRounds, at, reason }, 1);
+    this.convert(tags, 'state', () => [toLine(nodeStatePoint(tags, state, missedRounds, at, reason))]);
   }
 
   /** The recent history of `node` (samples at or after `sinceMs`, within the window); null when none. */
@@ -185,61 +190,42 @@ export class Telemetry {
     };
   }
 
-  /** Points held for InfluxDB, including reports not converted yet. */
+  /** Points held for InfluxDB, including those not handed to the shipper yet. */
   private buffered(): number {
-    return (this.shipper?.buffered() ?? 0) + this.intakePoints;
+    return (this.shipper?.buffered() ?? 0) + this.pending.length;
   }
 
-  private enqueue(e: Entry, points: number): void {
-    this.intake.push(e);
-    this.intakePoints += points;
-    if (this.drainTimer === null) {
-      this.drainTimer = setImmediate(() => this.drain());
+  /**
+   * Runs one conversion: its lines (null: none) are held for the shipper, handed over on the next
+   * turn. A report the schema let through but that cannot be converted is said, never silent, and
+   * leaves nothing half-recorded for InfluxDB.
+   */
+  private convert(tags: NodeTags, kind: string, f: () => string[] | null): void {
+    let lines: string[] | null;
+    try {
+      lines = f();
+    } catch (err) {
+      this.rl.warn(
+        `telemetry-convert:${tags.node}`,
+        { node: tags.node, kind, err: (err as Error).message },
+        'telemetry: cannot convert a report; it is not recorded',
+      );
+      return;
     }
+    if (lines === null || lines.length === 0) return;
+    for (const l of lines) this.pending.push(l);
+    if (this.drainTimer === null) this.drainTimer = setImmediate(() => this.drain());
   }
 
-  /** Converts the intake: points (as line protocol) to the shipper, samples to the history. */
+  /** Hands the converted points to the shipper. */
   private drain(): void {
     if (this.drainTimer !== null) {
       clearImmediate(this.drainTimer);
       this.drainTimer = null;
     }
-    if (this.intake.length === 0) return;
-    const entries = this.intake;
-    this.intake = [];
-    this.intakePoints = 0;
-    const lines: string[] = [];
-    for (const e of entries) {
-      try {
-        if (e.kind === 'resource') {
-          this.history.add(e.tags.node, e.r, e.at);
-          if (this.shipper) for (const p of resourcePoints(e.tags, e.r, e.at)) lines.push(toLine(p));
-        } else if (e.kind === 'link') {
-          const m = e.m;
-          this.history.addFigures(e.tags.node, e.at, [
-            m.cpu_usage ?? null,
-            null,
-            m.memory_usage ?? null,
-            null,
-            null,
-            null,
-            m.disk_usage ?? null,
-          ]);
-          if (this.shipper) for (const p of linkMetricsPoints(e.tags, m, e.at)) lines.push(toLine(p));
-        } else if (e.kind === 'heartbeat') {
-          lines.push(toLine(heartbeatPoint(e.tags, e.h, e.at)));
-        } else {
-          lines.push(toLine(nodeStatePoint(e.tags, e.state, e.missed, e.at, e.reason)));
-        }
-      } catch (err) {
-        // A report the schema let through but that cannot be converted: said, never silent.
-        this.rl.warn(
-          `telemetry-convert:${e.tags.node}`,
-          { node: e.tags.node, kind: e.kind, err: (err as Error).message },
-          'telemetry: cannot convert a report; it is not recorded',
-        );
-      }
-    }
+    if (this.pending.length === 0) return;
+    const lines = this.pending;
+    this.pending = [];
     this.shipper?.add(lines);
   }
 }

@@ -281,14 +281,6 @@ export function resourcePoints(tags: NodeTags, r: ResourceData, at: number): Poi
 }
 
 /**
- * Upper bound of resourcePoints(r).length, in O(1): what a report will add to the buffer.
- */
-export function resourcePointCount(r: ResourceData): number {
-  const x = r.resource;
-  return 2 + x.network.length + x.disk.length + x.gpu.length + r.component.length;
-}
-
-/**
  * The `node_state` point of a heartbeat: the node has just reported, so it is online with no
  * missed round. (The heartbeat's other content is identity, already in the tags.)
  */

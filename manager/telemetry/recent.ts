@@ -3,9 +3,11 @@
  * per resource report, for the last telemetry.recent.window_ms and at most
  * telemetry.recent.max_samples per node (a ring: the oldest is overwritten).
  *
- * Memory: each node gets one ArrayBuffer of max_samples × 32 bytes when its first sample comes:
- * a Uint32 time (ms after a per-node base) and 7 Float32 figures (NaN = null) per sample. At the
- * defaults (360 samples) that is 11,520 bytes, about 11.8 KB with the objects around it
+ * Memory: each node has one ArrayBuffer of 32 bytes per sample slot: a Uint32 time (ms after a
+ * per-node base) and 7 Float32 figures (NaN = null). It starts at 8 slots and doubles as samples
+ * come, up to max_samples (so a fleet that has just started allocates little, and the allocation
+ * of 5,000 full buffers at once does not fall on the first reports of a manager start). At the
+ * defaults (360 samples) a full one is 11,520 bytes, about 12.0 KB with the objects around it
  * (tests/unit/telemetry-recent.test.ts measures it). Float64 times would make it 12,960 bytes.
  * Figures are kept as float32: 7 significant digits, plenty for %, °C and W.
  */
@@ -24,10 +26,13 @@ export const BYTES_PER_SAMPLE = 4 + 4 * NF;
 const HALF_RANGE = 2 ** 31;
 const MAX_OFFSET = 2 ** 32 - 1;
 
-/** Largest non-null value of `values`, null when there is none. */
-function maxOf(values: Iterable<number | null>): number | null {
+/** Largest non-null value of field `k` over `items`, null when there is none. */
+function maxOf<T, K extends keyof T>(items: readonly T[], k: K): number | null {
   let m: number | null = null;
-  for (const v of values) if (v !== null && Number.isFinite(v) && (m === null || v > m)) m = v;
+  for (let i = 0; i < items.length; i++) {
+    const v = (items[i] as T)[k] as number | null;
+    if (v !== null && Number.isFinite(v) && (m === null || v > m)) m = v;
+  }
   return m;
 }
 
@@ -39,29 +44,39 @@ export function sampleOf(r: ResourceData): (number | null)[] {
     cpu.temperature,
     memory.usage_percent,
     cpu.power,
-    maxOf(gpu.map((g) => g.temperature)),
-    maxOf(gpu.map((g) => g.compute_usage)),
-    maxOf(disk.map((d) => d.usage_percent)),
+    maxOf(gpu, 'temperature'),
+    maxOf(gpu, 'compute_usage'),
+    maxOf(disk, 'usage_percent'),
   ];
 }
 
 /** A float32 as the number it stands for (51.3, not 51.29999923706055); NaN → null. */
 const out32 = (v: number): number | null => (Number.isNaN(v) ? null : Number(v.toPrecision(7)));
 
-/** One node's ring of samples in a single ArrayBuffer. */
+/** Slots a ring starts with (then doubled, up to its capacity). */
+const FIRST_SLOTS = 8;
+
+/** One node's ring of samples in a single ArrayBuffer, grown as samples come. */
 class Ring {
   /** ms since the epoch that offset 0 stands for. */
   private base = 0;
-  private readonly times: Uint32Array;
-  private readonly values: Float32Array;
+  private times: Uint32Array;
+  private values: Float32Array;
+  /** Slots allocated now (≤ capacity). */
+  private slotsNow: number;
   /** Next slot to write. */
   private next = 0;
   size = 0;
 
+  /** @param capacity most samples kept (max_samples) */
   constructor(readonly capacity: number) {
-    const buf = new ArrayBuffer(capacity * BYTES_PER_SAMPLE);
-    this.times = new Uint32Array(buf, 0, capacity);
-    this.values = new Float32Array(buf, capacity * 4, capacity * NF);
+    this.slotsNow = Math.min(FIRST_SLOTS, capacity);
+    [this.times, this.values] = Ring.alloc(this.slotsNow);
+  }
+
+  private static alloc(slots: number): [Uint32Array, Float32Array] {
+    const buf = new ArrayBuffer(slots * BYTES_PER_SAMPLE);
+    return [new Uint32Array(buf, 0, slots), new Float32Array(buf, slots * 4, slots * NF)];
   }
 
   /** Bytes of the sample buffer. */
@@ -69,23 +84,41 @@ class Ring {
     return this.times.buffer.byteLength;
   }
 
+  /** Doubles the slots (up to capacity), the samples copied oldest first. */
+  private grow(): void {
+    const slots = Math.min(this.capacity, this.slotsNow * 2);
+    const [times, values] = Ring.alloc(slots);
+    let k = 0;
+    for (const i of this.slots()) {
+      times[k] = this.times[i] as number;
+      values.set(this.values.subarray(i * NF, i * NF + NF), k * NF);
+      k++;
+    }
+    this.times = times;
+    this.values = values;
+    this.slotsNow = slots;
+    this.next = k % slots;
+  }
+
   add(at: number, figures: readonly (number | null)[]): void {
     if (this.size === 0) this.base = at - HALF_RANGE;
     else if (at - this.base < 0 || at - this.base > MAX_OFFSET) this.rebase(at);
+    if (this.size === this.slotsNow && this.slotsNow < this.capacity) this.grow();
     const i = this.next;
     this.times[i] = Math.round(at - this.base);
     for (let f = 0; f < NF; f++) {
       const v = figures[f];
       this.values[i * NF + f] = v === null || v === undefined || !Number.isFinite(v) ? Number.NaN : v;
     }
-    this.next = (i + 1) % this.capacity;
-    if (this.size < this.capacity) this.size++;
+    this.next = (i + 1) % this.slotsNow;
+    if (this.size < this.slotsNow) this.size++;
   }
 
   /** Slot indexes oldest first. */
   private *slots(): Generator<number> {
-    const start = (this.next - this.size + this.capacity) % this.capacity;
-    for (let k = 0; k < this.size; k++) yield (start + k) % this.capacity;
+    const n = this.slotsNow;
+    const start = (this.next - this.size + n) % n;
+    for (let k = 0; k < this.size; k++) yield (start + k) % n;
   }
 
   /** Time of slot `i`, ms since the epoch. */

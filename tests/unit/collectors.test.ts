@@ -502,7 +502,8 @@ describe('disk', () => {
       second.map((d) => d.mount_point),
       ['/', '/home'],
     );
-    assert.ok(elapsed < timeoutMs / 2, `second sample took ${elapsed.toFixed(0)} ms`);
+    // It did not wait for the deadline (a busy machine may still take tens of ms to sample).
+    assert.ok(elapsed < timeoutMs, `second sample took ${elapsed.toFixed(0)} ms: it waited for the dead mount`);
     assert.equal(calls.get('/mnt/dead'), 1);
     assert.equal(calls.get('/'), 2);
     assert.equal(warnings(records).length, 1);

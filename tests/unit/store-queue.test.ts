@@ -50,6 +50,13 @@ const committed = (dir: string, table: string) => {
     db.close();
   }
 };
+const waitUntil = async (ok: () => boolean, ms: number) => {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
 const sample = async (reg: Registry, name: string, labels: Record<string, string> = {}) => {
   const m = (await reg.getMetricsAsJSON()).find((x) => x.name === name);
   const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l));
@@ -126,6 +133,104 @@ describe('store write queue', () => {
     const count = m?.values.find((v) => (v as { metricName?: string }).metricName?.endsWith('_count'))?.value;
     assert.equal(count, 4, '175 writes in batches of 50');
     s.close();
+  });
+
+  it('a transaction stops once it has run batch_ms: slow writes never hold the event loop for long', async () => {
+    const dir = tmp();
+    const s = Store.open(
+      dir,
+      cfg({ max_items: 10_000, batch_items: 1000, delay_ms: 5000, batch_ms: 5 }),
+      log,
+      new Registry(),
+    );
+    s.start();
+    // A write that takes ~0.25 ms (a slow disk): a full batch of them would hold the loop ~250 ms.
+    const slow = () => {
+      const end = performance.now() + 0.25;
+      while (performance.now() < end);
+    };
+    for (let i = 0; i < 200; i++) s.addHistory(entry(i));
+    const core = (s as unknown as { core: { enqueue(what: string, w: () => void): boolean } }).core;
+    let ran = 0;
+    for (let i = 0; i < 1000; i++)
+      core.enqueue('slow', () => {
+        slow();
+        ran++;
+      });
+    // A full batch goes on the next turn.
+    const t0 = performance.now();
+    await new Promise((r) => setImmediate(r));
+    const firstTurn = performance.now() - t0;
+    assert.ok(ran < 1000, `the first transaction stopped early (${ran} slow writes ran)`);
+    assert.ok(firstTurn < 100, `the first turn took ${Math.round(firstTurn)} ms, not ~250`);
+    await waitUntil(() => ran === 1000, 5000);
+    assert.equal(committed(dir, 'history'), 200);
+    s.close();
+  });
+
+  it('the periodic flush waits for the queue, then writes touched nodes in steps, at most every touch_interval_ms per node', async () => {
+    const dir = tmp();
+    let now = NOW;
+    const s = Store.open(
+      dir,
+      {
+        ...cfg({ max_items: 100_000, batch_items: 2000, delay_ms: 20 }),
+        flush_interval_ms: 100,
+        touch_interval_ms: 60_000,
+      },
+      log,
+      new Registry(),
+      () => now,
+    );
+    const row = (id: string) => ({
+      id,
+      box_id: 1,
+      slot_id: Number(id.split('-')[1]),
+      cpu_id: 0,
+      host_ip: '10.0.0.1',
+      claimants: ['10.0.0.1'],
+      hostname: null,
+      heartbeat: null,
+      state: states.get(id) ?? ('online' as const),
+      state_since: NOW,
+      first_seen: NOW,
+      last_seen: now,
+    });
+    const states = new Map<string, 'online' | 'offline'>();
+    s.setNodeSource(row);
+    s.start();
+    const ids = Array.from({ length: 1200 }, (_, i) => `1-${i}-0`);
+    for (const id of ids) s.touchNode(id);
+    // The queue holds writes: the flush waits for them (they are older than the touches).
+    for (let i = 0; i < 50; i++) s.addHistory(entry(i));
+    await waitUntil(() => committed(dir, 'nodes') === 1200, 3000);
+    assert.equal(committed(dir, 'history'), 50);
+    // Touched again within touch_interval_ms: not rewritten by the periodic flush...
+    const lastSeen = () => {
+      const db = new DatabaseSync(path.join(dir, 'muster.db'));
+      try {
+        return Number(
+          (db.prepare("SELECT last_seen FROM nodes WHERE id = '1-5-0'").get() as { last_seen: number }).last_seen,
+        );
+      } finally {
+        db.close();
+      }
+    };
+    const first = lastSeen();
+    now += 10_000;
+    s.touchNode('1-5-0');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(lastSeen(), first, 'not rewritten 10 s after its last write');
+    // ...but once the interval has passed, and a node saved for a state change at once.
+    now += 60_000;
+    await waitUntil(() => lastSeen() === now, 3000);
+    states.set('1-7-0', 'offline');
+    s.saveNode(row('1-7-0'));
+    s.touchNode('1-7-0');
+    s.close();
+    const again = Store.open(dir, cfg(undefined), log, new Registry());
+    assert.equal(again.loadNodes().find((n) => n.id === '1-7-0')?.state, 'offline');
+    again.close();
   });
 
   it('a full queue drops the write, counts it by what, and keeps what it holds', async () => {

@@ -576,6 +576,7 @@ describe('adding a table (the header of manager/store/core.ts)', () => {
           const batch = [...seen];
           seen.clear();
           return {
+            rows: batch.length,
             write: () => {
               for (const [id, at] of batch) this.upsert.run(id, at, 0);
             },

@@ -88,7 +88,7 @@ describe('telemetry', () => {
     await t.stop();
   });
 
-  it('only enqueues on the ingest path; points are made on the next turn and written in order', async () => {
+  it('converts a report on arrival, keeps nothing of it, and hands the points over on the next turn, in order', async () => {
     const w = new Collect();
     let now = T0;
     const registry = new Registry();
@@ -98,9 +98,11 @@ describe('telemetry', () => {
     t.heartbeat(TAGS, fakeHeartbeatData('10.0.0.5', 1, 3), T0);
     t.resource(TAGS, r, T0 + 1);
     t.nodeState(TAGS, 'suspect', 2, T0 + 2, 'missed 2 heartbeat rounds');
-    // Nothing converted yet: no sample, no point.
-    assert.equal(t.history.size().samples, 0);
+    // The sample is recorded at once; the points wait for the next turn, already converted: a
+    // change to the report object afterwards changes nothing (no reference to it is kept).
+    assert.equal(t.history.size().samples, 1);
     assert.equal(w.points.length, 0);
+    r.resource.cpu.usage_percent = 99;
     await waitFor('points written', () => w.points.length === 8, 5000, 5);
     assert.deepEqual(
       w.points.map((p) => [p.measurement, p.timestamp]),
@@ -114,6 +116,11 @@ describe('telemetry', () => {
         ['component', T0 + 1],
         ['node_state', T0 + 2],
       ],
+    );
+    assert.match(
+      w.points[1]?.line ?? '',
+      /usage_percent=7[ ,]/,
+      'the cpu point has the figure the report had on arrival',
     );
     assert.match(
       w.points[7]?.line ?? '',
