@@ -11,6 +11,9 @@ import type { AlertEngine } from './alerts/engine.js';
 import { alertKey } from './alerts/engine.js';
 import type { Store } from './store/store.js';
 
+/** Components named one by one in the history entry of a node's first report (the rest counted). */
+export const FIRST_REPORT_LISTED = 32;
+
 /** A pseudo-state recorded when a component disappears from its node's reports. */
 export const GONE = 'GONE';
 
@@ -75,6 +78,10 @@ export class ComponentTracker {
       node,
       components.map((c) => c.uuid),
     );
+    if (known.size === 0 && components.length > 0) {
+      this.firstReport(node, known, components, at);
+      return;
+    }
     const present = new Set<string>();
     for (const c of components) {
       present.add(c.uuid);
@@ -90,6 +97,73 @@ export class ComponentTracker {
     }
   }
 
+  /**
+   * The first report of a node the tracker knows nothing of (a new board, or one whose components
+   * were all gone): each component's row, and **one** history entry naming them all (a fleet of
+   * 5,000 new boards with 8 components each writes 5,000 entries, not 40,000). A FAILED one
+   * raises its alert; an alert left open from before for one reported in another state is resolved.
+   */
+  private firstReport(node: string, known: Map<string, Known>, components: readonly Component[], at: number): void {
+    const listed: { uuid: string; name: string; id: string; state: string }[] = [];
+    for (const c of components) {
+      if (known.has(c.uuid)) continue; // a uuid repeated in the report counts once
+      known.set(c.uuid, { state: c.state, name: c.config.name, id: c.config.id });
+      listed.push({ uuid: c.uuid, name: c.config.name, id: c.config.id, state: c.state });
+      this.save(node, c.uuid, c.config.name, c.config.id, c.state, at);
+      this.alert(node, c.uuid, c.config.name, c.state, at);
+    }
+    const shown = listed.slice(0, FIRST_REPORT_LISTED);
+    const more = listed.length - shown.length;
+    this.store.addHistory({
+      at,
+      node,
+      kind: 'component',
+      operation: 'REPORTED',
+      args: { components: shown, ...(more > 0 ? { more } : {}) },
+      message:
+        `${node} reports ${listed.length} component${listed.length === 1 ? '' : 's'}: ` +
+        shown.map((c) => `${c.name || c.uuid} (${c.uuid}) ${c.state}`).join(', ') +
+        (more > 0 ? ` and ${more} more` : ''),
+      who: 'manager',
+    });
+  }
+
+  private save(node: string, uuid: string, name: string, id: string, state: string, at: number): void {
+    this.store.saveComponent({
+      node,
+      uuid,
+      type: null,
+      name: name || null,
+      cid: id || null,
+      state,
+      deployment: null,
+      first_seen: at,
+      last_seen: at,
+    });
+  }
+
+  /** Raises component_failed for a FAILED component; resolves an open one otherwise (messages built only then). */
+  private alert(node: string, uuid: string, name: string, to: string, at: number): void {
+    const label = () => `component ${name || uuid} (${uuid}) on ${node}`;
+    if (to === 'FAILED') {
+      this.alerts.raise(
+        {
+          kind: 'component_failed',
+          rule: 'component_failed',
+          severity: this.severity,
+          node,
+          instance: uuid,
+          message: `${label()} is FAILED`,
+        },
+        at,
+      );
+      return;
+    }
+    const key = alertKey('component_failed', node, 'component_failed', uuid);
+    if (this.alerts.isOpen(key))
+      this.alerts.resolve(key, at, to === GONE ? `${label()} is no longer reported` : `${label()} is ${to}`);
+  }
+
   private change(
     node: string,
     uuid: string,
@@ -99,17 +173,7 @@ export class ComponentTracker {
     to: string,
     at: number,
   ): void {
-    this.store.saveComponent({
-      node,
-      uuid,
-      type: null,
-      name: name || null,
-      cid: id || null,
-      state: to,
-      deployment: null,
-      first_seen: at,
-      last_seen: at,
-    });
+    this.save(node, uuid, name, id, to, at);
     const label = `component ${name || uuid} (${uuid}) on ${node}`;
     this.store.addHistory({
       at,
@@ -120,21 +184,6 @@ export class ComponentTracker {
       message: to === GONE ? `${label} is no longer reported` : `${label}: ${from ?? 'new'} → ${to}`,
       who: 'manager',
     });
-    const key = alertKey('component_failed', node, 'component_failed', uuid);
-    if (to === 'FAILED') {
-      this.alerts.raise(
-        {
-          kind: 'component_failed',
-          rule: 'component_failed',
-          severity: this.severity,
-          node,
-          instance: uuid,
-          message: `${label} is FAILED`,
-        },
-        at,
-      );
-    } else {
-      this.alerts.resolve(key, at, to === GONE ? `${label} is no longer reported` : `${label} is ${to}`);
-    }
+    this.alert(node, uuid, name, to, at);
   }
 }

@@ -416,6 +416,11 @@ export class AlertEngine extends EventEmitter {
     return a;
   }
 
+  /** Whether the alert of `key` (alertKey) is open. */
+  isOpen(key: string): boolean {
+    return this.open.has(key);
+  }
+
   /** Resolves the open alert with this key, if any. Returns whether one was open. */
   resolve(key: string, at: number, message: string): boolean {
     const a = this.open.get(key);

@@ -1,8 +1,8 @@
 /**
- * The component tracker (docs/protocol.md "`component[]`: the agent's workloads"): only changes
- * are recorded, a report that repeats the previous one costs nothing, and a component missing
- * from a report is recorded GONE even when a hostile report repeats another uuid to keep the
- * count.
+ * The component tracker (docs/protocol.md "`component[]`: the agent's workloads"): a node's first
+ * report is one history entry naming its components, then only changes are recorded, a report
+ * that repeats the previous one costs nothing, and a component missing from a report is recorded
+ * GONE even when a hostile report repeats another uuid to keep the count.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,15 +45,23 @@ describe('component tracker', () => {
   it('records changes only; a repeated report records nothing', () => {
     const { t, store, history } = tracker();
     t.observe('1-1-0', [A, B], T0);
+    assert.deepEqual(history(), ['1-1-0 reports 2 components: a (u-a) RUNNING, b (u-b) RUNNING']);
+    assert.deepEqual(
+      store.loadComponents().map((c) => [c.uuid, c.state]),
+      [
+        ['u-a', 'RUNNING'],
+        ['u-b', 'RUNNING'],
+      ],
+    );
     t.observe('1-1-0', [A, B], T0 + 1);
     t.observe('1-1-0', [A, B], T0 + 2);
-    assert.equal(history().length, 2);
+    assert.equal(history().length, 1);
     t.observe('1-1-0', [A, { ...B, state: 'FAILED' }], T0 + 3);
-    assert.equal(history().length, 3);
-    assert.match(history()[2] ?? '', /RUNNING → FAILED/);
+    assert.equal(history().length, 2);
+    assert.match(history()[1] ?? '', /RUNNING → FAILED/);
     // Same components in another order: no change recorded.
     t.observe('1-1-0', [{ ...B, state: 'FAILED' }, A], T0 + 4);
-    assert.equal(history().length, 3);
+    assert.equal(history().length, 2);
     store.close();
   });
 
@@ -61,10 +69,23 @@ describe('component tracker', () => {
     const { t, store, history } = tracker();
     t.observe('1-1-0', [A, B], T0);
     t.observe('1-1-0', [A, A], T0 + 1);
-    assert.equal(history().length, 3);
-    assert.match(history()[2] ?? '', /component b \(u-b\) on 1-1-0 is no longer reported/);
+    assert.equal(history().length, 2);
+    assert.match(history()[1] ?? '', /component b \(u-b\) on 1-1-0 is no longer reported/);
     t.observe('1-1-0', [A], T0 + 2);
-    assert.equal(history().length, 3, 'A alone, as known: nothing new');
+    assert.equal(history().length, 2, 'A alone, as known: nothing new');
+    store.close();
+  });
+
+  it("a first report's FAILED component raises its alert; a huge report is listed in part", () => {
+    const { t, store, alerts, history } = tracker();
+    const many = Array.from({ length: 40 }, (_, i) =>
+      component({ uuid: `u-${i}`, config: { name: `c${i}`, id: `i${i}` } }),
+    );
+    t.observe('1-2-0', [{ ...A, state: 'FAILED' }, ...many], T0);
+    assert.equal(alerts.openOf('component_failed'), 1);
+    assert.equal(history().length, 1);
+    assert.match(history()[0] ?? '', /^1-2-0 reports 41 components: a \(u-a\) FAILED, .* and 9 more$/);
+    assert.equal(store.loadComponents().length, 41);
     store.close();
   });
 });
