@@ -150,8 +150,25 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     for (;;) {
       const st = await getJson<{ nodes: { online: number } }>(`${base}/api/v1/status`, 10_000, mgr.token);
       if (st.nodes.online >= n && fleet.counters.ok['/resource'] >= n) break;
-      if (Date.now() > deadline)
-        throw new Error(`only ${st.nodes.online}/${n} online, ${fleet.counters.ok['/resource']} resource reports`);
+      if (Date.now() > deadline) {
+        // Which side ran out first: the manager's CPU, the fleet process's (one core playing every
+        // agent), or neither (the machine: other load, the kernel's accept queue).
+        const secs = (performance.now() - started) / 1000;
+        const mCpu = ((cpuSeconds(mgr.child.pid) - startCpu) / secs) * 100;
+        const fCpu = fleetCpu.stop();
+        const loop = fleet.eventLoop(true).p99;
+        const failed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+        const first =
+          fCpu >= 90
+            ? 'the fleet process ran out of CPU first'
+            : mCpu >= 90
+              ? "the manager's CPU ran out first"
+              : 'neither process saturated a core';
+        throw new Error(
+          `only ${st.nodes.online}/${n} online, ${fleet.counters.ok['/resource']} resource reports, ${failed} fleet failures after 60 s: ` +
+            `manager CPU ${fx(mCpu, 0)} %, fleet process CPU ${fx(fCpu, 0)} % (event-loop p99 ${fx(loop, 0)} ms): ${first}`,
+        );
+      }
       await sleep(250);
     }
     const startupMs = performance.now() - started;
