@@ -100,8 +100,9 @@ export class ComponentTracker {
   /**
    * The first report of a node the tracker knows nothing of (a new board, or one whose components
    * were all gone): each component's row, and **one** history entry naming them all (a fleet of
-   * 5,000 new boards with 8 components each writes 5,000 entries, not 40,000). A FAILED one
-   * raises its alert; an alert left open from before for one reported in another state is resolved.
+   * 5,000 new boards with 8 components each writes 5,000 entries, not 40,000). A FAILED one also
+   * gets its own entry (`new → FAILED`) and raises its alert; an alert left open from before for
+   * one reported in another state is resolved.
    */
   private firstReport(node: string, known: Map<string, Known>, components: readonly Component[], at: number): void {
     const listed: { uuid: string; name: string; id: string; state: string }[] = [];
@@ -109,6 +110,11 @@ export class ComponentTracker {
       if (known.has(c.uuid)) continue; // a uuid repeated in the report counts once
       known.set(c.uuid, { state: c.state, name: c.config.name, id: c.config.id });
       listed.push({ uuid: c.uuid, name: c.config.name, id: c.config.id, state: c.state });
+      if (c.state === 'FAILED') {
+        // A failure is news even in a first report: its own entry, as for a change, and its alert.
+        this.change(node, c.uuid, c.config.name, c.config.id, null, c.state, at);
+        continue;
+      }
       this.save(node, c.uuid, c.config.name, c.config.id, c.state, at);
       this.alert(node, c.uuid, c.config.name, c.state, at);
     }

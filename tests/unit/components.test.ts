@@ -83,8 +83,9 @@ describe('component tracker', () => {
     );
     t.observe('1-2-0', [{ ...A, state: 'FAILED' }, ...many], T0);
     assert.equal(alerts.openOf('component_failed'), 1);
-    assert.equal(history().length, 1);
-    assert.match(history()[0] ?? '', /^1-2-0 reports 41 components: a \(u-a\) FAILED, .* and 9 more$/);
+    assert.equal(history().length, 2);
+    assert.equal(history()[0], 'component a (u-a) on 1-2-0: new → FAILED', 'a failure has its own entry');
+    assert.match(history()[1] ?? '', /^1-2-0 reports 41 components: a \(u-a\) FAILED, .* and 9 more$/);
     assert.equal(store.loadComponents().length, 41);
     store.close();
   });
