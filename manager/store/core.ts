@@ -419,6 +419,9 @@ export class StoreCore {
     this.started = false;
     this.flush();
     this.cancelQueueTimers();
+    if (this.fImmediate) clearImmediate(this.fImmediate);
+    this.fImmediate = undefined;
+    this.flushWaits = false;
     this.closedFlag = true;
     this.db.close();
   }
@@ -521,11 +524,8 @@ export class StoreCore {
   private cancelQueueTimers(): void {
     if (this.qTimer) clearTimeout(this.qTimer);
     if (this.qImmediate) clearImmediate(this.qImmediate);
-    if (this.fImmediate) clearImmediate(this.fImmediate);
     this.qTimer = undefined;
     this.qImmediate = undefined;
-    this.fImmediate = undefined;
-    this.flushWaits = false;
   }
 
   /**
@@ -576,6 +576,11 @@ export class StoreCore {
     if (this.queueDepth === 0) return;
     this.cancelQueueTimers();
     while (this.queueDepth > 0 && !this.closedFlag) this.writeBatch(true);
+    // A periodic flush that waited for the queue goes on (a read must not cancel it).
+    if (this.flushWaits && !this.closedFlag) {
+      this.flushWaits = false;
+      this.scheduleFlushStep();
+    }
   }
 
   /**
