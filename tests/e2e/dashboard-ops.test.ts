@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { DASHBOARD_ARTIFACTS, launchChromium, login as loginAs, missingChromium } from '../helpers/chromium.js';
 import {
   adminToken,
   apiFetch,
@@ -30,18 +31,13 @@ import {
 } from '../helpers/daemons.js';
 import { missingRoot, needs } from '../helpers/need.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const NODE = '3-4-0';
 const TOKEN = 'dashboard-ops-e2e-token-51af';
-const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'dashboard');
 const VIEWER = { user: 'looker', password: 'viewer-password-2' };
 
 describe(
   'dashboard operations pages in Chromium against a real manager and agent',
-  needs(
-    missingRoot('agent exec and files as root'),
-    !existsSync(CHROMIUM) && `needs ${CHROMIUM} (apt-get install chromium)`,
-  ),
+  needs(missingRoot('agent exec and files as root'), missingChromium()),
   () => {
     let tmp: string;
     let root: string;
@@ -52,14 +48,14 @@ describe(
     let admin: BrowserContext;
     let page: Page;
     const logs = () => `--- manager:\n${manager?.output().slice(-3000)}\n--- agent:\n${agent?.output().slice(-3000)}`;
-    const shot = (p: Page, name: string) => p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+    const shot = (p: Page, name: string) =>
+      p.screenshot({ path: path.join(DASHBOARD_ARTIFACTS, `${name}.png`), fullPage: true });
     const orFail = (e: Error) => assert.fail(`${e.message}\n${logs()}`);
 
     before(async () => {
       tmp = mkdtempSync(path.join(os.tmpdir(), 'muster-dashboard-ops-'));
       root = path.join(tmp, 'root');
       mkdirSync(root);
-      mkdirSync(ARTIFACTS, { recursive: true });
       execFileSync(process.execPath, [
         path.join(ROOT, 'scripts', 'build-dashboard.mjs'),
         '--out',
@@ -122,8 +118,7 @@ describe(
         },
         30_000,
       ).catch(orFail);
-      const { chromium } = await import('playwright-core');
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      browser = await launchChromium();
       admin = await browser.newContext({ viewport: { width: 1280, height: 900 } });
       page = await admin.newPage();
     });
@@ -135,13 +130,7 @@ describe(
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     });
 
-    const login = async (p: Page, user: string, password: string) => {
-      await p.goto(base);
-      await p.getByLabel('User').fill(user);
-      await p.getByLabel('Password').fill(password);
-      await p.getByRole('button', { name: 'Log in' }).click();
-      await p.locator('#who').waitFor();
-    };
+    const login = (p: Page, user: string, password: string) => loginAs(p, base, user, password);
 
     it('runs a command from the exec console and shows its output, states and exit codes', {
       timeout: 40_000,

@@ -10,12 +10,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { NodeDetail } from '../../common/api/nodes.js';
+import { DASHBOARD_ARTIFACTS, launchChromium, login as loginAs, missingChromium } from '../helpers/chromium.js';
 import {
   apiFetch,
   freePort,
@@ -30,20 +31,14 @@ import {
 import { type FileServer, run, serveDir } from '../helpers/images.js';
 import { missingCommand, missingRoot, needs } from '../helpers/need.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const NODE = '3-2-0';
 const TOKEN = 'dashboard-e2e-token-7c1d';
 const BUNDLE = 'sleeper.bar';
-const ARTIFACTS = path.join(ROOT, 'test-artifacts', 'dashboard');
 const VIEWER = { user: 'watcher', password: 'viewer-password-1' };
 
 describe(
   'dashboard in Chromium against a real manager and agent',
-  needs(
-    missingRoot('bar components (process groups, cgroups)'),
-    !existsSync(CHROMIUM) && `needs ${CHROMIUM} (apt-get install chromium)`,
-    missingCommand('tar'),
-  ),
+  needs(missingRoot('bar components (process groups, cgroups)'), missingChromium(), missingCommand('tar')),
   () => {
     let tmp: string;
     let bundles: FileServer;
@@ -55,11 +50,10 @@ describe(
     let admin: BrowserContext;
     let page: Page;
     const logs = () => `--- manager:\n${manager?.output().slice(-3000)}\n--- agent:\n${agent?.output().slice(-3000)}`;
-    const shot = (p: Page, name: string) => p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+    const shot = (p: Page, name: string) => p.screenshot({ path: path.join(DASHBOARD_ARTIFACTS, `${name}.png`) });
 
     before(async () => {
       tmp = mkdtempSync(path.join(os.tmpdir(), 'muster-dashboard-e2e-'));
-      mkdirSync(ARTIFACTS, { recursive: true });
       // The page, built for this run (the manager reads it from dashboard.dir).
       execFileSync(process.execPath, [
         path.join(ROOT, 'scripts', 'build-dashboard.mjs'),
@@ -125,8 +119,7 @@ describe(
       });
       assert.equal(r.status, 201, await r.text());
 
-      const { chromium } = await import('playwright-core');
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+      browser = await launchChromium();
       admin = await browser.newContext({ viewport: { width: 1280, height: 800 } });
       page = await admin.newPage();
     });
@@ -139,13 +132,7 @@ describe(
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     });
 
-    const login = async (p: Page, user: string, password: string) => {
-      await p.goto(base);
-      await p.getByLabel('User').fill(user);
-      await p.getByLabel('Password').fill(password);
-      await p.getByRole('button', { name: 'Log in' }).click();
-      await p.locator('#who').waitFor();
-    };
+    const login = (p: Page, user: string, password: string) => loginAs(p, base, user, password);
 
     it('refuses a wrong password, then logs in', { timeout: 30_000 }, async () => {
       await page.goto(base);
@@ -327,8 +314,8 @@ describe(
         'the page was not reloaded',
       );
       assert.equal(await page.locator('#who').textContent(), 'admin (admin)', 'the session survived the restart');
-      assert.ok(readdirSync(ARTIFACTS).length >= 5);
-      assert.ok(readFileSync(path.join(ARTIFACTS, 'chassis.png')).length > 1000);
+      assert.ok(readdirSync(DASHBOARD_ARTIFACTS).length >= 5);
+      assert.ok(readFileSync(path.join(DASHBOARD_ARTIFACTS, 'chassis.png')).length > 1000);
     });
   },
 );
