@@ -18,16 +18,26 @@ export const FIRST_REPORT_LISTED = 32;
 export const GONE = 'GONE';
 
 interface Known {
+  uuid: string;
   state: string;
   name: string;
   id: string;
 }
 
+/** What is known of one node's components. */
+interface NodeComponents {
+  /** By uuid. */
+  known: Map<string, Known>;
+  /**
+   * The entries of `known` for the node's latest report, in report order, null before one: a report
+   * that repeats it is recognised with one pass and no lookup (the fast path of `observe`).
+   */
+  latest: Known[] | null;
+}
+
 /** Follows component states per node. */
 export class ComponentTracker {
-  private readonly nodes = new Map<string, Map<string, Known>>();
-  /** The uuids of each node's latest report, in report order (the fast path of `observe`). */
-  private readonly order = new Map<string, string[]>();
+  private readonly nodes = new Map<string, NodeComponents>();
 
   constructor(
     private readonly store: Store,
@@ -39,7 +49,7 @@ export class ComponentTracker {
   restore(): void {
     for (const c of this.store.loadComponents()) {
       if (c.state === null || c.state === GONE) continue;
-      this.of(c.node).set(c.uuid, { state: c.state, name: c.name ?? '', id: c.cid ?? '' });
+      this.of(c.node).known.set(c.uuid, { uuid: c.uuid, state: c.state, name: c.name ?? '', id: c.cid ?? '' });
     }
   }
 
@@ -48,10 +58,10 @@ export class ComponentTracker {
     this.severity = s;
   }
 
-  private of(node: string): Map<string, Known> {
+  private of(node: string): NodeComponents {
     let m = this.nodes.get(node);
     if (!m) {
-      m = new Map();
+      m = { known: new Map(), latest: null };
       this.nodes.set(node, m);
     }
     return m;
@@ -59,42 +69,38 @@ export class ComponentTracker {
 
   /** Compares a node's latest report with what was known; records and alerts on changes. */
   observe(node: string, components: readonly Component[], at: number): void {
-    const known = this.of(node);
+    const rec = this.of(node);
+    const { known, latest } = rec;
     // Most reports repeat the previous one: the same components, in the same order, unchanged.
-    const order = this.order.get(node);
-    if (order !== undefined && order.length === components.length && known.size === order.length) {
+    if (latest !== null && latest.length === components.length && known.size === latest.length) {
       let same = true;
       for (let i = 0; i < components.length; i++) {
         const c = components[i] as Component;
-        const before = known.get(c.uuid);
-        if (order[i] !== c.uuid || before === undefined || before.state !== c.state || before.id !== c.config.id) {
+        const before = latest[i] as Known;
+        if (before.uuid !== c.uuid || before.state !== c.state || before.id !== c.config.id) {
           same = false;
           break;
         }
       }
       if (same) return;
     }
-    this.order.set(
-      node,
-      components.map((c) => c.uuid),
-    );
-    if (known.size === 0 && components.length > 0) {
-      this.firstReport(node, known, components, at);
-      return;
+    if (known.size === 0 && components.length > 0) this.firstReport(node, known, components, at);
+    else {
+      const present = new Set<string>();
+      for (const c of components) {
+        present.add(c.uuid);
+        const before = known.get(c.uuid);
+        if (before && before.state === c.state && before.id === c.config.id) continue;
+        known.set(c.uuid, { uuid: c.uuid, state: c.state, name: c.config.name, id: c.config.id });
+        this.change(node, c.uuid, c.config.name, c.config.id, before?.state ?? null, c.state, at);
+      }
+      for (const [uuid, k] of known) {
+        if (present.has(uuid)) continue;
+        known.delete(uuid);
+        this.change(node, uuid, k.name, k.id, k.state, GONE, at);
+      }
     }
-    const present = new Set<string>();
-    for (const c of components) {
-      present.add(c.uuid);
-      const before = known.get(c.uuid);
-      if (before && before.state === c.state && before.id === c.config.id) continue;
-      known.set(c.uuid, { state: c.state, name: c.config.name, id: c.config.id });
-      this.change(node, c.uuid, c.config.name, c.config.id, before?.state ?? null, c.state, at);
-    }
-    for (const [uuid, k] of known) {
-      if (present.has(uuid)) continue;
-      known.delete(uuid);
-      this.change(node, uuid, k.name, k.id, k.state, GONE, at);
-    }
+    rec.latest = components.map((c) => known.get(c.uuid) as Known);
   }
 
   /**
@@ -108,7 +114,7 @@ export class ComponentTracker {
     const listed: { uuid: string; name: string; id: string; state: string }[] = [];
     for (const c of components) {
       if (known.has(c.uuid)) continue; // a uuid repeated in the report counts once
-      known.set(c.uuid, { state: c.state, name: c.config.name, id: c.config.id });
+      known.set(c.uuid, { uuid: c.uuid, state: c.state, name: c.config.name, id: c.config.id });
       listed.push({ uuid: c.uuid, name: c.config.name, id: c.config.id, state: c.state });
       if (c.state === 'FAILED') {
         // A failure is news even in a first report: its own entry, as for a change, and its alert.

@@ -201,16 +201,17 @@ export class Ingest {
   resource(r: ResourceData, text?: string): void {
     const t0 = performance.now();
     const { registry, components, alerts, telemetry } = this.d;
-    const node = registry.ingestResource(r, text);
-    if (node === null) this.m.unmatched.inc();
+    const b = registry.reportResource(r, text);
+    const node = b === null ? null : b.node;
+    if (b === null) this.m.unmatched.inc();
     else {
-      const n = registry.nodes.get(node);
+      const n = registry.nodes.get(b.node);
       // Alerts and components follow the board a node shows; a conflicting claimant's reports do not count.
       if (n && n.primary === r.host_ip) {
         const at = Date.now();
-        components.observe(node, r.component, at);
-        alerts.evaluate(node, r, at);
-        const tags = nodeTags(registry, n);
+        components.observe(b.node, r.component, at);
+        alerts.evaluate(b.node, r, at);
+        const tags = nodeTags(registry, n, b);
         if (tags) telemetry.resource(tags, r, at);
       }
     }

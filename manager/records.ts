@@ -4,7 +4,7 @@
  * composition root.
  */
 import type { HeartbeatData } from '../common/protocol.js';
-import type { LinkState, NodeRecord, NodeRegistry } from './registry.js';
+import type { Board, LinkState, NodeRecord, NodeRegistry } from './registry.js';
 import type { NodeRow, StoredLink } from './store/store.js';
 import type { NodeTags } from './telemetry/index.js';
 
@@ -54,9 +54,12 @@ export function parseLink(text: string | null | undefined): StoredLink | null {
   }
 }
 
-/** The telemetry tags of a node, from its shown board's heartbeat (undefined before one). */
-export function nodeTags(registry: NodeRegistry, n: NodeRecord): NodeTags | undefined {
-  const hb = registry.boardOf(n)?.heartbeat;
+/**
+ * The telemetry tags of a node, from its shown board's heartbeat (undefined before one).
+ * @param shown that board when the caller has it (it is then not looked up)
+ */
+export function nodeTags(registry: NodeRegistry, n: NodeRecord, shown?: Board): NodeTags | undefined {
+  const hb = (shown ?? registry.boardOf(n))?.heartbeat;
   if (!hb) return undefined;
   return { node: n.id, box: n.box_id, slot: n.slot_id, cpu: n.cpu_id, hostname: hb.hostname, host_ip: n.primary };
 }

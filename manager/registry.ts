@@ -34,6 +34,9 @@ export interface ResourceGist {
   component_count: number;
 }
 
+/** The `data` of a resource report body's JSON text (one the report path validated). */
+const dataOf = (text: string): ResourceData => (JSON.parse(text) as { data: ResourceData }).data;
+
 /** The gist of resource report `r`. */
 export function gistOf(r: ResourceData): ResourceGist {
   return {
@@ -52,8 +55,10 @@ export function gistOf(r: ResourceData): ResourceGist {
  * report path, as the request's JSON text (one flat string, ~4.4 KB) with its gist, and parsed on
  * the first read of `resource` (docs/operations.md "Sizing"). A parsed report is a tree of ~300
  * small heap objects that would live until the board's next report and die in V8's old
- * generation; the text costs the collector next to nothing, and most reports are never read
- * whole (the ingest works on the parse it validated, then drops it).
+ * generation; the text costs the collector next to nothing (in the bench's bare server, keeping
+ * each board's latest tree cost ~4 µs of CPU per report, keeping its text nothing measurable:
+ * bench/RESULTS.md), and most reports are never read whole (the ingest works on the parse it
+ * validated, then drops it).
  */
 export class Board {
   heartbeat: HeartbeatData | null = null;
@@ -84,7 +89,7 @@ export class Board {
    */
   get resource(): ResourceData | null {
     if (this.#text !== null) {
-      this.#res = (JSON.parse(this.#text) as { data: ResourceData }).data;
+      this.#res = dataOf(this.#text);
       this.#text = null;
     }
     return this.#res;
@@ -171,8 +176,11 @@ export class NodeRegistry extends EventEmitter {
   readonly nodes = new Map<string, NodeRecord>();
   /** Boards by `host_ip|node id`. */
   readonly boards = new Map<string, Board>();
-  /** host_ip → node ids it claims. */
-  private readonly claims = new Map<string, Set<string>>();
+  /**
+   * host_ip → the node ids it claims, each with its board (the same Board as in `boards`): a
+   * resource report finds its board with one lookup by address.
+   */
+  private readonly claims = new Map<string, Map<string, Board>>();
   /** Resource reports of addresses no heartbeat has named yet, attached by the first heartbeat. */
   private readonly unclaimed = new Map<string, { r: ResourceData | null; at: number; text?: string }>();
   /**
@@ -202,13 +210,23 @@ export class NodeRegistry extends EventEmitter {
       b = new Board(ip, node);
       const early = this.unclaimed.get(ip);
       if (early) {
-        const r = early.r ?? (JSON.parse(early.text as string) as { data: ResourceData }).data;
+        const r = early.r ?? dataOf(early.text as string);
         b.setResource(r, early.at, early.text);
         this.unclaimed.delete(ip);
       }
       this.boards.set(key, b);
     }
     return b;
+  }
+
+  /** Records that address `ip` claims node `id`, with its board `b`. */
+  private claim(ip: string, id: string, b: Board): void {
+    let mine = this.claims.get(ip);
+    if (!mine) {
+      mine = new Map();
+      this.claims.set(ip, mine);
+    }
+    mine.set(id, b);
   }
 
   /** The board of `ip` for node `n` (its primary by default), if it has reported. */
@@ -263,21 +281,18 @@ export class NodeRegistry extends EventEmitter {
     const id = nodeIdOf(h);
     if (!this.nodes.has(id) && this.nodes.size >= this.maxNodes) return null;
     const at = this.now();
-    const b = this.board(h.host_ip, id);
+    // An address may claim several positions: a re-configured board (its old position goes quiet,
+    // then offline) or several agents sharing one address (reported by endRound).
+    let b = this.claims.get(h.host_ip)?.get(id);
+    if (b === undefined) {
+      b = this.board(h.host_ip, id);
+      this.claim(h.host_ip, id, b);
+    }
     b.heartbeat = h;
     b.heartbeatAt = at;
     b.lastRound = this.round;
     const linked = this.nodes.get(id)?.link;
     if (linked) linked.last_at = at;
-
-    // An address may claim several positions: a re-configured board (its old position goes quiet,
-    // then offline) or several agents sharing one address (reported by endRound).
-    let mine = this.claims.get(h.host_ip);
-    if (!mine) {
-      mine = new Set();
-      this.claims.set(h.host_ip, mine);
-    }
-    mine.add(id);
 
     let n = this.nodes.get(id);
     if (!n) {
@@ -340,25 +355,33 @@ export class NodeRegistry extends EventEmitter {
    * @returns the node id, or null when no heartbeat has named this host_ip yet (kept for later)
    */
   ingestResource(r: ResourceData, text?: string): string | null {
+    return this.reportResource(r, text)?.node ?? null;
+  }
+
+  /**
+   * As ingestResource, but returns the board (of `r.host_ip`) whose node the report counts for,
+   * or null: the ingest reads the node's tags from it without another lookup.
+   */
+  reportResource(r: ResourceData, text?: string): Board | null {
     const at = this.now();
-    const ids = this.claims.get(r.host_ip);
-    if (!ids || ids.size === 0) {
+    const mine = this.claims.get(r.host_ip);
+    if (!mine || mine.size === 0) {
       if (this.unclaimed.size >= UNCLAIMED_KEPT) this.unclaimed.clear();
       this.unclaimed.set(r.host_ip, text === undefined ? { r, at } : { r: null, at, text });
       return null;
     }
-    if (ids.size === 1) {
+    if (mine.size === 1) {
       // One position (nearly always): it gets the report whatever its liveness.
-      const b = this.board(r.host_ip, ids.values().next().value as string);
+      const b = mine.values().next().value as Board;
       b.setResource(r, at, text);
-      return b.node;
+      return b;
     }
     // The positions this address still answers for; a position it left gets no more reports.
-    const boards = [...ids].map((id) => this.board(r.host_ip, id));
+    const boards = [...mine.values()];
     const live = boards.filter((b) => this.missed(b) < this.t.suspect_after_rounds);
     const targets = live.length > 0 ? live : [boards.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a))];
     for (const b of targets) b.setResource(r, at, text);
-    return targets.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a)).node;
+    return targets.reduce((a, b) => (b.heartbeatAt > a.heartbeatAt ? b : a));
   }
 
   /**
@@ -422,13 +445,8 @@ export class NodeRegistry extends EventEmitter {
       // Only ever heard once before the restart: any heartbeat from now on confirms it.
       if (r.last_seen <= r.first_seen) this.unconfirmed.set(r.id, { round: -1, at: r.first_seen });
       for (const ip of claimants) {
-        let mine = this.claims.get(ip);
-        if (!mine) {
-          mine = new Set();
-          this.claims.set(ip, mine);
-        }
-        mine.add(r.id);
         const b = this.board(ip, r.id);
+        this.claim(ip, r.id, b);
         b.lastRound = 0;
         if (ip === r.host_ip) {
           b.heartbeat = r.heartbeat;
@@ -496,12 +514,9 @@ export class NodeRegistry extends EventEmitter {
   private readonly shared = new Map<string, number>();
   private checkSharedAddresses(): void {
     const seen = new Set<string>();
-    for (const [ip, ids] of this.claims) {
-      if (ids.size < 2) continue;
-      const answering = [...ids].filter((id) => {
-        const b = this.boards.get(`${ip}|${id}`);
-        return b !== undefined && this.missed(b) === 0;
-      });
+    for (const [ip, mine] of this.claims) {
+      if (mine.size < 2) continue;
+      const answering = [...mine].filter(([, b]) => this.missed(b) === 0).map(([id]) => id);
       if (answering.length < 2) continue;
       const key = `${ip}|${answering.sort().join(',')}`;
       seen.add(key);
@@ -597,12 +612,7 @@ export class NodeRegistry extends EventEmitter {
     const b = this.board(hostIp, id);
     b.heartbeatAt = at;
     b.lastRound = this.round;
-    let mine = this.claims.get(hostIp);
-    if (!mine) {
-      mine = new Set();
-      this.claims.set(hostIp, mine);
-    }
-    mine.add(id);
+    this.claim(hostIp, id, b);
     if (n.state !== 'online') {
       this.transition(n, 'online', n.state === 'offline' ? 'link heartbeat after offline' : 'link heartbeat');
     }

@@ -35,6 +35,10 @@ export interface Sample {
 }
 
 type Reader = (r: ResourceData) => Sample[];
+/** A comparison of a value with a threshold (a rule's op). */
+export type Test = (v: number, threshold: number) => boolean;
+/** Whether any value of a metric in a report passes a test (builds no Sample). */
+type AnyReader = (r: ResourceData, test: Test, threshold: number) => boolean;
 
 function unitOf(description: string): string {
   const m = /(%|°C|\bV\b|\bA\b|\bW\b|bytes)/.exec(description);
@@ -69,7 +73,7 @@ function get(obj: unknown, keys: readonly string[]): number | null {
   return typeof cur === 'number' && Number.isFinite(cur) ? cur : null;
 }
 
-const catalog = new Map<string, MetricInfo & { read: Reader }>();
+const catalog = new Map<string, MetricInfo & { read: Reader; any: AnyReader }>();
 
 function addGroup(
   group: string,
@@ -91,7 +95,20 @@ function addGroup(
             value: get(item, keys),
           }))
       : (r) => [{ instance: null, value: get((r.resource as unknown as Record<string, unknown>)[group], keys) }];
-    catalog.set(name, { name, description, unit: unitOf(description), instance: instanceField, read });
+    const any: AnyReader = list
+      ? (r, test, t) => {
+          const items = list(r);
+          for (let i = 0; i < items.length; i++) {
+            const v = get(items[i], keys);
+            if (v !== null && test(v, t)) return true;
+          }
+          return false;
+        }
+      : (r, test, t) => {
+          const v = get((r.resource as unknown as Record<string, unknown>)[group], keys);
+          return v !== null && test(v, t);
+        };
+    catalog.set(name, { name, description, unit: unitOf(description), instance: instanceField, read, any });
   }
 }
 
@@ -104,7 +121,7 @@ addGroup('component', Component, (r) => r.component, 'uuid', ['index']);
 
 /** Every metric a rule may use, by name. */
 export function metricCatalog(): MetricInfo[] {
-  return [...catalog.values()].map(({ read: _read, ...info }) => info);
+  return [...catalog.values()].map(({ read: _read, any: _any, ...info }) => info);
 }
 
 /** Whether `name` is a metric of the catalog. */
@@ -126,4 +143,15 @@ export function readMetric(metric: string, r: ResourceData): Sample[] {
   const m = catalog.get(metric);
   if (!m) throw new Error(`unknown metric ${metric}`);
   return m.read(r);
+}
+
+/**
+ * Whether any value of `metric` in `r` passes `test(value, threshold)`: what readMetric would
+ * give, without building its samples (the alert engine's per-report check).
+ * @throws Error when `metric` is not in the catalog
+ */
+export function anyMetricValue(metric: string, r: ResourceData, test: Test, threshold: number): boolean {
+  const m = catalog.get(metric);
+  if (!m) throw new Error(`unknown metric ${metric}`);
+  return m.any(r, test, threshold);
 }

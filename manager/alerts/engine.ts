@@ -29,7 +29,7 @@ import { type Logger, RateLimitedLog } from '../../common/log.js';
 import type { ResourceData } from '../../common/protocol.js';
 import type { AlertRuleConfig } from '../config.js';
 import type { OpenAlert, Store, StoredRule } from '../store/store.js';
-import { isMetric, metricCatalog, metricNames, readMetric } from './catalog.js';
+import { anyMetricValue, isMetric, metricCatalog, metricNames, readMetric, type Test } from './catalog.js';
 import type { AlertKind, RuleView } from './types.js';
 
 const RULE_NAME_RE = new RegExp(RULE_NAME_PATTERN);
@@ -77,7 +77,7 @@ export class RuleError extends Error {
 export const alertKey = (kind: AlertKind, node: string | null, rule: string, instance: string | null = null): string =>
   `${kind}|${node ?? ''}|${rule}|${instance ?? ''}`;
 
-const TEST: Record<RuleOp, (v: number, t: number) => boolean> = {
+const TEST: Record<RuleOp, Test> = {
   '>': (v, t) => v > t,
   '>=': (v, t) => v >= t,
   '<': (v, t) => v < t,
@@ -477,8 +477,7 @@ export class AlertEngine extends EventEmitter {
   private anyHolding(r: ResourceData): boolean {
     for (const rule of this.rules.values()) {
       if (!rule.enabled) continue;
-      for (const s of readMetric(rule.metric, r))
-        if (s.value !== null && TEST[rule.op](s.value, rule.threshold)) return true;
+      if (anyMetricValue(rule.metric, r, TEST[rule.op], rule.threshold)) return true;
     }
     return false;
   }

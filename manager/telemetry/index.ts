@@ -7,9 +7,9 @@
  * strings (~220 bytes each) held for the write buffer (manager/telemetry/shipper.ts), which gets
  * them in one batch on the next turn of the event loop (setImmediate). Nothing keeps the parsed
  * report past its request: holding a report's object tree across the event loop (as an intake
- * queue drained later did) made V8 promote every parse tree to the old generation and doubled
- * the ingest's CPU (docs/operations.md "Sizing"). Writes to InfluxDB run from timers, never on
- * a request.
+ * queue drained later did) made V8 promote every parse tree to the old generation and, in an
+ * in-process measurement, nearly doubled the ingest's CPU (docs/operations.md "Sizing"; the
+ * HTTP benchmark's figure moved less). Writes to InfluxDB run from timers, never on a request.
  */
 import type { Registry } from 'prom-client';
 import type { TelemetryStatus } from '../../common/api/telemetry.js';
