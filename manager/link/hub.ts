@@ -47,6 +47,7 @@ import { peerIPv4 } from '../ingest.js';
 import { type NodeRegistry, nodeIdOf } from '../registry.js';
 import type { Store } from '../store/store.js';
 import type { Telemetry } from '../telemetry/index.js';
+import { MessageBucket, pingRound, watchPeer } from '../ws-peers.js';
 
 /** The link's config section (docs/configuration.md "link"). */
 export type LinkConfig = ManagerConfig['link'];
@@ -81,9 +82,8 @@ interface Session {
   /** Heartbeat cadence, ms, and when the last one came. */
   intervalMs: number;
   lastHeartbeat: number;
-  /** Token bucket of the message rate. */
-  tokens: number;
-  refilled: number;
+  /** The message-rate bound (link.max_messages_per_second). */
+  bucket: MessageBucket;
   alive: boolean;
   /** A muster agent (sent muster.report): serves muster.command. */
   muster: boolean;
@@ -262,15 +262,7 @@ export class LinkHub {
   }
 
   private ping(): void {
-    for (const s of this.sessions) {
-      if (!s.alive) {
-        this.m.closed.inc({ reason: 'no_pong' });
-        s.ws.terminate();
-        continue;
-      }
-      s.alive = false;
-      s.ws.ping();
-    }
+    pingRound(this.sessions, () => this.m.closed.inc({ reason: 'no_pong' }));
   }
 
   private send(s: Session, msg: LinkMessage): boolean {
@@ -297,21 +289,18 @@ export class LinkHub {
       hostIp: peer,
       intervalMs: this.d.cfg.heartbeat_interval_ms,
       lastHeartbeat: 0,
-      tokens: this.d.cfg.max_messages_per_second * 2,
-      refilled: now,
+      bucket: new MessageBucket(this.d.cfg.max_messages_per_second),
       alive: true,
       muster: false,
       registerTimer: null,
     };
     this.sessions.add(s);
-    ws.on('pong', () => {
-      s.alive = true;
-    });
     ws.on('close', () => this.closed(s));
-    ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.m.closed.inc({ reason: 'too_large' });
-      this.rl.warn(`link-error:${peer}`, { peer, err: err.message }, 'link connection error');
-    });
+    watchPeer(
+      s,
+      () => this.m.closed.inc({ reason: 'too_large' }),
+      (err) => this.rl.warn(`link-error:${peer}`, { peer, err: err.message }, 'link connection error'),
+    );
 
     const token = url.searchParams.get('token') ?? '';
     const row = token ? this.d.store.linkTokens.byHash(hashLinkToken(token)) : undefined;
@@ -365,19 +354,8 @@ export class LinkHub {
     if (s.regId !== null && this.byNode.get(s.regId) === s) this.byNode.delete(s.regId);
   }
 
-  /** Token bucket: link.max_messages_per_second on average, twice that in a burst. */
-  private allow(s: Session): boolean {
-    const rate = this.d.cfg.max_messages_per_second;
-    const now = Date.now();
-    s.tokens = Math.min(rate * 2, s.tokens + ((now - s.refilled) / 1000) * rate);
-    s.refilled = now;
-    if (s.tokens < 1) return false;
-    s.tokens -= 1;
-    return true;
-  }
-
   private message(s: Session, raw: Buffer, isBinary: boolean): undefined {
-    if (!this.allow(s)) {
+    if (!s.bucket.take()) {
       this.m.closed.inc({ reason: 'rate' });
       this.rl.warn(
         `link-rate:${s.peer}`,

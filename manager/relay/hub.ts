@@ -41,6 +41,7 @@ import {
 import { compile } from '../../common/validate.js';
 import type { ManagerConfig } from '../config.js';
 import type { Store } from '../store/store.js';
+import { MessageBucket, pingRound, watchPeer } from '../ws-peers.js';
 
 /** The relay's config section (docs/configuration.md "relay"). */
 export type RelayConfig = ManagerConfig['relay'];
@@ -97,8 +98,8 @@ interface Session {
   peer: string;
   instance: string;
   alive: boolean;
-  tokens: number;
-  refilled: number;
+  /** The message-rate bound (relay.max_messages_per_second). */
+  bucket: MessageBucket;
 }
 
 interface Pending {
@@ -265,15 +266,7 @@ export class RelayHub {
   }
 
   private ping(): void {
-    for (const s of this.sessions.values()) {
-      if (!s.alive) {
-        this.m.closed.inc({ reason: 'no_pong' });
-        s.ws.terminate();
-        continue;
-      }
-      s.alive = false;
-      s.ws.ping();
-    }
+    pingRound(this.sessions.values(), () => this.m.closed.inc({ reason: 'no_pong' }));
   }
 
   private open(ws: WebSocket, relay: string, peer: string, instance: string): void {
@@ -288,8 +281,7 @@ export class RelayHub {
       peer,
       instance,
       alive: true,
-      tokens: this.d.cfg.max_messages_per_second * 2,
-      refilled: Date.now(),
+      bucket: new MessageBucket(this.d.cfg.max_messages_per_second),
     };
     this.sessions.set(relay, s);
     this.d.store.relays.touchRelay(relay, Date.now());
@@ -306,34 +298,22 @@ export class RelayHub {
         }
       }
     }
-    ws.on('pong', () => {
-      s.alive = true;
-    });
     ws.on('close', () => {
       if (this.sessions.get(relay) === s) {
         this.sessions.delete(relay);
         this.d.log.info({ relay }, 'relay disconnected');
       }
     });
-    ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.m.closed.inc({ reason: 'too_large' });
-      this.rl.warn(`relay-error:${relay}`, { relay, err: err.message }, 'relay connection error');
-    });
+    watchPeer(
+      s,
+      () => this.m.closed.inc({ reason: 'too_large' }),
+      (err) => this.rl.warn(`relay-error:${relay}`, { relay, err: err.message }, 'relay connection error'),
+    );
     ws.on('message', (raw: Buffer, isBinary: boolean) => this.message(s, raw, isBinary));
   }
 
-  private allow(s: Session): boolean {
-    const rate = this.d.cfg.max_messages_per_second;
-    const now = Date.now();
-    s.tokens = Math.min(rate * 2, s.tokens + ((now - s.refilled) / 1000) * rate);
-    s.refilled = now;
-    if (s.tokens < 1) return false;
-    s.tokens -= 1;
-    return true;
-  }
-
   private message(s: Session, raw: Buffer, isBinary: boolean): void {
-    if (!this.allow(s)) {
+    if (!s.bucket.take()) {
       this.m.closed.inc({ reason: 'rate' });
       s.ws.close(1008, 'message rate over relay.max_messages_per_second');
       return;
