@@ -6,7 +6,7 @@
  */
 import type { StatementSync } from 'node:sqlite';
 import type { DeploymentRecord } from '../deploy.js';
-import { bindable, named, type RetentionRule, type StoreCore, type TableModule } from './core.js';
+import type { RetentionRule, StoreCore, TableModule } from './core.js';
 
 /** A component the manager knows of on a node; times in ms since the epoch. */
 export interface ComponentRow {

@@ -15,9 +15,19 @@ import type { RelayExecuteData } from '../../common/relay.js';
 
 const { Server, utils } = ssh2;
 const log = pino({ level: 'silent' });
-const hostKeyA = utils.generateKeyPairSync('ed25519');
-const hostKeyB = utils.generateKeyPairSync('ed25519');
-const userKey = utils.generateKeyPairSync('ed25519');
+/**
+ * An ed25519 key pair that ssh2 itself can read back: its generateKeyPairSync strips leading zero
+ * bytes of the public key, so about 1 pair in 256 does not parse (mscdex/ssh2#1513, #1390).
+ */
+function keyPair(): { private: string; public: string } {
+  for (;;) {
+    const k = utils.generateKeyPairSync('ed25519');
+    if (!(utils.parseKey(k.public) instanceof Error) && !(utils.parseKey(k.private) instanceof Error)) return k;
+  }
+}
+const hostKeyA = keyPair();
+const hostKeyB = keyPair();
+const userKey = keyPair();
 const userPub = utils.parseKey(userKey.public) as ParsedKey;
 const fpOf = (pub: string) => fingerprintOf((utils.parseKey(pub) as ParsedKey).getPublicSSH());
 
