@@ -412,6 +412,25 @@ export function rssBytes(pid: number): number {
 }
 
 /** utime + stime of `pid`, seconds. */
+/**
+ * The kernel's count of connections dropped because a listen (accept) queue was full
+ * (TcpExt ListenOverflows of /proc/net/netstat, this network namespace); NaN when unreadable.
+ */
+export function listenOverflows(): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n');
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      const names = (lines[i] as string).split(' ');
+      if (names[0] !== 'TcpExt:') continue;
+      const k = names.indexOf('ListenOverflows');
+      return k < 0 ? Number.NaN : Number((lines[i + 1] as string).split(' ')[k]);
+    }
+  } catch {
+    // not Linux, or /proc not mounted
+  }
+  return Number.NaN;
+}
+
 export function cpuSeconds(pid: number): number {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -28,6 +28,7 @@ import {
   getJson,
   getText,
   isMain,
+  listenOverflows,
   metric,
   mib,
   musterBinary,
@@ -91,6 +92,9 @@ export interface ScalePoint {
   startupManagerCpu: number;
   startupFleetCpu: number;
   startupFleetLoopP99: number;
+  /** Connections the kernel dropped for a full accept queue (TcpExt ListenOverflows) during the start, and the restart. */
+  startupListenOverflows: number;
+  restartListenOverflows: number;
   /** With --profile (MUSTER_BENCH_PROFILE_DIR): the top of a heap snapshot taken after the window (bench/heap-top.ts). */
   heap?: string;
   /** Fleet-side failures by kind (error code or HTTP status). */
@@ -141,6 +145,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
   let mgr: Awaited<ReturnType<typeof startManager>> | undefined;
   try {
     const started = performance.now();
+    const overflows0 = listenOverflows();
     fleet.eventLoop(true);
     const fleetCpu = selfCpuMeter();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir });
@@ -176,6 +181,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     const startupFleetCpu = fleetCpu.stop();
     const startupFleetLoopP99 = fleet.eventLoop(true).p99;
     const startupFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
+    const startupListenOverflows = listenOverflows() - overflows0;
     await sleep(1000);
     const failedBefore = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     const meter = contentionMeter();
@@ -219,6 +225,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     const failedStop = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     const errorsStop = new Map(fleet.counters.errors);
     const restarted = performance.now();
+    const overflows1 = listenOverflows();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir, password });
     let restartMs = Number.NaN;
     for (const until = Date.now() + 60_000; Date.now() < until; ) {
@@ -233,6 +240,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       await sleep(100);
     }
     const restartFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'] - failedStop;
+    const restartListenOverflows = listenOverflows() - overflows1;
     const restartFailures: Record<string, number> = {};
     for (const [k, v] of fleet.counters.errors)
       if (v > (errorsStop.get(k) ?? 0)) restartFailures[k] = v - (errorsStop.get(k) ?? 0);
@@ -243,6 +251,8 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       startupManagerCpu,
       startupFleetCpu,
       startupFleetLoopP99,
+      startupListenOverflows,
+      restartListenOverflows,
       ...(heap ? { heap } : {}),
       restartMs,
       restartFailed,
@@ -298,6 +308,8 @@ export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
         startupManagerCpu: Number.NaN,
         startupFleetCpu: Number.NaN,
         startupFleetLoopP99: Number.NaN,
+        startupListenOverflows: Number.NaN,
+        restartListenOverflows: Number.NaN,
         restartMs: Number.NaN,
         restartFailed: 0,
         failures: {},
@@ -345,7 +357,8 @@ export function formatScale(r: ScaleResult): string {
         `${p.startupMs <= p.startupTargetMs && p.startupFailed === 0 ? 'met' : 'NOT met'}); ` +
         `restart with ${p.n} known boards: every board stored ${fx(p.restartMs / 1000, 1)} s after the process start, ` +
         `${p.restartFailed} failures${p.restartFailed ? ` ${JSON.stringify(p.restartFailures ?? {})}` : ''} (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
-        `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms`,
+        `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms; ` +
+        `accept-queue overflows ${p.startupListenOverflows} (restart ${p.restartListenOverflows})`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)} (${mib(g.rssPerExtraKFull)} with the 30-minute history rings full), heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,
     );

@@ -175,10 +175,9 @@ function render(
         `- **Ingest gap**: the manager reached ${fx(ig.ratio, 2)} of the bare server's rate (target ${TARGET.ingestRatio}); ` +
           `it spends ${fx(ig.manager.cpuUsPerReport, 0)} µs of CPU per report against ${fx(ig.bare.cpuUsPerReport, 0)} µs for parse-only ` +
           `(other processes: ${fx(ig.othersCores, 2)} cores). The report routes no longer go through fastify (the lean path, ` +
-          'manager/routes/reports-lean.ts); what is left beyond the bare server is the validation of ~190 fields, the registry, components, ' +
-          "alerts and recent-history work on each report, and the garbage collection of the reports it keeps (each board's last report " +
-          'is held, so every parsed report survives until the next one and is collected in the old generation, where the bare server ' +
-          'drops it young). See the profile below.',
+          'manager/routes/reports-lean.ts); what is left beyond the bare server is the depth scan and the validation of ~190 fields, ' +
+          'the registry, components, alerts and recent-history work on each report, and the young-generation GC of what it keeps ' +
+          "(each board's report text survives scavenges until the next report). See the issue 13 section above (and the profile below, with --profile).",
       );
     notes.push(
       ...profileNotes(
@@ -371,12 +370,17 @@ function render(
             `(${JSON.stringify(p.failures)}); restart with the boards known ${fx(p.restartMs / 1000, 1)} s, ${p.restartFailed} failures; ` +
             `target ${fx(p.startupTargetMs / 1000, 1)} s, 0 failures. During the start the manager used ${fx(p.startupManagerCpu, 0)} % of a core ` +
             `and the fleet process ${fx(p.startupFleetCpu, 0)} % (fleet event-loop p99 ${fx(p.startupFleetLoopP99, 0)} ms), other processes ` +
-            `${fx(p.othersCores, 2)} cores: ${
+            `${fx(p.othersCores, 2)} cores; the kernel dropped ${p.startupListenOverflows} connections for a full accept queue ` +
+            `(restart: ${p.restartListenOverflows}): ${
               p.startupFleetCpu >= 90
                 ? 'the fleet process, one core playing every agent, ran out of CPU first: its reports left late and timed out at the agents.'
                 : p.startupManagerCpu >= 90
                   ? "the manager's event loop ran out of CPU first (one core): reports queued in its accept and socket buffers past the agents' 2 s timeout."
-                  : "neither process saturated a core: the shared machine (other load) and the kernel's accept queue limit it."
+                  : p.startupListenOverflows > 0 || p.restartListenOverflows > 0
+                    ? 'neither process saturated a core on average; the accept queue overflowed (docs/operations.md "Sizing": raise net.core.somaxconn).'
+                    : p.startupFleetLoopP99 >= 500
+                      ? "neither process saturated a core on average, and no accept queue overflowed: both work in bursts (every agent answers within the 1 s reply window) and the fleet process's event loop lags meanwhile: a report not answered within the agent's 2 s limit, as the fleet's own lagging timers count it, is a failure."
+                      : "neither process saturated a core on average, no accept queue overflowed and the fleet's loop kept up: the manager's start comes in bursts (every new board's first heartbeat, then its first resource report with its components' rows and history, each within a 1 s reply window, on code not yet optimised), and requests queue past the agent's 2 s limit in them."
             }`,
         );
     }
