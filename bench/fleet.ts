@@ -20,7 +20,7 @@
  * Safety: a query whose manager_ip is not in 127.0.0.0/8 is ignored (counted as `refused`).
  */
 import dgram from 'node:dgram';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Client } from 'undici';
 import type { ReportUrl } from '../common/constants.js';
@@ -151,6 +151,12 @@ export interface Fleet {
   idle(timeoutMs?: number): Promise<void>;
   /** Event-loop delay of this process since the last reset: p99 and max, ms. */
   eventLoop(reset?: boolean): { p99: number; max: number };
+  /**
+   * How late this process sent its reports (the POST's start minus the query's arrival plus the
+   * delay drawn), ms, since the last reset: the agents' own lag, which the event-loop figure
+   * understates when thousands of reports fall due in one blocked turn.
+   */
+  sendLag(reset?: boolean): { p99: number; max: number };
   /** Leaves the group and closes every connection. */
   stop(): Promise<void>;
 }
@@ -187,6 +193,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const timers = new Set<NodeJS.Timeout>();
   const eld = monitorEventLoopDelay({ resolution: 10 });
   eld.enable();
+  const lag = createHistogram();
   let stopped = false;
   let idleWaiters: (() => void)[] = [];
 
@@ -217,6 +224,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     const body =
       url === '/heartbeat' ? (hbJson[i] as string) : JSON.stringify(nextFleetResource(i, boards[i] as FleetBoard, net));
     const sentAt = wallMs();
+    lag.record(Math.max(1, Math.round((sentAt - queryAt - delay) * 1000)));
     counters.sent[url]++;
     counters.inFlight++;
     let status = 0;
@@ -303,6 +311,11 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
           resolve();
         });
       });
+    },
+    sendLag(reset = true) {
+      const r = lag.count > 0 ? { p99: lag.percentile(99) / 1000, max: lag.max / 1000 } : { p99: 0, max: 0 };
+      if (reset) lag.reset();
+      return r;
     },
     eventLoop(reset = true) {
       const r = { p99: eld.percentile(99) / 1e6, max: eld.max / 1e6 };

@@ -92,6 +92,8 @@ export interface ScalePoint {
   startupManagerCpu: number;
   startupFleetCpu: number;
   startupFleetLoopP99: number;
+  /** How late the fleet process sent its reports during the start, p99, ms (Fleet.sendLag). */
+  startupFleetSendLagP99: number;
   /** Connections the kernel dropped for a full accept queue (TcpExt ListenOverflows) during the start, and the restart. */
   startupListenOverflows: number;
   restartListenOverflows: number;
@@ -147,6 +149,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     const started = performance.now();
     const overflows0 = listenOverflows();
     fleet.eventLoop(true);
+    fleet.sendLag(true);
     const fleetCpu = selfCpuMeter();
     mgr = await startManager({ httpPort: await freePort(), mcastPort, dataDir: dir });
     const startCpu = cpuSeconds(mgr.child.pid);
@@ -180,6 +183,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
     const startupManagerCpu = ((cpuSeconds(mgr.child.pid) - startCpu) / (startupMs / 1000)) * 100;
     const startupFleetCpu = fleetCpu.stop();
     const startupFleetLoopP99 = fleet.eventLoop(true).p99;
+    const startupFleetSendLagP99 = fleet.sendLag(true).p99;
     const startupFailed = fleet.counters.failed['/heartbeat'] + fleet.counters.failed['/resource'];
     const startupListenOverflows = listenOverflows() - overflows0;
     await sleep(1000);
@@ -251,6 +255,7 @@ async function measure(n: number, seconds: number, seed: number): Promise<ScaleP
       startupManagerCpu,
       startupFleetCpu,
       startupFleetLoopP99,
+      startupFleetSendLagP99,
       startupListenOverflows,
       restartListenOverflows,
       ...(heap ? { heap } : {}),
@@ -308,6 +313,7 @@ export async function runScale(o: ScaleOptions = {}): Promise<ScaleResult> {
         startupManagerCpu: Number.NaN,
         startupFleetCpu: Number.NaN,
         startupFleetLoopP99: Number.NaN,
+        startupFleetSendLagP99: Number.NaN,
         startupListenOverflows: Number.NaN,
         restartListenOverflows: Number.NaN,
         restartMs: Number.NaN,
@@ -357,7 +363,7 @@ export function formatScale(r: ScaleResult): string {
         `${p.startupMs <= p.startupTargetMs && p.startupFailed === 0 ? 'met' : 'NOT met'}); ` +
         `restart with ${p.n} known boards: every board stored ${fx(p.restartMs / 1000, 1)} s after the process start, ` +
         `${p.restartFailed} failures${p.restartFailed ? ` ${JSON.stringify(p.restartFailures ?? {})}` : ''} (${p.restartMs <= p.startupTargetMs && p.restartFailed === 0 ? 'met' : 'NOT met'}); ` +
-        `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms; ` +
+        `during the start: manager CPU ${fx(p.startupManagerCpu, 0)} %, fleet process CPU ${fx(p.startupFleetCpu, 0)} %, fleet loop p99 ${fx(p.startupFleetLoopP99, 0)} ms, reports sent late by p99 ${fx(p.startupFleetSendLagP99, 0)} ms; ` +
         `accept-queue overflows ${p.startupListenOverflows} (restart ${p.restartListenOverflows})`,
       `    vs N = ${r.points[0]?.n}: RSS ×${fx(g.rssRatio, 2)}, heap ×${fx(g.heapRatio, 2)}, CPU ×${fx(g.cpuRatio, 2)}; ` +
         `marginal per 1,000 extra boards: RSS ${mib(g.rssPerExtraK)} (${mib(g.rssPerExtraKFull)} with the 30-minute history rings full), heap ${mib(g.heapPerExtraK)}, CPU ${fx(g.cpuPerExtraK, 1)} %`,

@@ -369,7 +369,7 @@ function render(
           `- **Manager start at N = ${p.n}**: all online ${fx(p.startupMs / 1000, 1)} s after the process start with ${p.startupFailed} fleet failures ` +
             `(${JSON.stringify(p.failures)}); restart with the boards known ${fx(p.restartMs / 1000, 1)} s, ${p.restartFailed} failures; ` +
             `target ${fx(p.startupTargetMs / 1000, 1)} s, 0 failures. During the start the manager used ${fx(p.startupManagerCpu, 0)} % of a core ` +
-            `and the fleet process ${fx(p.startupFleetCpu, 0)} % (fleet event-loop p99 ${fx(p.startupFleetLoopP99, 0)} ms), other processes ` +
+            `and the fleet process ${fx(p.startupFleetCpu, 0)} % (fleet event-loop p99 ${fx(p.startupFleetLoopP99, 0)} ms; its reports left late by p99 ${fx(p.startupFleetSendLagP99, 0)} ms), other processes ` +
             `${fx(p.othersCores, 2)} cores; the kernel dropped ${p.startupListenOverflows} connections for a full accept queue ` +
             `(restart: ${p.restartListenOverflows}): ${
               p.startupFleetCpu >= 90
@@ -378,9 +378,7 @@ function render(
                   ? "the manager's event loop ran out of CPU first (one core): reports queued in its accept and socket buffers past the agents' 2 s timeout."
                   : p.startupListenOverflows > 0 || p.restartListenOverflows > 0
                     ? 'neither process saturated a core on average; the accept queue overflowed (docs/operations.md "Sizing": raise net.core.somaxconn).'
-                    : p.startupFleetLoopP99 >= 500
-                      ? "neither process saturated a core on average, and no accept queue overflowed: both work in bursts (every agent answers within the 1 s reply window) and the fleet process's event loop lags meanwhile: a report not answered within the agent's 2 s limit, as the fleet's own lagging timers count it, is a failure."
-                      : "neither process saturated a core on average, no accept queue overflowed and the fleet's loop kept up: the manager's start comes in bursts (every new board's first heartbeat, then its first resource report with its components' rows and history, each within a 1 s reply window, on code not yet optimised), and requests queue past the agent's 2 s limit in them."
+                    : "neither process saturated a core on average and no accept queue overflowed: both sides work in bursts, the manager's (every new board's first heartbeat, then its first resource report with its components' rows and history, each within a 1 s reply window, on code not yet optimised) and the fleet's (its report timers fire late, as said), and requests queue past the agent's 2 s limit in them."
             }`,
         );
     }
