@@ -72,6 +72,8 @@ export interface WsFleet {
   readonly dueTimes: number[];
   /** ms each reconnect started after it was due (a busy or starved process runs timers late). */
   readonly lateness: number[];
+  /** ms from a failed attempt leaving this process to its failure seen here (refused, reset, timed out). */
+  readonly failedAfter: number[];
   /** Connects every node (at most rampConcurrency handshakes at once); resolves when all registered or after `timeoutMs`. */
   connectAll(timeoutMs: number): Promise<number>;
   /** Resolves when `registeredNow() >= want` or after `timeoutMs`; returns registeredNow(). */
@@ -116,6 +118,7 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
   const attemptTimes: number[] = [];
   const dueTimes: number[] = [];
   const lateness: number[] = [];
+  const failedAfter: number[] = [];
   let registeredNow = 0;
   let stopped = false;
   const waiters = new Set<() => void>();
@@ -160,7 +163,8 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
   const connect = (n: SimNode, onSettled?: () => void) => {
     if (stopped) return;
     counters.attempts++;
-    attemptTimes.push(performance.now());
+    const startedAt = performance.now();
+    attemptTimes.push(startedAt);
     const url = new URL(opts.url);
     url.searchParams.set('token', opts.token);
     url.searchParams.set('node_id', n.id);
@@ -241,7 +245,10 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
         n.registered = false;
         registeredNow--;
         losses.push(performance.now());
-      } else fail(errCode || `close ${code}`);
+      } else {
+        fail(errCode || `close ${code}`);
+        failedAfter.push(performance.now() - startedAt);
+      }
       settle();
       if (stopped) return;
       const delay = reconnectDelay(n.attempt, opts.backoffBaseMs, opts.backoffMaxMs, n.rand);
@@ -280,6 +287,7 @@ export function startWsFleet(opts: WsFleetOptions): WsFleet {
     attemptTimes,
     dueTimes,
     lateness,
+    failedAfter,
     registeredNow: () => registeredNow,
     waitRegistered,
     async connectAll(timeoutMs) {
