@@ -17,7 +17,7 @@ import type { Browser, Page } from 'playwright-core';
 import type { SeriesReply } from '../../common/api/telemetry.js';
 import { fakeHeartbeatData, fakeResourceData, heartbeatBody, resourceBody } from '../../testkit/bodies.js';
 import { writeHistory } from '../../testkit/influx-history.js';
-import { DASHBOARD_ARTIFACTS, launchChromium, missingChromium } from '../helpers/chromium.js';
+import { DASHBOARD_ARTIFACTS, launchChromium, login, missingChromium } from '../helpers/chromium.js';
 import {
   apiFetch,
   freePort,
@@ -135,11 +135,7 @@ describe('board charts over InfluxDB ranges in Chromium', needs(missingInfluxd()
   });
 
   it('the page draws the 24 h range from InfluxDB and times it', { timeout: 45_000 }, async () => {
-    await page.goto(base);
-    await page.getByLabel('User').fill('admin');
-    await page.getByLabel('Password').fill(testAdmin().password);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.locator('#who').waitFor();
+    await login(page, base, 'admin', testAdmin().password);
     await page.goto(`${base}/#/node/${NODE}`);
     const charts = page.locator('section.charts-section');
     await page.getByRole('button', { name: '24 h' }).click();
